@@ -1,0 +1,158 @@
+// The envoy-injector command line (SPEC.md §9). Every command reads the same config as the server
+// and reports errors as one line on standard error.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { stringify as stringifyYaml } from 'yaml';
+import { bootstrapFor } from './cli/bootstrap.ts';
+import { readInput } from './cli/documents.ts';
+import { explainDocuments, formatExplanations } from './cli/explain.ts';
+import { formatInjectReports, injectDocuments } from './cli/inject.ts';
+import { loadConfig } from './config.ts';
+import type { InjectorConfig } from './core/types.ts';
+import { InjectorError, UsageError } from './errors.ts';
+import { resolveRuntime } from './runtime.ts';
+import { VERSION } from './version.ts';
+
+const USAGE = `envoy-injector ${VERSION}: injects an Envoy sidecar and traffic capture into Kubernetes pods.
+
+Usage: envoy-injector [command] [options]
+
+Commands:
+  serve                          Run the admission webhook (default).
+  inject -f FILE|-               Inject Pods and pod templates of a YAML stream; print the result.
+  explain -f FILE|-              Show, for each workload, whether it is injected and why.
+      [--namespace-labels k=v,...] [--output text|json]
+  bootstrap -f FILE|-            Print the Envoy bootstrap the (first) pod runs with.
+      [--output json|yaml]
+  init-iptables [flags]          Install the pod's traffic capture (the envoy-init container).
+  certs                          Write a CA and serving certificate.
+  check                          Check an installation through the kubeconfig.
+  version                        Print the version.
+
+Options for every command:
+  -c, --config FILE              Config file (YAML); default $ENVOY_INJECTOR_CONFIG.
+  -n, --namespace NS             Namespace of documents that name none (default "default").
+  -h, --help                     Show this help.
+`;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  file: { type: 'string', short: 'f' },
+  namespace: { type: 'string', short: 'n' },
+  'namespace-labels': { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Commands implemented in their own modules, loaded only when used. */
+const EXTERNAL_COMMANDS: Record<string, () => Promise<{ run: (args: string[]) => Promise<number> }>> = {
+  'init-iptables': () => import('./iptables/cli.ts'),
+  certs: () => import('./cli/certs.ts'),
+  check: () => import('./cli/check.ts'),
+};
+
+function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--namespace-labels: expected key=value pairs, got ${JSON.stringify(pair)}`);
+    labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return labels;
+}
+
+function requireFile(file: string | undefined, command: string): string {
+  if (file === undefined) throw new UsageError(`${command} needs -f FILE (or -f - for standard input)`);
+  return file;
+}
+
+function outputFormat(value: string | undefined, allowed: readonly string[]): string {
+  const format = value ?? allowed[0] ?? '';
+  if (!allowed.includes(format)) throw new UsageError(`--output must be one of ${allowed.join(', ')}`);
+  return format;
+}
+
+/** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [first] = argv;
+  const command = first === undefined || first.startsWith('-') ? 'serve' : first;
+  const rest = first === undefined || first.startsWith('-') ? argv : argv.slice(1);
+
+  const external = EXTERNAL_COMMANDS[command];
+  if (external !== undefined) return (await external()).run(rest);
+
+  const { values } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: false, strict: true });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (command === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const loadedConfig: InjectorConfig = loadConfig({ file: values.config });
+  const namespace = values.namespace ?? 'default';
+
+  switch (command) {
+    case 'serve': {
+      const { serve } = await import('./serve.ts');
+      await serve(loadedConfig);
+      return 0;
+    }
+    case 'inject': {
+      const file = requireFile(values.file, 'inject');
+      const { runtime } = await resolveRuntime(loadedConfig);
+      const { output, reports } = injectDocuments(readInput(file), file, loadedConfig, runtime, namespace);
+      process.stdout.write(output);
+      for (const line of formatInjectReports(reports)) process.stderr.write(`${line}\n`);
+      return reports.some((r) => r.result.decision.action === 'deny') ? 1 : 0;
+    }
+    case 'explain': {
+      const file = requireFile(values.file, 'explain');
+      const format = outputFormat(values.output, ['text', 'json']);
+      const { runtime, nativeSidecarDetail } = await resolveRuntime(loadedConfig);
+      const labels = values['namespace-labels'];
+      const options = {
+        defaultNamespace: namespace,
+        nativeSidecarDetail,
+        ...(labels === undefined ? {} : { namespaceLabels: parseLabels(labels) }),
+      };
+      const explanations = explainDocuments(readInput(file), file, loadedConfig, runtime, options);
+      process.stdout.write(
+        format === 'json' ? `${JSON.stringify(explanations, null, 2)}\n` : formatExplanations(explanations, options),
+      );
+      return 0;
+    }
+    case 'bootstrap': {
+      const file = requireFile(values.file, 'bootstrap');
+      const format = outputFormat(values.output, ['json', 'yaml']);
+      const { runtime } = await resolveRuntime(loadedConfig);
+      const result = bootstrapFor(readInput(file), file, loadedConfig, runtime, namespace);
+      process.stdout.write(
+        format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyYaml(result.bootstrap, { lineWidth: 0 }),
+      );
+      if (result.unresolved.length > 0) {
+        process.stderr.write(
+          `note: ${result.unresolved.map((n) => `$(${n})`).join(', ')} are filled in by the kubelet when the pod runs\n`,
+        );
+      }
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}; see envoy-injector --help`);
+  }
+}
+
+/** Turns any error into one line on standard error and an exit code (2 for usage errors). */
+export function reportError(error: unknown): number {
+  if (error instanceof InjectorError) {
+    process.stderr.write(`envoy-injector: ${error.message}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`envoy-injector: ${(error as Error).message}; see envoy-injector --help\n`);
+    return 2;
+  }
+  process.stderr.write(`envoy-injector: unexpected error: ${(error as Error)?.message ?? String(error)}\n`);
+  return 1;
+}

@@ -1,0 +1,115 @@
+// Every name, port and key of the product contract (SPEC.md §2), spelled once.
+
+/** Prefix shared by every label and annotation the injector reads or writes. */
+export const DOMAIN = 'envoy-injector.io';
+
+/** Namespace (and pod) label that enables injection: `enabled` turns it on, `disabled` off. */
+export const INJECT_LABEL = `${DOMAIN}/inject`;
+export const INJECT_LABEL_ENABLED = 'enabled';
+export const INJECT_LABEL_DISABLED = 'disabled';
+
+/** Pod annotation that opts a single pod out (`"false"`) or explicitly in (`"true"`). */
+export const INJECT_ANNOTATION = `${DOMAIN}/inject`;
+
+/** Annotation written on injected pods: JSON describing what was added (see InjectionStatus). */
+export const STATUS_ANNOTATION = `${DOMAIN}/status`;
+
+/** Annotation kubectl reads to pick the container for `logs`/`exec` when none is named. */
+export const KUBECTL_DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
+
+/** Per-pod override annotations (SPEC.md §5), without the domain prefix. */
+export const OVERRIDE_SETTINGS = [
+  'exclude-inbound-ports',
+  'include-inbound-ports',
+  'exclude-outbound-ports',
+  'exclude-outbound-ip-ranges',
+  'include-outbound-ip-ranges',
+  'proxy-image',
+  'proxy-cpu',
+  'proxy-memory',
+  'proxy-cpu-limit',
+  'proxy-memory-limit',
+  'log-level',
+  'concurrency',
+  'native-sidecar',
+  'hold-application-until-proxy-starts',
+  'drain-seconds',
+] as const;
+export type OverrideSetting = (typeof OVERRIDE_SETTINGS)[number];
+
+/** Full annotation key of a per-pod override. */
+export function overrideAnnotation(setting: OverrideSetting): string {
+  return `${DOMAIN}/${setting}`;
+}
+
+/** Every annotation key under the domain the injector understands (anything else is a likely typo). */
+export const KNOWN_ANNOTATIONS: readonly string[] = [
+  INJECT_ANNOTATION,
+  STATUS_ANNOTATION,
+  ...OVERRIDE_SETTINGS.map(overrideAnnotation),
+];
+
+export const INIT_CONTAINER_NAME = 'envoy-init';
+export const SIDECAR_CONTAINER_NAME = 'envoy';
+/** emptyDir mounted at /run in envoy-init so iptables can take the xtables lock on a read-only root. */
+export const XTABLES_LOCK_VOLUME_NAME = 'envoy-init-xtables-lock';
+
+/** Environment variable of the sidecar holding the generated bootstrap (see bootstrap.ts). */
+export const BOOTSTRAP_ENV = 'ENVOY_BOOTSTRAP';
+
+/** UID and GID the proxy runs as; traffic from this UID/GID is never redirected. */
+export const PROXY_UID = 1337;
+export const PROXY_GID = 1337;
+
+/** Envoy's ports (SPEC.md §2). */
+export const PORTS = {
+  admin: 15000,
+  outboundCapture: 15001,
+  inboundCapture: 15006,
+  readiness: 15021,
+  prometheus: 15090,
+} as const;
+
+/** Ports the proxy owns: never redirected inbound and never declared by app containers. */
+export const PROXY_PORTS: readonly number[] = [
+  PORTS.admin,
+  PORTS.outboundCapture,
+  PORTS.inboundCapture,
+  PORTS.readiness,
+  PORTS.prometheus,
+];
+
+export const READINESS_PATH = '/ready';
+export const PROMETHEUS_PATH = '/stats/prometheus';
+
+/**
+ * Source addresses of Envoy's inbound passthrough connections. Envoy binds its upstream side of
+ * inbound traffic to these so the iptables rules can tell it apart from the app calling its own
+ * pod IP (which must be captured) and let it reach the app without looping back into the proxy.
+ */
+export const INBOUND_PASSTHROUGH_SOURCE_V4 = '127.0.0.6';
+export const INBOUND_PASSTHROUGH_SOURCE_V6 = '::6';
+
+/** Prefix of every iptables chain the init container creates. */
+export const CHAIN_PREFIX = 'ENVOY_';
+
+/** Default webhook port and paths (SPEC.md §2). */
+export const WEBHOOK_PORT = 8443;
+export const PATHS = {
+  mutate: '/mutate',
+  healthz: '/healthz',
+  readyz: '/readyz',
+  metrics: '/metrics',
+} as const;
+
+/** Containers of other meshes: a pod carrying one already has a proxy capturing its traffic. */
+export const OTHER_MESH_CONTAINERS: readonly string[] = [
+  'istio-proxy',
+  'istio-init',
+  'linkerd-proxy',
+  'linkerd-init',
+  'kuma-sidecar',
+  'kuma-init',
+  'consul-dataplane',
+  'envoy-sidecar',
+];

@@ -1,0 +1,271 @@
+// The Envoy v3 bootstrap generated for one pod.
+//
+// It reaches Envoy without any extra API object: the sidecar's env var ENVOY_BOOTSTRAP holds it as
+// JSON and Envoy starts with `--config-yaml "$(ENVOY_BOOTSTRAP)"`. Values only known once the pod
+// runs (its name, IPs, node) are `$(VAR)` references to downward-API env vars defined before it,
+// which the kubelet expands when it starts the container.
+import { isIP } from 'node:net';
+import {
+  INBOUND_PASSTHROUGH_SOURCE_V4,
+  INBOUND_PASSTHROUGH_SOURCE_V6,
+  PORTS,
+  PROMETHEUS_PATH,
+  READINESS_PATH,
+} from '../constants.ts';
+import type { EffectiveProxyConfig, JsonObject } from './types.ts';
+import { parseHostPort } from './values.ts';
+
+/** Downward-API env vars of the sidecar the bootstrap refers to, with their field paths. */
+export const DOWNWARD_ENV = [
+  { name: 'POD_NAME', fieldPath: 'metadata.name' },
+  { name: 'POD_NAMESPACE', fieldPath: 'metadata.namespace' },
+  { name: 'INSTANCE_IPS', fieldPath: 'status.podIPs' },
+  { name: 'NODE_NAME', fieldPath: 'spec.nodeName' },
+  { name: 'SERVICE_ACCOUNT', fieldPath: 'spec.serviceAccountName' },
+] as const;
+
+const ref = (name: (typeof DOWNWARD_ENV)[number]['name']): string => `$(${name})`;
+
+/** What the bootstrap needs to know about the pod beyond its proxy configuration. */
+export interface BootstrapInput {
+  readonly proxy: EffectiveProxyConfig;
+  /** Name of the workload the pod belongs to (a label or its generateName), for node.cluster. */
+  readonly workloadName: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly injectorVersion: string;
+  readonly configHash: string;
+}
+
+export const CLUSTERS = {
+  outboundPassthrough: 'outbound_passthrough',
+  inboundPassthrough: 'inbound_passthrough',
+  blackhole: 'blackhole',
+  admin: 'envoy_admin',
+  xds: 'xds_control_plane',
+} as const;
+
+const TYPES = {
+  originalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  stdoutLog: 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+  httpOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+} as const;
+
+const socketAddress = (address: string, port: number): JsonObject => ({
+  socket_address: { address, port_value: port },
+});
+
+/** A listener on every address of the pod: IPv4, plus IPv6 when the proxy captures IPv6. */
+function listenerAddresses(port: number, ipv6: boolean): JsonObject {
+  return {
+    address: socketAddress('0.0.0.0', port),
+    // A separate IPv6-only socket (ipv4_compat off) so original_dst sees native IPv4 addresses.
+    ...(ipv6 ? { additional_addresses: [{ address: socketAddress('::', port) }] } : {}),
+  };
+}
+
+function accessLog(proxy: EffectiveProxyConfig): JsonObject {
+  return proxy.accessLog
+    ? { access_log: [{ name: 'envoy.access_loggers.stdout', typed_config: { '@type': TYPES.stdoutLog } }] }
+    : {};
+}
+
+function tcpProxyChain(statPrefix: string, cluster: string, proxy: EffectiveProxyConfig, destinationPort?: number): JsonObject {
+  return {
+    ...(destinationPort === undefined ? {} : { filter_chain_match: { destination_port: destinationPort } }),
+    filters: [
+      {
+        name: 'envoy.filters.network.tcp_proxy',
+        typed_config: { '@type': TYPES.tcpProxy, stat_prefix: statPrefix, cluster, ...accessLog(proxy) },
+      },
+    ],
+  };
+}
+
+/**
+ * A capture listener: the original_dst listener filter recovers where the redirected connection
+ * was going, and TCP passthrough forwards it there. A connection addressed to the capture port
+ * itself would make the proxy connect to itself forever, so it goes to the blackhole.
+ */
+function captureListener(name: string, port: number, direction: 'INBOUND' | 'OUTBOUND', cluster: string, proxy: EffectiveProxyConfig): JsonObject {
+  return {
+    name,
+    ...listenerAddresses(port, proxy.traffic.ipv6),
+    traffic_direction: direction,
+    listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': TYPES.originalDst } }],
+    filter_chains: [tcpProxyChain(`${name}_loop`, CLUSTERS.blackhole, proxy, port), tcpProxyChain(name, cluster, proxy)],
+  };
+}
+
+/** A plain-HTTP listener exposing one path of the admin interface (which stays on 127.0.0.1). */
+function adminPathListener(name: string, port: number, path: string, ipv6: boolean): JsonObject {
+  return {
+    name,
+    ...listenerAddresses(port, ipv6),
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': TYPES.hcm,
+              stat_prefix: name,
+              codec_type: 'AUTO',
+              route_config: {
+                name,
+                virtual_hosts: [
+                  {
+                    name,
+                    domains: ['*'],
+                    routes: [{ match: { path }, route: { cluster: CLUSTERS.admin, timeout: '5s' } }],
+                  },
+                ],
+              },
+              http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': TYPES.router } }],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function originalDstCluster(name: string, extra: JsonObject = {}): JsonObject {
+  return { name, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '10s', ...extra };
+}
+
+function staticCluster(name: string, host: string, port: number): JsonObject {
+  return {
+    name,
+    type: isIP(host) === 0 ? 'STRICT_DNS' : 'STATIC',
+    connect_timeout: '5s',
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(host, port) } }] }],
+    },
+  };
+}
+
+/**
+ * Inbound passthrough connects to the app from 127.0.0.6 (::6 for IPv6), which the iptables
+ * rules let through without redirecting it into the proxy again.
+ */
+function inboundPassthroughCluster(ipv6: boolean): JsonObject {
+  return originalDstCluster(CLUSTERS.inboundPassthrough, {
+    upstream_bind_config: {
+      source_address: { address: INBOUND_PASSTHROUGH_SOURCE_V4, port_value: 0 },
+      ...(ipv6
+        ? {
+            // ::6 is not assigned to any interface, so binding to it needs freebind.
+            freebind: true,
+            extra_source_addresses: [{ address: { address: INBOUND_PASSTHROUGH_SOURCE_V6, port_value: 0 } }],
+          }
+        : {}),
+    },
+  });
+}
+
+function xdsCluster(proxy: EffectiveProxyConfig): JsonObject[] {
+  if (proxy.ads === null) return [];
+  const target = parseHostPort(proxy.ads.address);
+  // The config loader validated the address; an invalid one here is a programming error.
+  if (!target.ok) throw new Error(`invalid ADS address ${proxy.ads.address}`);
+  const { host, port } = target.value;
+  return [
+    {
+      ...staticCluster(CLUSTERS.xds, host, port),
+      typed_extension_protocol_options: {
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+          '@type': TYPES.httpOptions,
+          explicit_http_config: { http2_protocol_options: {} },
+        },
+      },
+      ...(proxy.ads.tls
+        ? {
+            transport_socket: {
+              name: 'envoy.transport_sockets.tls',
+              typed_config: {
+                '@type': TYPES.upstreamTls,
+                sni: host,
+                common_tls_context: {
+                  validation_context: { trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' } },
+                },
+              },
+            },
+          }
+        : {}),
+    },
+  ];
+}
+
+/** Returns the v3 bootstrap (as ProtoJSON) the pod's proxy starts with. */
+export function buildBootstrap(input: BootstrapInput): JsonObject {
+  const { proxy } = input;
+  const ipv6 = proxy.traffic.ipv6;
+  const ads = proxy.ads !== null;
+  // With ADS the control plane owns the capture listeners and their clusters; the bootstrap keeps
+  // only what must work before it answers: admin, readiness, metrics and the way to reach it.
+  const captureListeners = ads
+    ? []
+    : [
+        captureListener('outbound_capture', PORTS.outboundCapture, 'OUTBOUND', CLUSTERS.outboundPassthrough, proxy),
+        captureListener('inbound_capture', PORTS.inboundCapture, 'INBOUND', CLUSTERS.inboundPassthrough, proxy),
+      ];
+  const passthroughClusters = ads
+    ? []
+    : [
+        originalDstCluster(CLUSTERS.outboundPassthrough),
+        inboundPassthroughCluster(ipv6),
+        // No endpoints: whatever is sent here is refused.
+        { name: CLUSTERS.blackhole, type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: CLUSTERS.blackhole } },
+      ];
+  return {
+    node: {
+      id: `${ref('POD_NAME')}.${ref('POD_NAMESPACE')}`,
+      cluster: `${input.workloadName}.${ref('POD_NAMESPACE')}`,
+      metadata: {
+        POD_NAME: ref('POD_NAME'),
+        NAMESPACE: ref('POD_NAMESPACE'),
+        INSTANCE_IPS: ref('INSTANCE_IPS'),
+        NODE_NAME: ref('NODE_NAME'),
+        SERVICE_ACCOUNT: ref('SERVICE_ACCOUNT'),
+        WORKLOAD_NAME: input.workloadName,
+        LABELS: { ...input.labels },
+        INJECTOR_VERSION: input.injectorVersion,
+        CONFIG_HASH: input.configHash,
+        INBOUND_CAPTURE_PORT: proxy.traffic.inboundCapturePort,
+        OUTBOUND_CAPTURE_PORT: proxy.traffic.outboundCapturePort,
+        INBOUND_PASSTHROUGH_SOURCES: ipv6
+          ? [INBOUND_PASSTHROUGH_SOURCE_V4, INBOUND_PASSTHROUGH_SOURCE_V6]
+          : [INBOUND_PASSTHROUGH_SOURCE_V4],
+        IPV6_CAPTURE: ipv6,
+      },
+    },
+    admin: { address: socketAddress('127.0.0.1', PORTS.admin) },
+    static_resources: {
+      listeners: [
+        ...captureListeners,
+        adminPathListener('readiness', PORTS.readiness, READINESS_PATH, ipv6),
+        adminPathListener('prometheus', PORTS.prometheus, PROMETHEUS_PATH, ipv6),
+      ],
+      clusters: [...passthroughClusters, staticCluster(CLUSTERS.admin, '127.0.0.1', PORTS.admin), ...xdsCluster(proxy)],
+    },
+    ...(ads
+      ? {
+          dynamic_resources: {
+            ads_config: {
+              api_type: 'GRPC',
+              transport_api_version: 'V3',
+              grpc_services: [{ envoy_grpc: { cluster_name: CLUSTERS.xds } }],
+              set_node_on_first_message_only: true,
+            },
+            lds_config: { ads: {}, resource_api_version: 'V3' },
+            cds_config: { ads: {}, resource_api_version: 'V3' },
+          },
+        }
+      : {}),
+  };
+}

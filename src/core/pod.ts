@@ -1,0 +1,171 @@
+// A checked, read-only view of a pod given as plain JSON (a Pod or a workload's pod template).
+// The request object is never rebuilt from this view: it only tells the core what the pod holds.
+import type { Json, JsonObject } from './types.ts';
+
+export interface ContainerView {
+  readonly name: string;
+  /** Where it sits: `containers` or `initContainers`. */
+  readonly list: 'containers' | 'initContainers';
+  readonly raw: JsonObject;
+  readonly ports: readonly number[];
+  /** `restartPolicy: Always` on an init container: a native sidecar of the pod's own. */
+  readonly nativeSidecar: boolean;
+  /** UID it runs as: its own securityContext, else the pod's. */
+  readonly runAsUser: number | undefined;
+}
+
+export interface PodView {
+  readonly raw: JsonObject;
+  readonly name: string | undefined;
+  readonly generateName: string | undefined;
+  readonly namespace: string | undefined;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly hasMetadata: boolean;
+  /** Whether `metadata.annotations` is an object (absent and `null` both mean no). */
+  readonly hasAnnotations: boolean;
+  readonly spec: JsonObject;
+  readonly containers: readonly ContainerView[];
+  readonly initContainers: readonly ContainerView[];
+  readonly hasInitContainers: boolean;
+  readonly volumeNames: readonly string[];
+  readonly hasVolumes: boolean;
+  readonly hostNetwork: boolean;
+  readonly serviceAccountName: string | undefined;
+  readonly restartPolicy: string | undefined;
+  readonly terminationGracePeriodSeconds: number | undefined;
+  readonly ownerKinds: readonly string[];
+}
+
+export type ReadPodResult = { readonly ok: true; readonly pod: PodView } | { readonly ok: false; readonly problem: string };
+
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+class PodShapeError extends Error {}
+
+function optionalObject(parent: JsonObject, key: string, path: string): JsonObject | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) throw new PodShapeError(`${path} must be an object`);
+  return value;
+}
+
+function optionalArray(parent: JsonObject, key: string, path: string): Json[] | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw new PodShapeError(`${path} must be a list`);
+  return value;
+}
+
+function optionalString(parent: JsonObject, key: string, path: string): string | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new PodShapeError(`${path} must be a string`);
+  return value;
+}
+
+function optionalInteger(parent: JsonObject | undefined, key: string, path: string): number | undefined {
+  const value = parent?.[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new PodShapeError(`${path} must be a whole number`);
+  return value;
+}
+
+function stringMap(parent: JsonObject | undefined, key: string, path: string): Record<string, string> {
+  if (parent === undefined) return {};
+  const value = optionalObject(parent, key, path);
+  if (value === undefined) return {};
+  const map: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw new PodShapeError(`${path}["${k}"] must be a string`);
+    map[k] = v;
+  }
+  return map;
+}
+
+function readContainers(
+  spec: JsonObject,
+  list: 'containers' | 'initContainers',
+  podRunAsUser: number | undefined,
+): ContainerView[] {
+  const items = optionalArray(spec, list, `spec.${list}`) ?? [];
+  return items.map((item, index) => {
+    const path = `spec.${list}[${index}]`;
+    if (!isObject(item)) throw new PodShapeError(`${path} must be an object`);
+    const name = optionalString(item, 'name', `${path}.name`);
+    if (name === undefined || name === '') throw new PodShapeError(`${path}.name is missing`);
+    const ports = (optionalArray(item, 'ports', `${path}.ports`) ?? []).map((port, i) => {
+      if (!isObject(port)) throw new PodShapeError(`${path}.ports[${i}] must be an object`);
+      const containerPort = optionalInteger(port, 'containerPort', `${path}.ports[${i}].containerPort`);
+      if (containerPort === undefined) throw new PodShapeError(`${path}.ports[${i}].containerPort is missing`);
+      return containerPort;
+    });
+    const securityContext = optionalObject(item, 'securityContext', `${path}.securityContext`);
+    const runAsUser = optionalInteger(securityContext, 'runAsUser', `${path}.securityContext.runAsUser`) ?? podRunAsUser;
+    return {
+      name,
+      list,
+      raw: item,
+      ports,
+      nativeSidecar: list === 'initContainers' && item['restartPolicy'] === 'Always',
+      runAsUser,
+    };
+  });
+}
+
+/** Checks that `object` has the shape of a pod and returns a view of it, or the first problem found. */
+export function readPod(object: unknown): ReadPodResult {
+  try {
+    if (!isObject(object)) throw new PodShapeError('the pod must be a JSON object');
+    const metadata = optionalObject(object, 'metadata', 'metadata');
+    const spec = optionalObject(object, 'spec', 'spec');
+    if (spec === undefined) throw new PodShapeError('spec is missing');
+    const podSecurityContext = optionalObject(spec, 'securityContext', 'spec.securityContext');
+    const podRunAsUser = optionalInteger(podSecurityContext, 'runAsUser', 'spec.securityContext.runAsUser');
+    const containers = readContainers(spec, 'containers', podRunAsUser);
+    if (containers.length === 0) throw new PodShapeError('spec.containers is empty');
+    const initContainers = readContainers(spec, 'initContainers', podRunAsUser);
+    const volumes = optionalArray(spec, 'volumes', 'spec.volumes');
+    const volumeNames = (volumes ?? []).map((volume, index) => {
+      if (!isObject(volume)) throw new PodShapeError(`spec.volumes[${index}] must be an object`);
+      return optionalString(volume, 'name', `spec.volumes[${index}].name`) ?? '';
+    });
+    const ownerReferences = metadata === undefined ? [] : (optionalArray(metadata, 'ownerReferences', 'metadata.ownerReferences') ?? []);
+    const hostNetwork = spec['hostNetwork'];
+    if (hostNetwork !== undefined && hostNetwork !== null && typeof hostNetwork !== 'boolean') {
+      throw new PodShapeError('spec.hostNetwork must be true or false');
+    }
+    return {
+      ok: true,
+      pod: {
+        raw: object,
+        name: metadata && optionalString(metadata, 'name', 'metadata.name'),
+        generateName: metadata && optionalString(metadata, 'generateName', 'metadata.generateName'),
+        namespace: metadata && optionalString(metadata, 'namespace', 'metadata.namespace'),
+        annotations: stringMap(metadata, 'annotations', 'metadata.annotations'),
+        labels: stringMap(metadata, 'labels', 'metadata.labels'),
+        hasMetadata: metadata !== undefined,
+        hasAnnotations: isObject(metadata?.['annotations']),
+        spec,
+        containers,
+        initContainers,
+        hasInitContainers: Array.isArray(spec['initContainers']),
+        volumeNames,
+        hasVolumes: Array.isArray(volumes),
+        hostNetwork: hostNetwork === true,
+        serviceAccountName: optionalString(spec, 'serviceAccountName', 'spec.serviceAccountName'),
+        restartPolicy: optionalString(spec, 'restartPolicy', 'spec.restartPolicy'),
+        terminationGracePeriodSeconds: optionalInteger(
+          spec,
+          'terminationGracePeriodSeconds',
+          'spec.terminationGracePeriodSeconds',
+        ),
+        ownerKinds: ownerReferences.flatMap((ref) => (isObject(ref) && typeof ref['kind'] === 'string' ? [ref['kind']] : [])),
+      },
+    };
+  } catch (error) {
+    if (error instanceof PodShapeError) return { ok: false, problem: error.message };
+    throw error;
+  }
+}

@@ -1,0 +1,61 @@
+// The status annotation written on injected pods and the hash of the effective proxy config.
+import { createHash } from 'node:crypto';
+import type { EffectiveProxyConfig } from './types.ts';
+
+/** What the status annotation records about an injection (SPEC.md §2). */
+export interface InjectionStatus {
+  readonly version: string;
+  readonly initContainers: readonly string[];
+  readonly containers: readonly string[];
+  readonly volumes: readonly string[];
+  readonly configHash: string;
+}
+
+/** Returns JSON with object keys sorted at every level, so equal values give equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/**
+ * Returns a short hash of the effective proxy configuration: pods whose hash differs from what the
+ * injector would produce today carry a stale sidecar.
+ */
+export function hashProxyConfig(proxy: EffectiveProxyConfig): string {
+  return createHash('sha256').update(canonicalJson(proxy)).digest('hex').slice(0, 16);
+}
+
+/** Returns the status annotation's value. */
+export function renderStatus(status: InjectionStatus): string {
+  return JSON.stringify({
+    version: status.version,
+    initContainers: status.initContainers,
+    containers: status.containers,
+    volumes: status.volumes,
+    configHash: status.configHash,
+  });
+}
+
+/** Parses a status annotation, or returns undefined when it is not one this injector wrote. */
+export function parseStatus(text: string): InjectionStatus | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null) return undefined;
+    const v = value as Record<string, unknown>;
+    const names = (x: unknown): x is string[] => Array.isArray(x) && x.every((n) => typeof n === 'string');
+    if (typeof v['version'] !== 'string' || typeof v['configHash'] !== 'string') return undefined;
+    if (!names(v['initContainers']) || !names(v['containers']) || !names(v['volumes'])) return undefined;
+    return {
+      version: v['version'],
+      initContainers: v['initContainers'],
+      containers: v['containers'],
+      volumes: v['volumes'],
+      configHash: v['configHash'],
+    };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,154 @@
+// Types shared by the pure injection core, the transport and the CLI.
+import type { V1Container, V1Volume } from '@kubernetes/client-node';
+
+/** A JSON value as it arrives on the wire; the core reads pods as plain JSON, never as class instances. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+/** `*` means "all"; otherwise an explicit list (possibly empty, meaning "none"). */
+export type AllOr<T> = '*' | readonly T[];
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warning' | 'error' | 'critical' | 'off';
+export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'];
+
+export interface ResourceList {
+  readonly cpu?: string;
+  readonly memory?: string;
+}
+
+export interface ProxyResources {
+  readonly requests: ResourceList;
+  readonly limits: ResourceList;
+}
+
+/** Where the proxy gets its listeners and clusters beyond the static bootstrap. */
+export interface AdsConfig {
+  /** `host:port` of the xDS control plane (gRPC over HTTP/2). */
+  readonly address: string;
+  /** Whether the connection to the control plane uses TLS (system trust store). */
+  readonly tls: boolean;
+}
+
+/** What the traffic capture of one pod redirects; rendered as `envoy-init` flags. */
+export interface TrafficPolicy {
+  readonly proxyUid: number;
+  readonly proxyGid: number;
+  readonly inboundCapturePort: number;
+  readonly outboundCapturePort: number;
+  /** Ports of the proxy itself: never redirected inbound. */
+  readonly proxyPorts: readonly number[];
+  readonly includeInboundPorts: AllOr<number>;
+  readonly excludeInboundPorts: readonly number[];
+  readonly excludeOutboundPorts: readonly number[];
+  readonly includeOutboundIpRanges: AllOr<string>;
+  readonly excludeOutboundIpRanges: readonly string[];
+  /** Whether IPv6 traffic is captured too (the proxy listens on `::`). */
+  readonly ipv6: boolean;
+}
+
+/** Settings of the proxy that a pod can override by annotation (SPEC.md §5). */
+export interface ProxySettings {
+  readonly image: string;
+  readonly resources: ProxyResources;
+  readonly logLevel: LogLevel;
+  /** Envoy worker threads; 0 means one per CPU core. */
+  readonly concurrency: number;
+  /** Whether the proxy runs as a native sidecar (an init container with restartPolicy Always). */
+  readonly nativeSidecar: boolean;
+  /** Classic sidecar only: hold the app containers until the proxy is ready. */
+  readonly holdApplicationUntilProxyStarts: boolean;
+  /** Seconds the proxy keeps serving after termination starts, so in-flight requests finish. */
+  readonly drainSeconds: number;
+}
+
+/** The fully resolved proxy configuration of one pod: config defaults plus its overrides. */
+export interface EffectiveProxyConfig extends ProxySettings {
+  readonly initImage: string;
+  readonly initResources: ProxyResources;
+  readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  readonly accessLog: boolean;
+  readonly ads: AdsConfig | null;
+  readonly traffic: TrafficPolicy;
+}
+
+/** `auto` asks the API server its version at start (≥ 1.29 → native). */
+export type NativeSidecarMode = 'auto' | 'true' | 'false';
+
+/** The validated, frozen configuration the whole process runs with (see config.ts). */
+export interface InjectorConfig {
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    /** Largest accepted request body in bytes. */
+    readonly bodyLimitBytes: number;
+    /** Time limit for receiving a whole request, in milliseconds. */
+    readonly requestTimeoutMs: number;
+    /** Admissions processed at once; beyond this the webhook answers 503 quickly. */
+    readonly maxConcurrentAdmissions: number;
+    /** Time allowed to finish in-flight requests after SIGTERM, in milliseconds. */
+    readonly shutdownGraceMs: number;
+  };
+  readonly tls: {
+    readonly mode: 'local' | 'files' | 'secret';
+    /** Directory for generated (local) or mounted (files) certificate material. */
+    readonly certDir: string;
+    /** Extra DNS names / IPs of the serving certificate. */
+    readonly dnsNames: readonly string[];
+    readonly serviceName: string;
+    readonly secretName: string;
+    readonly webhookConfigName: string;
+    /** Renew the serving certificate this many days before it expires. */
+    readonly renewBeforeDays: number;
+  };
+  /** Namespace the injector itself runs in (never injected). */
+  readonly namespace: string;
+  readonly excludedNamespaces: readonly string[];
+  readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  readonly nativeSidecar: NativeSidecarMode;
+  readonly proxy: Omit<ProxySettings, 'nativeSidecar'> & {
+    readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+    readonly accessLog: boolean;
+    readonly ads: AdsConfig | null;
+    readonly ipv6: boolean;
+  };
+  readonly init: {
+    readonly image: string;
+    readonly resources: ProxyResources;
+  };
+  readonly traffic: {
+    readonly includeInboundPorts: AllOr<number>;
+    readonly excludeInboundPorts: readonly number[];
+    readonly excludeOutboundPorts: readonly number[];
+    readonly includeOutboundIpRanges: AllOr<string>;
+    readonly excludeOutboundIpRanges: readonly string[];
+  };
+}
+
+/** Facts about the running environment the core needs but must not look up itself. */
+export interface InjectorRuntime {
+  /** Version of envoy-injector, written into the status annotation. */
+  readonly version: string;
+  /** Whether `nativeSidecar: auto` resolved to native sidecars (cluster ≥ 1.29). */
+  readonly nativeSidecarSupported: boolean;
+}
+
+/** What the admission request (or the CLI) tells about the object besides the object itself. */
+export interface AdmissionContext {
+  /** Kind of the object, e.g. `Pod`. */
+  readonly kind: string;
+  /** Admission operation, e.g. `CREATE`. */
+  readonly operation: string;
+  /** Namespace the pod is created in. */
+  readonly namespace: string;
+  /** Subresource, if any (e.g. `ephemeralcontainers`): such requests are never injected. */
+  readonly subResource?: string;
+  /**
+   * Labels of the namespace when known (CLI `explain --namespace-labels`); the webhook leaves this
+   * out because the API server only calls it for namespaces its selector matched.
+   */
+  readonly namespaceLabels?: Readonly<Record<string, string>>;
+  /** Kind of the workload owning the pod template, when the CLI injects one (e.g. `CronJob`). */
+  readonly workloadKind?: string;
+}
+
+export type { V1Container as Container, V1Volume as Volume };

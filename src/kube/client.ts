@@ -1,0 +1,31 @@
+// Access to the Kubernetes API: a KubeConfig from the pod's service account, $KUBECONFIG or
+// ~/.kube/config — or none, so that running without a cluster never waits on a default address.
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+
+/** Returns a KubeConfig when one is available here (in-cluster or a kubeconfig file), else undefined. */
+export function loadKubeConfig(env: Readonly<Record<string, string | undefined>> = process.env): KubeConfig | undefined {
+  const inCluster = Boolean(env['KUBERNETES_SERVICE_HOST']) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+  const kubeconfigFiles = (env['KUBECONFIG'] ?? '').split(':').filter((f) => f !== '' && existsSync(f));
+  const homeConfig = join(env['HOME'] ?? homedir(), '.kube', 'config');
+  if (!inCluster && kubeconfigFiles.length === 0 && !existsSync(homeConfig)) return undefined;
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc.getCurrentCluster() === null ? undefined : kc;
+}
+
+/** Rejects after `ms` unless `promise` settles first. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

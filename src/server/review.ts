@@ -1,0 +1,100 @@
+// The AdmissionReview envelope (admission.k8s.io/v1 and v1beta1): decoding a request into what the
+// core needs, and encoding the response in the version that was asked.
+import { Buffer } from 'node:buffer';
+import type { Operation } from 'fast-json-patch';
+import type { AdmissionContext, JsonObject } from '../core/types.ts';
+import { ReviewDecodeError } from '../errors.ts';
+
+export const REVIEW_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
+export type ReviewVersion = (typeof REVIEW_VERSIONS)[number];
+
+/** The parts of an AdmissionRequest the injector uses. */
+export interface DecodedReview {
+  readonly apiVersion: ReviewVersion;
+  readonly uid: string;
+  readonly context: AdmissionContext;
+  readonly object: unknown;
+  readonly dryRun: boolean;
+}
+
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const MAX_UID_LENGTH = 256;
+
+/** Reads an AdmissionReview, or throws a ReviewDecodeError saying what is wrong with it. */
+export function decodeReview(body: unknown): DecodedReview {
+  if (!isObject(body)) throw new ReviewDecodeError('the body must be a JSON object (an AdmissionReview)');
+  const apiVersion = body['apiVersion'];
+  if (typeof apiVersion !== 'string' || !(REVIEW_VERSIONS as readonly string[]).includes(apiVersion)) {
+    throw new ReviewDecodeError(
+      `unsupported apiVersion ${JSON.stringify(apiVersion ?? null)}: expected ${REVIEW_VERSIONS.join(' or ')}`,
+    );
+  }
+  if (body['kind'] !== 'AdmissionReview') {
+    throw new ReviewDecodeError(`unsupported kind ${JSON.stringify(body['kind'] ?? null)}: expected AdmissionReview`);
+  }
+  const request = body['request'];
+  if (!isObject(request)) throw new ReviewDecodeError('the AdmissionReview has no request object');
+  const uid = request['uid'];
+  if (typeof uid !== 'string' || uid === '' || uid.length > MAX_UID_LENGTH) {
+    throw new ReviewDecodeError('request.uid is missing or not a non-empty string');
+  }
+  const kind = request['kind'];
+  if (!isObject(kind) || typeof kind['kind'] !== 'string') {
+    throw new ReviewDecodeError('request.kind is missing or has no kind');
+  }
+  const operation = request['operation'];
+  if (typeof operation !== 'string') throw new ReviewDecodeError('request.operation is missing');
+  const object = request['object'];
+  if (operation === 'CREATE' && !isObject(object)) {
+    throw new ReviewDecodeError('request.object is missing or not an object');
+  }
+  // The object must be what request.kind says it is; anything else is a confused client.
+  const objectKind = isObject(object) ? object['kind'] : undefined;
+  if (typeof objectKind === 'string' && objectKind !== kind['kind']) {
+    throw new ReviewDecodeError(`request.object is a ${objectKind} but request.kind is ${kind['kind']}`);
+  }
+  const subResource = request['subResource'];
+  const objectMetadata = isObject(object) && isObject(object['metadata']) ? object['metadata'] : undefined;
+  const namespace =
+    typeof request['namespace'] === 'string' && request['namespace'] !== ''
+      ? request['namespace']
+      : typeof objectMetadata?.['namespace'] === 'string'
+        ? objectMetadata['namespace']
+        : '';
+  const isCoreGroup = kind['group'] === '' || kind['group'] === undefined;
+  return {
+    apiVersion: apiVersion as ReviewVersion,
+    uid,
+    context: {
+      // A `Pod` of another API group is not a pod.
+      kind: isCoreGroup ? kind['kind'] : `${kind['kind']}.${String(kind['group'])}`,
+      operation,
+      namespace,
+      ...(typeof subResource === 'string' && subResource !== '' ? { subResource } : {}),
+    },
+    object,
+    dryRun: request['dryRun'] === true,
+  };
+}
+
+/** The response the injector gives: allowed with an optional patch, or denied with a status. */
+export interface ReviewResponse {
+  readonly allowed: boolean;
+  readonly patch?: readonly Operation[];
+  readonly warnings?: readonly string[];
+  readonly status?: { readonly code: number; readonly reason: string; readonly message: string };
+}
+
+/** Returns the AdmissionReview answering request `uid` in the version `apiVersion`. */
+export function encodeReview(apiVersion: ReviewVersion, uid: string, response: ReviewResponse): JsonObject {
+  const body: JsonObject = { uid, allowed: response.allowed };
+  if (response.patch !== undefined && response.patch.length > 0) {
+    body['patchType'] = 'JSONPatch';
+    body['patch'] = Buffer.from(JSON.stringify(response.patch)).toString('base64');
+  }
+  if (response.warnings !== undefined && response.warnings.length > 0) body['warnings'] = [...response.warnings];
+  if (response.status !== undefined) body['status'] = { ...response.status };
+  return { apiVersion, kind: 'AdmissionReview', response: body };
+}

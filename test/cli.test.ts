@@ -1,0 +1,149 @@
+// The CLI (SPEC.md §9): inject, explain and bootstrap, called in-process and as the real binary.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { bootstrapFor } from '../src/cli/bootstrap.ts';
+import { formatInjectReports, injectDocuments } from '../src/cli/inject.ts';
+import { injectPod } from '../src/core/inject.ts';
+import { bootstrapOf, checkInjectedPod } from './support/check-injected.ts';
+import { testConfig, testRuntime } from './support/config.ts';
+
+const MIXED = new URL('./testdata/cli/mixed.yaml', import.meta.url).pathname;
+const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
+
+/** Runs the real CLI (through tsx) and returns its exit code and output. */
+function cli(args: string[], input?: string, env: Record<string, string> = {}) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    input,
+    encoding: 'utf8',
+    env: { ...process.env, HOME: '/nonexistent', KUBECONFIG: '', ENVOY_INJECTOR_NATIVE_SIDECAR: 'false', ...env },
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+test('inject: Deployment and CronJob injected, Service passed through, hostNetwork DaemonSet reported', () => {
+  const text = readFileSync(MIXED, 'utf8');
+  const { output, reports } = injectDocuments(text, 'mixed.yaml', testConfig(), testRuntime, 'default');
+  const docs = parseAllDocuments(output).map((d) => d.toJS() as Record<string, any>);
+  assert.deepEqual(
+    docs.map((d) => d['kind']),
+    ['Deployment', 'CronJob', 'Service', 'DaemonSet'],
+  );
+  checkInjectedPod(docs[0]!['spec']['template']);
+  checkInjectedPod(docs[1]!['spec']['jobTemplate']['spec']['template']);
+  // Untouched documents keep their text, comments included.
+  assert.match(output, /kind: Service\nmetadata: \{ name: web \} # keep me/);
+  assert.deepEqual(docs[3], parseAllDocuments(text)[3]?.toJS());
+  assert.match(output, /^# A Deployment, a CronJob/);
+
+  assert.deepEqual(
+    reports.map((r) => [r.kind, r.result.decision.action]),
+    [
+      ['Deployment', 'inject'],
+      ['CronJob', 'inject'],
+      ['DaemonSet', 'skip'],
+    ],
+  );
+  const lines = formatInjectReports(reports);
+  assert.ok(lines.some((l) => /^DaemonSet agent \(document 4\): skipped: \[host-network\]/.test(l)), lines.join('\n'));
+  // A CronJob with a classic sidecar would never complete: the user is told.
+  assert.ok(lines.some((l) => /^CronJob tick \(document 2\): warning: \[pod-will-not-complete\]/.test(l)));
+});
+
+test('the inject binary: stdout is the stream, stderr the report, exit 0', () => {
+  const run = cli(['inject', '-f', MIXED]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(parseAllDocuments(run.stdout).length, 4);
+  assert.match(run.stderr, /DaemonSet agent \(document 4\): skipped: \[host-network\]/);
+  // Standard input works the same.
+  const piped = cli(['inject', '-f', '-'], readFileSync(MIXED, 'utf8'));
+  assert.equal(piped.stdout, run.stdout);
+});
+
+test('inject: a denied document is reported and the exit code says so', () => {
+  const pod = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    envoy-injector.io/drain-seconds: forever\nspec:\n  containers: [{name: a, image: a}]\n';
+  const run = cli(['inject', '-f', '-'], pod);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /Pod p \(document 1\): error: \[invalid-annotations\].*drain-seconds="forever"/);
+  assert.match(run.stdout, /drain-seconds: forever/, 'the document is passed through unchanged');
+});
+
+test('CLI errors are one clear line', () => {
+  const missing = cli(['inject', '-f', '/no/such/file.yaml']);
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stderr, 'envoy-injector: cannot read /no/such/file.yaml: no such file\n');
+  const broken = cli(['inject', '-f', '-'], 'kind: Pod\nmetadata: [\n');
+  assert.equal(broken.code, 2);
+  assert.match(broken.stderr, /^envoy-injector: -: document 1 is not valid YAML \(line \d+\): .*\n$/);
+  const flag = cli(['inject', '--bogus']);
+  assert.equal(flag.code, 2);
+  assert.match(flag.stderr, /^envoy-injector: Unknown option '--bogus'.*\n$/);
+  const config = cli(['inject', '-f', MIXED], undefined, { ENVOY_INJECTOR_PROXY_CONCURRENCY: 'many' });
+  assert.equal(config.code, 1);
+  assert.equal(
+    config.stderr,
+    'envoy-injector: invalid config proxy.concurrency="many" (from env ENVOY_INJECTOR_PROXY_CONCURRENCY): expected a whole number from 0 to 256\n',
+  );
+  const noFile = cli(['explain']);
+  assert.equal(noFile.code, 2);
+  assert.match(noFile.stderr, /explain needs -f FILE/);
+});
+
+test('explain: text and JSON name every reason by code', () => {
+  const text = cli(['explain', '-f', MIXED]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /Deployment web \(namespace default, document 1\): INJECT/);
+  assert.match(text.stdout, /DaemonSet agent \(namespace default, document 4\): SKIP\n  reasons:\n    host-network: /);
+  const json = cli(['explain', '-f', MIXED, '--output', 'json', '--namespace-labels', 'team=a']);
+  assert.equal(json.code, 0, json.stderr);
+  const parsed = JSON.parse(json.stdout) as { kind: string; action: string; reasons: { code: string }[] }[];
+  assert.deepEqual(
+    parsed.map((e) => [e.kind, e.action, e.reasons.map((r) => r.code)]),
+    [
+      ['Deployment', 'skip', ['namespace-not-enabled']],
+      ['CronJob', 'skip', ['namespace-not-enabled']],
+      ['DaemonSet', 'skip', ['namespace-not-enabled', 'host-network']],
+    ],
+  );
+});
+
+test('bootstrap: prints exactly the bootstrap the injected pod runs with', () => {
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'web-0', namespace: 'shop', labels: { app: 'web' } },
+    spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'nginx' }] },
+  };
+  const injected = injectPod(pod, { kind: 'Pod', operation: 'CREATE', namespace: 'shop' }, testConfig(), testRuntime).pod;
+  assert.ok(injected);
+  const dir = mkdtempSync(join(tmpdir(), 'envoy-injector-cli-'));
+  try {
+    const file = join(dir, 'pod.json');
+    writeFileSync(file, JSON.stringify(injected));
+    const fromInjected = bootstrapFor(readFileSync(file, 'utf8'), file, testConfig(), testRuntime, 'default');
+    assert.equal(fromInjected.fromInjectedPod, true);
+    const node = fromInjected.bootstrap['node'] as Record<string, any>;
+    assert.equal(node['id'], 'web-0.shop');
+    assert.equal(node['metadata']['SERVICE_ACCOUNT'], 'web');
+    assert.deepEqual(fromInjected.unresolved, ['INSTANCE_IPS', 'NODE_NAME']);
+    // The same as what the kubelet would hand Envoy, given the same downward-API values.
+    const expected = bootstrapOf(injected as Record<string, unknown>);
+    assert.deepEqual(Object.keys(fromInjected.bootstrap), Object.keys(expected));
+    assert.deepEqual(fromInjected.bootstrap['static_resources'], expected['static_resources']);
+    // An uninjected pod is injected first, giving the same bootstrap.
+    writeFileSync(file, JSON.stringify(pod));
+    const fromPlain = bootstrapFor(readFileSync(file, 'utf8'), file, testConfig(), testRuntime, 'default');
+    assert.equal(fromPlain.fromInjectedPod, false);
+    assert.deepEqual(fromPlain.bootstrap, fromInjected.bootstrap);
+    const run = cli(['bootstrap', '-f', file]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((JSON.parse(run.stdout) as { node: { id: string } }).node.id, 'web-0.shop');
+    assert.match(run.stderr, /\$\(INSTANCE_IPS\).*filled in by the kubelet/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,204 @@
+// The decision table: one named row per reason code (SPEC.md §3). A reason without a row fails.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decide } from '../src/core/decide.ts';
+import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
+import type { AdmissionContext } from '../src/core/types.ts';
+import { testConfig, testRuntime } from './support/config.ts';
+
+const pod = (patch: { metadata?: object; spec?: object } = {}) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'web', ...patch.metadata },
+  spec: { containers: [{ name: 'web', image: 'nginx', ports: [{ containerPort: 8080 }] }], ...patch.spec },
+});
+
+interface Row {
+  readonly name: string;
+  readonly object: unknown;
+  readonly ctx?: Partial<AdmissionContext>;
+  readonly action: 'inject' | 'skip' | 'deny';
+  /** The reasons expected, in order. */
+  readonly reasons: readonly ReasonCode[];
+}
+
+const ROWS: readonly Row[] = [
+  { name: 'a Service is not a pod', object: { kind: 'Service' }, ctx: { kind: 'Service' }, action: 'skip', reasons: ['not-a-pod'] },
+  { name: 'an update is not a creation', object: pod(), ctx: { operation: 'UPDATE' }, action: 'skip', reasons: ['not-create'] },
+  {
+    name: 'an ephemeral-containers subresource',
+    object: pod(),
+    ctx: { subResource: 'ephemeralcontainers' },
+    action: 'skip',
+    reasons: ['subresource'],
+  },
+  { name: 'kube-system is excluded', object: pod(), ctx: { namespace: 'kube-system' }, action: 'skip', reasons: ['namespace-excluded'] },
+  {
+    name: "the injector's own namespace is excluded",
+    object: pod(),
+    ctx: { namespace: 'envoy-injector' },
+    action: 'skip',
+    reasons: ['namespace-excluded'],
+  },
+  {
+    name: 'namespace labelled disabled',
+    object: pod(),
+    ctx: { namespaceLabels: { 'envoy-injector.io/inject': 'disabled' } },
+    action: 'skip',
+    reasons: ['namespace-disabled'],
+  },
+  { name: 'namespace not labelled', object: pod(), ctx: { namespaceLabels: {} }, action: 'skip', reasons: ['namespace-not-enabled'] },
+  {
+    name: 'opt-out annotation',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/inject': 'false' } } }),
+    action: 'skip',
+    reasons: ['disabled-by-annotation'],
+  },
+  {
+    name: 'pod labelled disabled',
+    object: pod({ metadata: { labels: { 'envoy-injector.io/inject': 'disabled' } } }),
+    action: 'skip',
+    reasons: ['disabled-by-pod-label'],
+  },
+  {
+    name: 'unparseable inject annotation',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/inject': 'maybe' } } }),
+    action: 'skip',
+    reasons: ['invalid-inject-annotation'],
+  },
+  { name: 'host network', object: pod({ spec: { hostNetwork: true } }), action: 'skip', reasons: ['host-network'] },
+  {
+    name: 'status annotation present',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/status': '{}' } } }),
+    action: 'skip',
+    reasons: ['already-injected'],
+  },
+  {
+    name: 'a container named envoy',
+    object: pod({ spec: { containers: [{ name: 'envoy', image: 'envoyproxy/envoy' }] } }),
+    action: 'skip',
+    reasons: ['already-injected'],
+  },
+  {
+    name: "another mesh's proxy",
+    object: pod({ spec: { containers: [{ name: 'app', image: 'a' }, { name: 'istio-proxy', image: 'b' }] } }),
+    action: 'skip',
+    reasons: ['other-mesh-present'],
+  },
+  { name: 'a pod without spec', object: { kind: 'Pod', metadata: { name: 'x' } }, action: 'deny', reasons: ['invalid-pod'] },
+  {
+    name: 'invalid override annotation',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/proxy-cpu': 'lots' } } }),
+    action: 'deny',
+    reasons: ['invalid-annotations'],
+  },
+  {
+    name: 'app container declares a proxy port',
+    object: pod({ spec: { containers: [{ name: 'web', image: 'nginx', ports: [{ containerPort: 15090 }] }] } }),
+    action: 'deny',
+    reasons: ['proxy-port-conflict'],
+  },
+  {
+    name: 'pod already has the xtables lock volume',
+    object: pod({ spec: { volumes: [{ name: 'envoy-init-xtables-lock', emptyDir: {} }] } }),
+    action: 'deny',
+    reasons: ['name-conflict'],
+  },
+  { name: 'enabled namespace', object: pod(), action: 'inject', reasons: ['enabled-by-namespace'] },
+  {
+    name: 'pod label opt-in in an unlabelled namespace',
+    object: pod({ metadata: { labels: { 'envoy-injector.io/inject': 'enabled' } } }),
+    ctx: { namespaceLabels: {} },
+    action: 'inject',
+    reasons: ['enabled-by-pod-label'],
+  },
+  {
+    name: 'explicit opt-in annotation',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/inject': 'true' } } }),
+    action: 'inject',
+    reasons: ['enabled-by-namespace', 'enabled-by-annotation'],
+  },
+];
+
+const config = testConfig();
+
+for (const row of ROWS) {
+  test(`decision: ${row.name}`, () => {
+    const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo', ...row.ctx };
+    const { decision } = decide(row.object, ctx, config, testRuntime);
+    assert.equal(decision.action, row.action);
+    assert.deepEqual(
+      decision.reasons.map((r) => r.code),
+      row.reasons,
+    );
+    for (const r of decision.reasons) assert.ok(r.message.startsWith(REASONS[r.code].sentence), 'message starts with the sentence');
+  });
+}
+
+test('every reason code has a row in the decision table', () => {
+  const covered = new Set(ROWS.flatMap((r) => r.reasons));
+  const missing = (Object.keys(REASONS) as ReasonCode[]).filter((code) => !covered.has(code));
+  assert.deepEqual(missing, []);
+});
+
+test('every reason code is kebab-case and leads to the action its table says', () => {
+  for (const [code, { action }] of Object.entries(REASONS)) {
+    assert.match(code, /^[a-z]+(-[a-z0-9]+)*$/);
+    const row = ROWS.find((r) => r.reasons[0] === code);
+    if (row !== undefined) assert.equal(row.action, action, code);
+  }
+});
+
+test('skips are evaluated in SPEC order and all of them are reported', () => {
+  const object = pod({ metadata: { annotations: { 'envoy-injector.io/inject': 'false' } }, spec: { hostNetwork: true } });
+  const { decision, warnings } = decide(object, { kind: 'Pod', operation: 'CREATE', namespace: 'kube-system' }, config, testRuntime);
+  assert.deepEqual(
+    decision.reasons.map((r) => r.code),
+    ['namespace-excluded', 'disabled-by-annotation', 'host-network'],
+  );
+  // Only a surprising first reason is also a warning: a pod in kube-system is expected to be skipped.
+  assert.deepEqual(warnings, []);
+});
+
+test('a surprising skip is also a warning', () => {
+  const { warnings } = decide(pod({ spec: { hostNetwork: true } }), { kind: 'Pod', operation: 'CREATE', namespace: 'demo' }, config, testRuntime);
+  assert.deepEqual(
+    warnings.map((w) => w.code),
+    ['host-network'],
+  );
+});
+
+test('invalid annotations are all listed in one message with value and what is accepted', () => {
+  const object = pod({
+    metadata: {
+      annotations: {
+        'envoy-injector.io/proxy-cpu': 'lots',
+        'envoy-injector.io/exclude-outbound-ip-ranges': '10.0.0.0/33',
+        'envoy-injector.io/log-level': 'chatty',
+      },
+    },
+  });
+  const { decision } = decide(object, { kind: 'Pod', operation: 'CREATE', namespace: 'demo' }, config, testRuntime);
+  assert.equal(decision.action, 'deny');
+  const message = decision.reasons[0]?.message ?? '';
+  assert.match(message, /envoy-injector\.io\/proxy-cpu="lots" \(accepted: a Kubernetes CPU quantity/);
+  assert.match(message, /envoy-injector\.io\/exclude-outbound-ip-ranges="10\.0\.0\.0\/33" \(accepted: .*CIDR/);
+  assert.match(message, /envoy-injector\.io\/log-level="chatty" \(accepted: one of trace, debug/);
+});
+
+test('malformed pods are denied with the path of the problem, never thrown', () => {
+  const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo' };
+  const cases: [unknown, RegExp][] = [
+    [null, /JSON object/],
+    [{ spec: { containers: 'web' } }, /spec\.containers must be a list/],
+    [{ spec: { containers: [] } }, /spec\.containers is empty/],
+    [{ spec: { containers: [{ image: 'x' }] } }, /spec\.containers\[0\]\.name is missing/],
+    [{ metadata: { annotations: { a: 1 } }, spec: { containers: [{ name: 'a' }] } }, /metadata\.annotations\["a"\] must be a string/],
+    [{ spec: { containers: [{ name: 'a', ports: [{ containerPort: '80' }] }] } }, /containerPort must be a whole number/],
+  ];
+  for (const [object, message] of cases) {
+    const { decision } = decide(object, ctx, config, testRuntime);
+    assert.equal(decision.action, 'deny');
+    assert.match(decision.reasons[0]?.message ?? '', message);
+  }
+});
