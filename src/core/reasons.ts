@@ -78,7 +78,7 @@ export function reason(code: ReasonCode, detail?: string): Reason {
 export const WARNINGS = {
   // skips a user would not expect
   'namespace-excluded': "Pod not injected although it opts in: the injector's config excludes namespace {namespace}.",
-  'invalid-inject-annotation': `Pod not injected: annotation ${INJECT_ANNOTATION} is {value}, but only "true" or "false" is accepted.`,
+  'invalid-inject-annotation': `Pod not injected: annotation ${INJECT_ANNOTATION} is {value}; use "true" or "false".`,
   'host-network': "Pod not injected: it uses hostNetwork, and capturing its traffic would rewrite the node's network.",
   'container-name-taken': 'Pod not injected: its container name {name} is reserved for the proxy; rename it to inject the pod.',
   'other-mesh-present': "Pod not injected: another mesh's proxy already captures its traffic ({containers}).",
@@ -87,7 +87,7 @@ export const WARNINGS = {
   'pod-will-not-complete': 'Pod will not complete: classic sidecars never exit. {fix}',
   'drain-exceeds-grace-period':
     'Proxy drain ({drain}s) is not shorter than terminationGracePeriodSeconds ({grace}s): it will be cut off.',
-  'unknown-annotation': 'Unknown annotation {annotation} is ignored.{suggestion}',
+  'unknown-annotation': 'Ignored unknown annotation {annotation}.{suggestion}',
 } as const;
 
 export type WarningCode = keyof typeof WARNINGS;
