@@ -180,6 +180,10 @@ test('other surprising skips: opting in inside an excluded namespace, an own env
   assert.deepEqual(optIn.warnings, [
     `${PREFIX}Pod not injected although it opts in: the injector's config excludes namespace kube-system.`,
   ]);
+  const annotated = await admit(pod({ metadata: { annotations: { 'envoy-injector.io/inject': 'true' } } }), { namespace: 'envoy-injector' });
+  assert.deepEqual(annotated.warnings, [
+    `${PREFIX}Pod not injected although it opts in: the injector's config excludes namespace envoy-injector.`,
+  ]);
   const ownEnvoy = await admit(pod({ spec: { containers: [{ name: 'envoy', image: 'envoyproxy/envoy' }] } }));
   assert.deepEqual(ownEnvoy.patch, []);
   assert.deepEqual(ownEnvoy.warnings, [
@@ -191,7 +195,7 @@ test('other surprising skips: opting in inside an excluded namespace, an own env
   assert.deepEqual(istio.warnings, [
     `${PREFIX}Pod not injected: another mesh's proxy already captures its traffic (istio-init, istio-proxy).`,
   ]);
-  for (const review of [optIn, ownEnvoy, istio]) assertWellFormed(review.warnings);
+  for (const review of [optIn, annotated, ownEnvoy, istio]) assertWellFormed(review.warnings);
   // Our own re-invocation of an injected pod is expected: silent.
   const injected = applyJsonPatch(pod(), (await admit(pod())).patch);
   assert.deepEqual((await admit(injected)).warnings, []);
