@@ -189,7 +189,7 @@ test('config info and load time, and the proxy config hash that injected pods ca
   const config = testConfig();
   const { runtime } = breakableRuntime();
   const loadedAt = new Date('2025-03-01T12:00:00Z');
-  const { scrape, mutate } = setup(config, runtime, { configLoadedAt: loadedAt });
+  const { scrape, mutate, metrics } = setup(config, runtime, { configLoadedAt: loadedAt });
   const scraped = await scrape();
   const [info] = samplesOf(scraped, 'envoy_injector_config_info');
   assert.ok(info);
@@ -202,8 +202,13 @@ test('config info and load time, and the proxy config hash that injected pods ca
   const injected = applyJsonPatch(POD, (await mutate(POD)).patch) as Obj;
   assert.equal(info.labels['proxy_config_hash'], parseStatus(injected['metadata']['annotations'][STATUS_ANNOTATION])?.configHash);
   assert.equal(valueOf(scraped, 'envoy_injector_config_load_timestamp_seconds'), loadedAt.getTime() / 1000);
-  // Another config gives another hash.
-  assert.notEqual(hashConfig(testConfig({ ENVOY_INJECTOR_PROXY_CONCURRENCY: '4' })), hashConfig(config));
+  // A reloaded config replaces the info series (another hash) and the load time.
+  const reloaded = testConfig({ ENVOY_INJECTOR_PROXY_CONCURRENCY: '4' });
+  assert.notEqual(hashConfig(reloaded), hashConfig(config));
+  metrics.setConfig(reloaded, runtime, new Date('2025-03-02T00:00:00Z'));
+  const after = await scrape();
+  assert.deepEqual(samplesOf(after, 'envoy_injector_config_info').map((s) => s.labels['config_hash']), [hashConfig(reloaded)]);
+  assert.equal(valueOf(after, 'envoy_injector_config_load_timestamp_seconds'), Date.parse('2025-03-02T00:00:00Z') / 1000);
 });
 
 test('certificate expiry is read from the getters at each scrape; none loaded means no series', async () => {

@@ -185,13 +185,15 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
       requestErrors.inc({ status });
     },
     setConfig(config, runtime, loadedAt) {
+      const proxy = defaultProxyConfig(config, runtime);
+      // One series at a time: a reloaded config replaces the old labels instead of adding to them.
       configInfo.reset();
       configInfo.set(
         {
           version: runtime.version,
           config_hash: hashConfig(config),
-          proxy_config_hash: hashProxyConfig(defaultProxyConfig(config, runtime)),
-          native_sidecar: String(defaultProxyConfig(config, runtime).nativeSidecar),
+          proxy_config_hash: hashProxyConfig(proxy),
+          native_sidecar: String(proxy.nativeSidecar),
         },
         1,
       );
