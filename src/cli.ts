@@ -4,7 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
 import { bootstrapFor } from './cli/bootstrap.ts';
 import { readInput } from './cli/documents.ts';
-import { explainDocuments, formatExplanations } from './cli/explain.ts';
+import { explainDocuments, explainReport, formatExplanations } from './cli/explain.ts';
 import { formatInjectReports, injectDocuments } from './cli/inject.ts';
 import { loadConfig } from './config.ts';
 import type { InjectorConfig } from './core/types.ts';
@@ -118,7 +118,9 @@ export async function main(argv: string[]): Promise<number> {
       };
       const explanations = explainDocuments(readInput(file), file, loadedConfig, runtime, options);
       process.stdout.write(
-        format === 'json' ? `${JSON.stringify(explanations, null, 2)}\n` : formatExplanations(explanations, options),
+        format === 'json'
+          ? `${JSON.stringify(explainReport(explanations, runtime, options), null, 2)}\n`
+          : formatExplanations(explanations, options),
       );
       return 0;
     }

@@ -5,6 +5,8 @@ import type { InjectorConfig } from './core/types.ts';
 import { InjectorError } from './errors.ts';
 import { resolveRuntime } from './runtime.ts';
 import { buildApp } from './server/app.ts';
+import { createMetrics } from './server/metrics.ts';
+import { certificateExpiry } from './tls/certificates.ts';
 import { CERT_FILES, ensureLocalCertificates } from './tls/local.ts';
 import { VERSION } from './version.ts';
 
@@ -15,6 +17,8 @@ export function createLogger(config: InjectorConfig): Logger {
 
 /** Serves the webhook until SIGTERM/SIGINT; resolves once it has shut down. */
 export async function serve(config: InjectorConfig): Promise<void> {
+  // The config was read just before serve() is called, and is not read again while serving.
+  const configLoadedAt = new Date();
   const logger = createLogger(config);
   const { runtime, nativeSidecarDetail } = await resolveRuntime(config);
 
@@ -27,7 +31,13 @@ export async function serve(config: InjectorConfig): Promise<void> {
     'serving certificate ready',
   );
 
-  const app = buildApp({ config, runtime, logger, tls: { key: certificates.bundle.key, cert: certificates.bundle.cert } });
+  // The local certificates do not change while serving; reloading TLS modes pass getters that
+  // return the certificate currently served.
+  const servingExpiry = certificateExpiry(certificates.bundle.cert);
+  const caExpiry = certificateExpiry(certificates.bundle.caCert);
+  const metrics = createMetrics({ config, runtime, configLoadedAt, certificates: { serving: () => servingExpiry, ca: () => caExpiry } });
+
+  const app = buildApp({ config, runtime, logger, metrics, tls: { key: certificates.bundle.key, cert: certificates.bundle.cert } });
   await app.listen({ host: config.server.host, port: config.server.port });
   logger.info(
     { url: `https://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`, nativeSidecar: nativeSidecarDetail },

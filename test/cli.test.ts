@@ -93,24 +93,6 @@ test('CLI errors are one clear line', () => {
   assert.match(noFile.stderr, /explain needs -f FILE/);
 });
 
-test('explain: text and JSON name every reason by code', () => {
-  const text = cli(['explain', '-f', MIXED]);
-  assert.equal(text.code, 0, text.stderr);
-  assert.match(text.stdout, /Deployment web \(namespace default, document 1\): INJECT/);
-  assert.match(text.stdout, /DaemonSet agent \(namespace default, document 4\): SKIP\n  reasons:\n    host-network: /);
-  const json = cli(['explain', '-f', MIXED, '--output', 'json', '--namespace-labels', 'team=a']);
-  assert.equal(json.code, 0, json.stderr);
-  const parsed = JSON.parse(json.stdout) as { kind: string; action: string; reasons: { code: string }[] }[];
-  assert.deepEqual(
-    parsed.map((e) => [e.kind, e.action, e.reasons.map((r) => r.code)]),
-    [
-      ['Deployment', 'skip', ['namespace-not-enabled']],
-      ['CronJob', 'skip', ['namespace-not-enabled']],
-      ['DaemonSet', 'skip', ['namespace-not-enabled', 'host-network']],
-    ],
-  );
-});
-
 test('bootstrap: prints exactly the bootstrap the injected pod runs with', () => {
   const pod = {
     apiVersion: 'v1',

@@ -1,9 +1,25 @@
-// `envoy-injector explain -f FILE`: for each workload, the decision with every reason, the
-// effective overrides and what would be added — as text for people, JSON for scripts.
+// `envoy-injector explain -f FILE`: for each workload, the decision with every reason (code and
+// sentence) and how to change it, the warnings kubectl would print, the effective overrides and what
+// would be added — as text for people, and as JSON of a stable, versioned shape for scripts.
+import {
+  INJECT_ANNOTATION,
+  INJECT_LABEL,
+  INJECT_LABEL_ENABLED,
+  OVERRIDE_SETTINGS,
+  PROXY_PORTS,
+  STATUS_ANNOTATION,
+  XTABLES_LOCK_VOLUME_NAME,
+  overrideAnnotation,
+  type OverrideSetting,
+} from '../constants.ts';
 import { injectPod } from '../core/inject.ts';
-import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime } from '../core/types.ts';
-import type { Reason, Warning } from '../core/reasons.ts';
+import { defaultProxyConfig } from '../core/overrides.ts';
+import { REASONS, type Action, type ReasonCode } from '../core/reasons.ts';
+import type { AdmissionContext, AllOr, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ResourceList } from '../core/types.ts';
 import { findPodTargets, parseDocuments } from './documents.ts';
+
+/** Version of the JSON shape; raised only when a field is removed or changes meaning. */
+export const EXPLAIN_SCHEMA_VERSION = 1;
 
 export interface ExplainOptions {
   readonly defaultNamespace: string;
@@ -13,26 +29,200 @@ export interface ExplainOptions {
   readonly nativeSidecarDetail: string;
 }
 
+/** One reason of a decision. */
+export interface ExplainedReason {
+  readonly code: ReasonCode;
+  /** The reason's sentence from the one table (src/core/reasons.ts), the same for every pod. */
+  readonly sentence: string;
+  /** What is specific to this pod (a value, a container name), when there is something. */
+  readonly detail?: string;
+  /** The sentence followed by the detail: what logs, denials and the text output show. */
+  readonly message: string;
+  /** What would change the decision, for skips and denials that can be changed. */
+  readonly fix?: string;
+}
+
+/** One warning, as kubectl would print it (without the `envoy-injector: ` prefix). */
+export interface ExplainedWarning {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** One override annotation that took effect. */
+export interface ExplainedOverride {
+  readonly annotation: string;
+  readonly setting: OverrideSetting;
+  /** The annotation's value as written on the pod. */
+  readonly value: string;
+  /** What the injector's configuration alone would give, in the annotation's syntax ("" = unset). */
+  readonly default: string;
+}
+
+/** The proxy an injected pod would run, as configured (config defaults plus overrides). */
+export interface ExplainedProxy {
+  readonly image: string;
+  readonly sidecar: 'native' | 'classic';
+  /** Classic sidecars only: the app containers wait until the proxy is ready. */
+  readonly holdApplicationUntilProxyStarts: boolean;
+  readonly drainSeconds: number;
+  readonly logLevel: string;
+  /** Envoy worker threads; 0 = one per CPU core. */
+  readonly concurrency: number;
+  readonly resources: { readonly requests: ResourceList; readonly limits: ResourceList };
+  /** The xDS control plane, or null for the static passthrough bootstrap. */
+  readonly ads: { readonly address: string; readonly tls: boolean } | null;
+  readonly accessLog: boolean;
+  /** Hash of the effective proxy configuration, as written in the status annotation. */
+  readonly configHash: string;
+}
+
+/** Which traffic envoy-init would redirect to the proxy. */
+export interface ExplainedCapture {
+  readonly inbound: { readonly port: number; readonly ports: AllOr<number>; readonly excludePorts: readonly number[] };
+  readonly outbound: {
+    readonly port: number;
+    readonly ipRanges: AllOr<string>;
+    readonly excludeIpRanges: readonly string[];
+    readonly excludePorts: readonly number[];
+  };
+  /** Ports of the proxy itself, never redirected. */
+  readonly proxyPorts: readonly number[];
+  /** Traffic from this UID and GID (the proxy's) is never redirected. */
+  readonly bypassUid: number;
+  readonly bypassGid: number;
+  readonly ipv6: boolean;
+  readonly initImage: string;
+}
+
+/** What the injection would add to the pod. */
+export interface ExplainedAdditions {
+  readonly initContainers: readonly string[];
+  /** Where they go among the pod's own init containers. */
+  readonly initContainersPosition: 'first' | 'last';
+  /** Added first among the containers (classic sidecar), or none (native sidecar). */
+  readonly containers: readonly string[];
+  readonly volumes: readonly string[];
+  readonly annotations: readonly string[];
+  readonly proxy: ExplainedProxy;
+  readonly capture: ExplainedCapture;
+}
+
+/** The explanation of one pod or pod template. */
 export interface Explanation {
+  /** 1-based position of the YAML document holding it. */
   readonly document: number;
   readonly kind: string;
   readonly name: string;
   readonly namespace: string;
-  readonly action: 'inject' | 'skip' | 'deny';
-  readonly reasons: readonly Reason[];
-  readonly warnings: readonly Warning[];
-  readonly overrides: Readonly<Record<string, string>>;
-  readonly adds?: {
-    readonly initContainers: readonly string[];
-    readonly initContainersPosition: 'first' | 'last';
-    readonly containers: readonly string[];
-    readonly volumes: readonly string[];
-    readonly annotations: readonly string[];
-  };
-  readonly proxy?: EffectiveProxyConfig & { readonly configHash: string };
+  readonly action: Action;
+  readonly reasons: readonly ExplainedReason[];
+  readonly warnings: readonly ExplainedWarning[];
+  /** Override annotations that took effect (empty unless injected). */
+  readonly overrides: readonly ExplainedOverride[];
+  /** What would be added, or null unless injected. */
+  readonly adds: ExplainedAdditions | null;
 }
 
-/** Explains every pod and pod template in a YAML stream. */
+/** The whole `explain --output json` document. */
+export interface ExplainReport {
+  readonly schemaVersion: number;
+  readonly injector: { readonly version: string; readonly nativeSidecar: string };
+  /** The namespace labels assumed, or null when none were given (namespaces count as enabled). */
+  readonly namespaceLabels: Readonly<Record<string, string>> | null;
+  readonly workloads: readonly Explanation[];
+}
+
+const list = (items: AllOr<string | number>): string => (items === '*' ? '*' : items.join(','));
+
+/** Each override setting's value in the proxy config, written as its annotation would be. */
+const SETTING_VALUE: { readonly [S in OverrideSetting]: (proxy: EffectiveProxyConfig) => string } = {
+  'exclude-inbound-ports': (p) => list(p.traffic.excludeInboundPorts),
+  'include-inbound-ports': (p) => list(p.traffic.includeInboundPorts),
+  'exclude-outbound-ports': (p) => list(p.traffic.excludeOutboundPorts),
+  'exclude-outbound-ip-ranges': (p) => list(p.traffic.excludeOutboundIpRanges),
+  'include-outbound-ip-ranges': (p) => list(p.traffic.includeOutboundIpRanges),
+  'proxy-image': (p) => p.image,
+  'proxy-cpu': (p) => p.resources.requests.cpu ?? '',
+  'proxy-memory': (p) => p.resources.requests.memory ?? '',
+  'proxy-cpu-limit': (p) => p.resources.limits.cpu ?? '',
+  'proxy-memory-limit': (p) => p.resources.limits.memory ?? '',
+  'log-level': (p) => p.logLevel,
+  concurrency: (p) => String(p.concurrency),
+  'native-sidecar': (p) => String(p.nativeSidecar),
+  'hold-application-until-proxy-starts': (p) => String(p.holdApplicationUntilProxyStarts),
+  'drain-seconds': (p) => String(p.drainSeconds),
+};
+
+const label = `${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`;
+
+/** How to change each skip or denial, for the workload at hand; undefined where nothing can. */
+const FIXES: Partial<Record<ReasonCode, (where: { namespace: string }) => string>> = {
+  'namespace-excluded': () => "Use another namespace: the injector's excludedNamespaces (and its own namespace) are never injected.",
+  'namespace-disabled': (where) => `kubectl label namespace ${where.namespace} ${label} --overwrite`,
+  'namespace-not-enabled': (where) => `kubectl label namespace ${where.namespace} ${label}, or label the pod (template) ${label}.`,
+  'disabled-by-annotation': () => `Remove the annotation ${INJECT_ANNOTATION} or set it to "true".`,
+  'disabled-by-pod-label': () => `Remove the pod label ${INJECT_LABEL}=disabled.`,
+  'invalid-inject-annotation': () => `Set the annotation ${INJECT_ANNOTATION} to "true" or "false".`,
+  'host-network': () => "Only without hostNetwork: a host-network pod's traffic is the node's, which is never captured.",
+  'already-injected': () => `None needed if it carries ${STATUS_ANNOTATION}; otherwise rename its envoy/envoy-init container.`,
+  'other-mesh-present': () => "Remove the other mesh's injection (its namespace label or annotation) before injecting this one.",
+  'invalid-pod': () => 'Fix the field named above; the API server would refuse the pod as well.',
+  'invalid-annotations': () => 'Fix or remove the annotations listed above (accepted values are in the README).',
+  'proxy-port-conflict': () => `Move the container off the proxy's ports (${PROXY_PORTS.join(', ')}).`,
+  'name-conflict': () => `Rename the pod's volume ${XTABLES_LOCK_VOLUME_NAME}.`,
+};
+
+function explainReasons(
+  reasons: readonly { code: ReasonCode; message: string; detail?: string }[],
+  action: Action,
+  where: { namespace: string },
+): ExplainedReason[] {
+  return reasons.map((r) => {
+    const fix = action === 'inject' ? undefined : FIXES[r.code]?.(where);
+    return {
+      code: r.code,
+      sentence: REASONS[r.code].sentence,
+      ...(r.detail === undefined ? {} : { detail: r.detail }),
+      message: r.message,
+      ...(fix === undefined ? {} : { fix }),
+    };
+  });
+}
+
+function describeProxy(proxy: EffectiveProxyConfig, configHash: string): ExplainedProxy {
+  return {
+    image: proxy.image,
+    sidecar: proxy.nativeSidecar ? 'native' : 'classic',
+    holdApplicationUntilProxyStarts: proxy.holdApplicationUntilProxyStarts,
+    drainSeconds: proxy.drainSeconds,
+    logLevel: proxy.logLevel,
+    concurrency: proxy.concurrency,
+    resources: { requests: { ...proxy.resources.requests }, limits: { ...proxy.resources.limits } },
+    ads: proxy.ads === null ? null : { address: proxy.ads.address, tls: proxy.ads.tls },
+    accessLog: proxy.accessLog,
+    configHash,
+  };
+}
+
+function describeCapture(proxy: EffectiveProxyConfig): ExplainedCapture {
+  const t = proxy.traffic;
+  return {
+    inbound: { port: t.inboundCapturePort, ports: t.includeInboundPorts, excludePorts: t.excludeInboundPorts },
+    outbound: {
+      port: t.outboundCapturePort,
+      ipRanges: t.includeOutboundIpRanges,
+      excludeIpRanges: t.excludeOutboundIpRanges,
+      excludePorts: t.excludeOutboundPorts,
+    },
+    proxyPorts: t.proxyPorts,
+    bypassUid: t.proxyUid,
+    bypassGid: t.proxyGid,
+    ipv6: t.ipv6,
+    initImage: proxy.initImage,
+  };
+}
+
+/** Explains every pod and pod template in a YAML stream, with the same core the webhook runs. */
 export function explainDocuments(
   text: string,
   source: string,
@@ -40,6 +230,7 @@ export function explainDocuments(
   runtime: InjectorRuntime,
   options: ExplainOptions,
 ): Explanation[] {
+  const defaults = defaultProxyConfig(config, runtime);
   const explanations: Explanation[] = [];
   parseDocuments(text, source).forEach((doc, index) => {
     for (const target of findPodTargets(doc.toJS({ maxAliasCount: 100 }))) {
@@ -59,82 +250,116 @@ export function explainDocuments(
         name: target.name,
         namespace,
         action: decision.action,
-        reasons: decision.reasons,
-        warnings: result.warnings,
+        reasons: explainReasons(decision.reasons, decision.action, { namespace }),
+        warnings: result.warnings.map((w) => ({ code: w.code, message: w.message })),
       };
       if (decision.action !== 'inject' || result.status === undefined || result.pod === undefined) {
-        explanations.push({ ...base, overrides: {} });
+        explanations.push({ ...base, overrides: [], adds: null });
         continue;
       }
       const metadata = result.pod['metadata'] as { annotations?: Record<string, string> };
       const original = (target.pod as { metadata?: { annotations?: Record<string, string> | null } }).metadata?.annotations ?? {};
+      const overrides = OVERRIDE_SETTINGS.flatMap((setting): ExplainedOverride[] => {
+        const annotation = overrideAnnotation(setting);
+        const value = decision.overrides[annotation];
+        return value === undefined ? [] : [{ annotation, setting, value, default: SETTING_VALUE[setting](defaults) }];
+      });
       explanations.push({
         ...base,
-        overrides: decision.overrides,
+        overrides,
         adds: {
           initContainers: result.status.initContainers,
           initContainersPosition: decision.proxy.nativeSidecar ? 'first' : 'last',
           containers: result.status.containers,
           volumes: result.status.volumes,
           annotations: Object.keys(metadata.annotations ?? {}).filter((key) => !(key in original)),
+          proxy: describeProxy(decision.proxy, result.status.configHash),
+          capture: describeCapture(decision.proxy),
         },
-        proxy: { ...decision.proxy, configHash: result.status.configHash },
       });
     }
   });
   return explanations;
 }
 
-const list = (items: readonly (string | number)[] | '*', none = 'none'): string =>
+/** Returns the `--output json` document: the explanations in an envelope saying what was assumed. */
+export function explainReport(
+  explanations: readonly Explanation[],
+  runtime: InjectorRuntime,
+  options: ExplainOptions,
+): ExplainReport {
+  return {
+    schemaVersion: EXPLAIN_SCHEMA_VERSION,
+    injector: { version: runtime.version, nativeSidecar: options.nativeSidecarDetail },
+    namespaceLabels: options.namespaceLabels ?? null,
+    workloads: explanations,
+  };
+}
+
+const show = (items: AllOr<string | number>, none = 'none'): string =>
   items === '*' ? 'all' : items.length === 0 ? none : items.join(', ');
 
-function describeProxy(proxy: NonNullable<Explanation['proxy']>, nativeSidecarDetail: string): string[] {
-  const r = proxy.resources;
-  const t = proxy.traffic;
+function formatAdditions(adds: ExplainedAdditions, sidecarSource: string): string[] {
+  const p = adds.proxy;
+  const c = adds.capture;
+  const r = p.resources;
   return [
-    `  proxy:`,
-    `    image: ${proxy.image}`,
-    `    sidecar: ${proxy.nativeSidecar ? 'native (init container, restartPolicy Always)' : 'classic (first container)'}; ${nativeSidecarDetail}`,
-    ...(proxy.nativeSidecar ? [] : [`    hold application until proxy starts: ${proxy.holdApplicationUntilProxyStarts ? 'yes' : 'no'}`]),
-    `    drain: ${proxy.drainSeconds}s; log level: ${proxy.logLevel}; concurrency: ${proxy.concurrency === 0 ? 'one per core' : proxy.concurrency}`,
+    '  adds:',
+    `    init containers (${adds.initContainersPosition}): ${show(adds.initContainers)}`,
+    `    containers (first): ${show(adds.containers)}`,
+    `    volumes: ${show(adds.volumes)}`,
+    `    annotations: ${show(adds.annotations)}`,
+    '  proxy:',
+    `    image: ${p.image}`,
+    `    sidecar: ${p.sidecar === 'native' ? 'native (init container, restartPolicy Always)' : 'classic (first container)'}; ${sidecarSource}`,
+    ...(p.sidecar === 'native' ? [] : [`    hold application until proxy starts: ${p.holdApplicationUntilProxyStarts ? 'yes' : 'no'}`]),
+    `    drain: ${p.drainSeconds}s; log level: ${p.logLevel}; concurrency: ${p.concurrency === 0 ? 'one per core' : p.concurrency}`,
     `    resources: requests cpu ${r.requests.cpu ?? '-'} memory ${r.requests.memory ?? '-'}; limits cpu ${r.limits.cpu ?? '-'} memory ${r.limits.memory ?? '-'}`,
-    `    xDS: ${proxy.ads === null ? 'none (static passthrough bootstrap)' : `ADS at ${proxy.ads.address}${proxy.ads.tls ? ' over TLS' : ''}`}`,
-    `    config hash: ${proxy.configHash}`,
-    `  capture:`,
-    `    inbound TCP → ${t.inboundCapturePort}: ports ${list(t.includeInboundPorts)}, except ${list([...t.proxyPorts, ...t.excludeInboundPorts])}`,
-    `    outbound TCP → ${t.outboundCapturePort}: destinations ${list(t.includeOutboundIpRanges)}, except ports ${list(t.excludeOutboundPorts)} and ranges ${list(t.excludeOutboundIpRanges)}; UID/GID ${t.proxyUid}/${t.proxyGid} and loopback never`,
-    `    IPv6: ${t.ipv6 ? 'captured like IPv4' : 'not captured (envoy-init fails if the pod has a global IPv6 address)'}`,
+    `    xDS: ${p.ads === null ? 'none (static passthrough bootstrap)' : `ADS at ${p.ads.address}${p.ads.tls ? ' over TLS' : ''}`}`,
+    `    config hash: ${p.configHash}`,
+    '  capture:',
+    `    inbound TCP → ${c.inbound.port}: ports ${show(c.inbound.ports)}, except ${show([...c.proxyPorts, ...c.inbound.excludePorts])}`,
+    `    outbound TCP → ${c.outbound.port}: destinations ${show(c.outbound.ipRanges)}, except ports ${show(c.outbound.excludePorts)} and ranges ${show(c.outbound.excludeIpRanges)}; never from UID/GID ${c.bypassUid}/${c.bypassGid} or to loopback`,
+    `    IPv6: ${c.ipv6 ? 'captured like IPv4' : 'not captured (envoy-init fails if the pod has a global IPv6 address)'}`,
   ];
 }
 
-/** Formats explanations for people. */
+const VERDICT: Readonly<Record<Action, string>> = {
+  inject: 'INJECT',
+  skip: 'SKIP (created unchanged)',
+  deny: 'DENY (the pod would be refused)',
+};
+
+/** Formats explanations for people: one block per workload. */
 export function formatExplanations(explanations: readonly Explanation[], options: ExplainOptions): string {
   if (explanations.length === 0) return 'No pods or pod templates found.\n';
   const blocks = explanations.map((e) => {
     const name = e.name === '' ? '(unnamed)' : e.name;
-    const lines = [`${e.kind} ${name} (namespace ${e.namespace}, document ${e.document}): ${e.action.toUpperCase()}`];
+    const lines = [`${e.kind || '(no kind)'} ${name} (namespace ${e.namespace}, document ${e.document}): ${VERDICT[e.action]}`];
     lines.push('  reasons:');
-    for (const r of e.reasons) lines.push(`    ${r.code}: ${r.message}`);
+    for (const r of e.reasons) {
+      lines.push(`    ${r.code}: ${r.message}`);
+      if (r.fix !== undefined) lines.push(`      fix: ${r.fix}`);
+    }
     if (e.warnings.length > 0) {
-      lines.push('  warnings:');
+      lines.push('  warnings (kubectl prints these):');
       for (const w of e.warnings) lines.push(`    ${w.code}: ${w.message}`);
     }
-    if (e.adds !== undefined && e.proxy !== undefined) {
-      const overrides = Object.entries(e.overrides);
-      lines.push(overrides.length === 0 ? '  overrides: none' : '  overrides:');
-      for (const [key, value] of overrides) lines.push(`    ${key}: ${JSON.stringify(value)}`);
-      lines.push('  adds:');
-      lines.push(`    init containers (${e.adds.initContainersPosition}): ${list(e.adds.initContainers)}`);
-      lines.push(`    containers (first): ${list(e.adds.containers)}`);
-      lines.push(`    volumes: ${list(e.adds.volumes)}`);
-      lines.push(`    annotations: ${list(e.adds.annotations)}`);
-      lines.push(...describeProxy(e.proxy, options.nativeSidecarDetail));
+    if (e.adds !== null) {
+      lines.push(e.overrides.length === 0 ? '  overrides: none' : '  overrides:');
+      for (const o of e.overrides) {
+        lines.push(`    ${o.annotation}: ${JSON.stringify(o.value)} (default ${o.default === '' ? 'none' : JSON.stringify(o.default)})`);
+      }
+      const sidecarSource = e.overrides.some((o) => o.setting === 'native-sidecar')
+        ? `set by the pod's ${overrideAnnotation('native-sidecar')} annotation`
+        : options.nativeSidecarDetail;
+      lines.push(...formatAdditions(e.adds, sidecarSource));
     }
     return lines.join('\n');
   });
   const note =
     options.namespaceLabels === undefined
-      ? '\n(No --namespace-labels given: each namespace is assumed to be labelled envoy-injector.io/inject=enabled.)\n'
+      ? `\n(No --namespace-labels given: each namespace is assumed to be labelled ${label}.)\n`
       : '';
   return `${blocks.join('\n\n')}\n${note}`;
 }

@@ -9,15 +9,17 @@ import {
   INJECT_LABEL_ENABLED,
   KNOWN_ANNOTATIONS,
   OTHER_MESH_CONTAINERS,
+  PORTS,
   PROXY_PORTS,
   PROXY_UID,
   SIDECAR_CONTAINER_NAME,
   STATUS_ANNOTATION,
   XTABLES_LOCK_VOLUME_NAME,
+  overrideAnnotation,
 } from '../constants.ts';
 import { formatAnnotationErrors, resolveOverrides } from './overrides.ts';
 import { readPod, type PodView } from './pod.ts';
-import { reason, warning, type Reason, type Warning, type WarningCode } from './reasons.ts';
+import { reason, shorten, warning, type Reason, type Warning } from './reasons.ts';
 import { closest } from './suggest.ts';
 import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime } from './types.ts';
 import { parseBoolean } from './values.ts';
@@ -42,13 +44,6 @@ export interface Evaluation {
 /** Default kubelet grace period when a pod sets none. */
 const DEFAULT_GRACE_SECONDS = 30;
 
-/** Skip reasons a user would not expect: they come back as warnings too. */
-const SURPRISING_SKIPS: ReadonlySet<string> = new Set<WarningCode>([
-  'host-network',
-  'invalid-inject-annotation',
-  'other-mesh-present',
-]);
-
 /** Decides what happens to `object` (a Pod, or a workload's pod template) and why. */
 export function decide(
   object: unknown,
@@ -67,10 +62,8 @@ export function decide(
 
   const skips = skipReasons(pod, ctx, config);
   if (skips.length > 0) {
-    const primary = skips[0];
-    if (primary !== undefined && SURPRISING_SKIPS.has(primary.code)) {
-      warnings.unshift(warning(primary.code as WarningCode, primary.detail));
-    }
+    const surprise = surprisingSkipWarning(skips[0], pod, ctx);
+    if (surprise !== undefined) warnings.unshift(surprise);
     return { decision: { action: 'skip', reasons: skips }, warnings, pod };
   }
 
@@ -80,7 +73,7 @@ export function decide(
   denials.push(...portConflicts(pod), ...nameConflicts(pod));
   if (denials.length > 0 || !overrides.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod };
 
-  warnings.push(...injectionWarnings(pod, ctx, overrides.config));
+  warnings.push(...injectionWarnings(pod, ctx, overrides.config, config, runtime));
   return {
     decision: { action: 'inject', reasons: enableReasons(pod, ctx), proxy: overrides.config, overrides: overrides.overrides },
     warnings,
@@ -164,6 +157,40 @@ function nameConflicts(pod: PodView): Reason[] {
     : [];
 }
 
+/**
+ * The warning for a skip the user would not expect, judged by the reason that decided it (the
+ * first): a pod that opts in but sits in an excluded namespace, an unreadable inject annotation,
+ * host networking, a container of its own named like the proxy, or another mesh's proxy.
+ */
+function surprisingSkipWarning(primary: Reason | undefined, pod: PodView, ctx: AdmissionContext): Warning | undefined {
+  switch (primary?.code) {
+    case 'namespace-excluded': {
+      const annotation = pod.annotations[INJECT_ANNOTATION];
+      const parsed = annotation === undefined ? undefined : parseBoolean(annotation);
+      const optsIn = pod.labels[INJECT_LABEL] === INJECT_LABEL_ENABLED || (parsed?.ok === true && parsed.value);
+      return optsIn ? warning('namespace-excluded', { namespace: shorten(ctx.namespace) }) : undefined;
+    }
+    case 'invalid-inject-annotation':
+      return warning('invalid-inject-annotation', { value: JSON.stringify(shorten(pod.annotations[INJECT_ANNOTATION] ?? '')) });
+    case 'host-network':
+      return warning('host-network');
+    case 'already-injected': {
+      // With the status annotation this is our own re-invocation: nothing surprising.
+      if (pod.annotations[STATUS_ANNOTATION] !== undefined) return undefined;
+      const taken = [...pod.initContainers, ...pod.containers].find(
+        (c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME,
+      );
+      return taken === undefined ? undefined : warning('container-name-taken', { name: taken.name });
+    }
+    case 'other-mesh-present': {
+      const others = [...pod.initContainers, ...pod.containers].filter((c) => OTHER_MESH_CONTAINERS.includes(c.name));
+      return warning('other-mesh-present', { containers: others.map((c) => c.name).join(', ') });
+    }
+    default:
+      return undefined;
+  }
+}
+
 function unknownAnnotationWarnings(pod: PodView): Warning[] {
   const prefix = `${DOMAIN}/`;
   const known = KNOWN_ANNOTATIONS.map((k) => k.slice(prefix.length));
@@ -171,33 +198,44 @@ function unknownAnnotationWarnings(pod: PodView): Warning[] {
     .filter((key) => key.startsWith(prefix) && !KNOWN_ANNOTATIONS.includes(key))
     .map((key) => {
       const suggestion = closest(key.slice(prefix.length), known);
-      const hint = suggestion === undefined ? 'It has no effect.' : `Did you mean ${prefix}${suggestion}?`;
-      return warning('unknown-annotation', `${key}: ${hint}`);
+      return warning('unknown-annotation', {
+        annotation: shorten(key, 63),
+        suggestion: suggestion === undefined ? '' : ` Did you mean ${prefix}${suggestion}?`,
+      });
     });
 }
 
-function injectionWarnings(pod: PodView, ctx: AdmissionContext, proxy: EffectiveProxyConfig): Warning[] {
+function injectionWarnings(
+  pod: PodView,
+  ctx: AdmissionContext,
+  proxy: EffectiveProxyConfig,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+): Warning[] {
   const warnings: Warning[] = [];
   // In classic mode the pod's init containers run before envoy-init, so their UID does not matter.
   const checked = proxy.nativeSidecar ? [...pod.initContainers, ...pod.containers] : pod.containers;
-  const proxyUid = checked.filter((c) => c.runAsUser === PROXY_UID).map((c) => c.name);
-  if (proxyUid.length > 0) warnings.push(warning('proxy-uid-container', `(container ${proxyUid.join(', ')})`));
+  for (const c of checked) {
+    if (c.runAsUser === PROXY_UID) warnings.push(warning('proxy-uid-container', { container: shorten(c.name) }));
+  }
   if (!proxy.nativeSidecar && runsToCompletion(pod, ctx)) {
-    warnings.push(
-      warning('pod-will-not-complete', 'Use native sidecars (Kubernetes ≥ 1.29): annotate envoy-injector.io/native-sidecar: "true".'),
-    );
+    // On a cluster too old for native sidecars (nativeSidecar: auto said no) the app must stop Envoy.
+    const tooOld = config.nativeSidecar === 'auto' && !runtime.nativeSidecarSupported;
+    const fix = tooOld
+      ? `When done, POST to 127.0.0.1:${PORTS.admin}/quitquitquit.`
+      : `Set ${overrideAnnotation('native-sidecar')}: "true".`;
+    warnings.push(warning('pod-will-not-complete', { fix }));
   }
   const grace = pod.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
   if (!proxy.nativeSidecar && proxy.drainSeconds >= grace) {
-    warnings.push(
-      warning('drain-exceeds-grace-period', `(drain ${proxy.drainSeconds}s, terminationGracePeriodSeconds ${grace}s)`),
-    );
+    warnings.push(warning('drain-exceeds-grace-period', { drain: String(proxy.drainSeconds), grace: String(grace) }));
   }
   return warnings;
 }
 
 function runsToCompletion(pod: PodView, ctx: AdmissionContext): boolean {
   if (ctx.workloadKind === 'Job' || ctx.workloadKind === 'CronJob') return true;
+  // Pods of a CronJob are created by its Job, so they are owned by a Job too.
   if (pod.ownerKinds.includes('Job')) return true;
   return pod.restartPolicy === 'Never' || pod.restartPolicy === 'OnFailure';
 }

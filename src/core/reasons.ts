@@ -68,19 +68,37 @@ export function reason(code: ReasonCode, detail?: string): Reason {
   return detail === undefined ? { code, message: sentence } : { code, message: `${sentence} ${detail}`, detail };
 }
 
-/** Warning codes: things the user should know although the pod is admitted. */
+/**
+ * Warning codes and their sentences: what the user should know although the pod is admitted.
+ * kubectl prints each one as a line (`Warning: envoy-injector: …`), so each says what happened and,
+ * where there is one, the fix. Kubernetes asks for warnings under 120 characters where possible;
+ * with the transport's 16-character prefix, each sentence with typical values stays within that
+ * (test/warnings.test.ts checks it). `{name}` marks a value filled in for the pod.
+ */
 export const WARNINGS = {
-  'host-network': "The pod was not injected because it uses hostNetwork (iptables would rewrite the node's network).",
-  'invalid-inject-annotation': `The pod was not injected because its ${INJECT_ANNOTATION} annotation is not "true" or "false".`,
-  'other-mesh-present': "The pod was not injected because it already runs another mesh's proxy.",
-  'proxy-uid-container': `A container runs as UID ${PROXY_UID}, the proxy's UID: its traffic bypasses the proxy.`,
-  'pod-will-not-complete':
-    'The pod runs to completion but the proxy is a classic sidecar that never exits, so the pod will not complete.',
-  'unknown-annotation': 'An envoy-injector.io annotation is not known to the injector (likely a typo).',
-  'drain-exceeds-grace-period': "The proxy's drain time is longer than the pod's termination grace period.",
+  // skips a user would not expect
+  'namespace-excluded': "Pod not injected although it opts in: the injector's config excludes namespace {namespace}.",
+  'invalid-inject-annotation': `Pod not injected: annotation ${INJECT_ANNOTATION} is {value}; use "true" or "false".`,
+  'host-network': "Pod not injected: it uses hostNetwork, and capturing its traffic would rewrite the node's network.",
+  'container-name-taken': 'Pod not injected: its container name {name} is reserved for the proxy; rename it to inject the pod.',
+  'other-mesh-present': "Pod not injected: another mesh's proxy already captures its traffic ({containers}).",
+  // injected, but something will not work as the user expects
+  'proxy-uid-container': `Container {container} runs as UID ${PROXY_UID}, the proxy's UID, so its traffic bypasses the proxy.`,
+  'pod-will-not-complete': 'Pod will not complete: classic sidecars never exit. {fix}',
+  'drain-exceeds-grace-period':
+    'Proxy drain ({drain}s) is not shorter than terminationGracePeriodSeconds ({grace}s): it will be cut off.',
+  'unknown-annotation': 'Ignored unknown annotation {annotation}.{suggestion}',
 } as const;
 
 export type WarningCode = keyof typeof WARNINGS;
+
+/** The `{name}` placeholders of a warning sentence. */
+type Slots<S extends string> = S extends `${string}{${infer Name}}${infer Rest}` ? Name | Slots<Rest> : never;
+
+/** The values a warning's sentence needs, by placeholder name (none for a fixed sentence). */
+export type WarningValues<C extends WarningCode> = [Slots<(typeof WARNINGS)[C]>] extends [never]
+  ? []
+  : [Readonly<Record<Slots<(typeof WARNINGS)[C]>, string>>];
 
 /** A warning returned to the client (kubectl prints it) and shown by `explain`. */
 export interface Warning {
@@ -88,8 +106,21 @@ export interface Warning {
   readonly message: string;
 }
 
-/** Returns the warning for `code`, its sentence followed by `detail` when given. */
-export function warning(code: WarningCode, detail?: string): Warning {
-  const sentence = WARNINGS[code];
-  return { code, message: detail === undefined ? sentence : `${sentence} ${detail}` };
+/** Returns the warning for `code`, its sentence with the placeholders filled in. */
+export function warning<C extends WarningCode>(code: C, ...values: WarningValues<C>): Warning {
+  const filled = values[0] as Readonly<Record<string, string>> | undefined;
+  const message = WARNINGS[code].replace(/\{([a-z]+)\}/g, (_, name: string) => filled?.[name] ?? '');
+  return { code, message };
+}
+
+/** Longest user-supplied value quoted in a message; longer ones are shortened with an ellipsis. */
+const MAX_QUOTED_LENGTH = 40;
+
+/**
+ * Returns `value` fit to quote in a one-line message: at most 40 characters, control characters
+ * shown as spaces (a warning with a control character would be dropped by the API server).
+ */
+export function shorten(value: string, max: number = MAX_QUOTED_LENGTH): string {
+  const chars = Array.from(value.replace(/\p{Cc}/gu, ' '));
+  return chars.length <= max ? chars.join('') : `${chars.slice(0, max - 1).join('')}…`;
 }

@@ -30,6 +30,26 @@ export interface AdmissionOutcome {
 /** Prefix of every message the injector returns to clients, so users know who is speaking. */
 const WHO = 'envoy-injector';
 
+/**
+ * Limits of AdmissionResponse warnings. The API server drops a warning holding a control character
+ * and, once a request's warnings pass 4096 characters, cuts each to 256; kubectl prints one line
+ * per warning. So each is kept to one line of at most 256 characters, and a pod with many (say,
+ * dozens of misspelt annotations) gets the first few and a pointer to `explain`.
+ */
+export const WARNING_LIMITS = { maxLength: 256, maxCount: 8 } as const;
+
+/** Returns the warnings as sent to the client: prefixed, one line each, within WARNING_LIMITS. */
+export function formatWarnings(messages: readonly string[]): string[] {
+  const line = (text: string): string => {
+    const chars = Array.from(`${WHO}: ${text}`.replace(/\p{Cc}/gu, ' '));
+    return chars.length <= WARNING_LIMITS.maxLength ? chars.join('') : `${chars.slice(0, WARNING_LIMITS.maxLength - 1).join('')}…`;
+  };
+  if (messages.length <= WARNING_LIMITS.maxCount) return messages.map(line);
+  const shown = messages.slice(0, WARNING_LIMITS.maxCount - 1).map(line);
+  const more = messages.length - shown.length;
+  return [...shown, line(`${more} more warnings; run "envoy-injector explain -f" on the manifest to see them all.`)];
+}
+
 function podName(object: unknown): string {
   const metadata = (object as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
   if (typeof metadata?.name === 'string' && metadata.name !== '') return metadata.name;
@@ -74,7 +94,7 @@ export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRu
     };
   }
   const { decision } = injection;
-  const warnings = injection.warnings.map((w) => `${WHO}: ${w.message}`);
+  const warnings = formatWarnings(injection.warnings.map((w) => w.message));
   let response: ReviewResponse;
   if (decision.action === 'deny') {
     response = {

@@ -6,6 +6,7 @@ import { PATHS } from '../constants.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
 import { admit, type AdmissionOutcome } from './admission.ts';
 import { toHttpError } from './errors.ts';
+import type { InjectorMetrics } from './metrics.ts';
 
 /** Whether the server should receive traffic, and why not. */
 export interface Readiness {
@@ -21,8 +22,10 @@ export interface AppDeps {
   readonly tls?: { readonly key: string; readonly cert: string };
   /** Readiness beyond "the process runs" (TLS loaded, caBundle in sync); ready when absent. */
   readonly readiness?: () => Readiness;
-  /** Called after every admission (metrics). */
+  /** Called after every admission. */
   readonly onAdmission?: (outcome: AdmissionOutcome, durationSeconds: number) => void;
+  /** This instance's metrics (see metrics.ts), served at /metrics; without them there is no /metrics. */
+  readonly metrics?: InjectorMetrics;
 }
 
 /** Returns the webhook's fastify instance with its routes, not yet listening. */
@@ -56,6 +59,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.setErrorHandler((error, request, reply) => {
     const mapped = toHttpError(error, config.server);
+    deps.metrics?.recordRequestError(mapped.statusCode);
     if (mapped.serverFault) request.log.error({ err: error, path: request.url }, 'request failed');
     else request.log.warn({ path: request.url, status: mapped.statusCode, error: mapped.body.error }, 'request rejected');
     void reply.code(mapped.statusCode).type('application/json').send(mapped.body);
@@ -72,6 +76,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (!readiness.ready) return reply.code(503).send({ status: 'not-ready', reason: readiness.reason ?? 'starting' });
     return { status: 'ready' };
   });
+
+  const { metrics } = deps;
+  if (metrics !== undefined) {
+    app.get(PATHS.metrics, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+  }
 
   app.post(PATHS.mutate, async (request, reply) => {
     const started = process.hrtime.bigint();
@@ -90,6 +99,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (outcome.result === 'error') log.error({ ...line, err: outcome.error }, 'admission failed');
     else log.info(line, 'admission');
     if (outcome.patchOperations > 0 && logger.isLevelEnabled('debug')) log.debug({ patch: outcome.injection?.patch }, 'patch');
+    deps.metrics?.recordAdmission(outcome, durationSeconds);
     deps.onAdmission?.(outcome, durationSeconds);
     return reply.code(200).send(outcome.review);
   });
