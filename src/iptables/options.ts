@@ -58,6 +58,10 @@ export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
   try {
     ({ values } = parseArgs({ args: [...args], options: OPTIONS, allowPositionals: false, strict: true }));
   } catch (error) {
+    // Every other command reads the config file; this one runs in the pod, where there is none.
+    if (args.some((a) => /^(-c|--config)(=|$)/.test(a))) {
+      return { ok: false, error: 'init-iptables reads no config file (-c/--config): its flags carry the whole policy' };
+    }
     return { ok: false, error: (error as Error).message };
   }
   if (values['help'] === true) return { ok: true, help: true };

@@ -45,7 +45,8 @@ function ruleChain(rule: string): string {
 
 /** Returns the chain a rule jumps or goes to, if any (`-j X` / `-g X`). */
 export function ruleTarget(rule: string): string | undefined {
-  const match = /\s-[jg]\s+(\S+)/.exec(rule);
+  // Quoted text (comments) may contain anything, " -j X" included: blank it out first.
+  const match = /\s-[jg]\s+(\S+)/.exec(rule.replace(/"(?:[^"\\]|\\.)*"/g, '""'));
   return match?.[1];
 }
 
