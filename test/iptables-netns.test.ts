@@ -256,6 +256,21 @@ describe('backend detection (needs root)', () => {
       assert.match(again.stdout, /backend legacy: its tables already hold \d+ rules/);
     });
   });
+
+  test('an image with only unsuffixed iptables-save/-restore uses the backend they report', TIMEOUT, async (t) => {
+    if (!requireRootAndTools(t)) return;
+    // Older distributions ship only `iptables-restore`; here it is the legacy multi-call binary.
+    const bin = mkdtempSync(join(tmpdir(), 'ei-ipt-plain-'));
+    t.after(() => rmSync(bin, { recursive: true, force: true }));
+    for (const tool of ['iptables-save', 'iptables-restore']) symlinkSync(programPath('xtables-legacy-multi'), join(bin, tool));
+    await withTopology(t, {}, async (topo) => {
+      const run = await runInitIptables(topo.pod, ['--ipv6=false'], { path: bin });
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /backend legacy: no rules in this network namespace yet; nft is not usable \(missing binary: iptables-nft-save/);
+      assert.match(run.stdout, /^# IPv4: iptables-restore --noflush --wait=30$/m);
+      assert.match(await natRules(topo, 'legacy', 4), /-A OUTPUT .*-j ENVOY_OUTBOUND/);
+    });
+  });
 });
 
 describe('IPv6 behaves as documented (needs root)', () => {
