@@ -5,10 +5,12 @@ import { mostRelevant, type Failure } from './failures.ts';
 
 /** The two iptables backends: nf_tables (`iptables-nft`) and x_tables (`iptables-legacy`). */
 export type Backend = 'nft' | 'legacy';
+/** Every backend, in order of preference. */
 export const BACKENDS: readonly Backend[] = ['nft', 'legacy'];
 
 /** `auto` detects; the others force a backend. */
 export type BackendRequest = 'auto' | Backend;
+/** The values `--backend` accepts. */
 export const BACKEND_REQUESTS: readonly BackendRequest[] = ['auto', ...BACKENDS];
 
 /** What looking at one backend in the pod's namespace found. */
@@ -23,6 +25,7 @@ export type BackendProbe =
     }
   | { readonly backend: Backend; readonly usable: false; readonly problem: Failure };
 
+/** The backend to use and why (with a warning when the namespace mixes backends), or why none can be used. */
 export type BackendChoice =
   | { readonly ok: true; readonly backend: Backend; readonly reason: string; readonly warning?: string }
   | { readonly ok: false; readonly failure: Failure };

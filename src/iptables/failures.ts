@@ -19,6 +19,7 @@ export const FAILURE_KINDS = {
   'xtables-lock': 7,
 } as const;
 
+/** One cause of failure (a key of FAILURE_KINDS). */
 export type FailureKind = keyof typeof FAILURE_KINDS;
 
 /** A failure of init-iptables: its kind (and so its exit code) and a one-line message. */

@@ -13,6 +13,7 @@ export interface InitOptions {
   readonly backend: BackendRequest;
 }
 
+/** Parsed arguments: a request for help, the options, or one line saying what is wrong. */
 export type ParsedInitArgs =
   | { readonly ok: true; readonly help: true }
   | { readonly ok: true; readonly help: false; readonly options: InitOptions }
