@@ -348,6 +348,37 @@ describe('IPv6 behaves as documented (needs root)', () => {
   });
 });
 
+describe('IPv6 without iproute2 (needs root)', () => {
+  test('without ip: ::6 cannot be added; a note without a global IPv6 address, a failure with one', TIMEOUT, async (t) => {
+    if (!requireRootAndTools(t)) return;
+    // Every iptables program, but no `ip` (an image without iproute2).
+    const bin = mkdtempSync(join(tmpdir(), 'ei-ipt-noip-'));
+    t.after(() => rmSync(bin, { recursive: true, force: true }));
+    for (const family of ['iptables', 'ip6tables']) {
+      for (const backend of ['nft', 'legacy']) {
+        for (const action of ['save', 'restore']) {
+          const tool = `${family}-${backend}-${action}`;
+          symlinkSync(programPath(tool), join(bin, tool));
+        }
+      }
+    }
+    await withTopology(t, {}, async (topo) => {
+      const run = await runInitIptables(topo.pod, [], { path: bin });
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /note: cannot add ::6\/128 to lo: missing binary: ip is not installed \(not found in PATH\)/);
+      assert.match(await natRules(topo, 'nft', 6), /-A OUTPUT .*-j ENVOY_OUTBOUND/, 'the IPv6 rules are installed');
+    });
+    await withTopology(t, { ipv6: true }, async (topo) => {
+      const run = await runInitIptables(topo.pod, [], { path: bin });
+      assert.equal(run.code, 3);
+      assert.equal(
+        run.stderr,
+        'envoy-injector init-iptables: cannot add ::6/128 to lo: missing binary: ip is not installed (not found in PATH)\n',
+      );
+    });
+  });
+});
+
 describe('errors are one clear line with an exit code naming the cause (needs root)', () => {
   test('missing iptables binaries: exit 3', TIMEOUT, async (t) => {
     if (!requireRootAndTools(t)) return;
