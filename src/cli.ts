@@ -1,15 +1,10 @@
 // The envoy-injector command line (SPEC.md §9). Every command reads the same config as the server
 // and reports errors as one line on standard error.
+//
+// Command modules are imported when their command runs, not up front: `init-iptables` runs in
+// every pod's start path and must not pay for loading the Kubernetes client, fastify or yaml.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { stringify as stringifyYaml } from 'yaml';
-import { bootstrapFor } from './cli/bootstrap.ts';
-import { readInput } from './cli/documents.ts';
-import { explainDocuments, explainReport, formatExplanations } from './cli/explain.ts';
-import { formatInjectReports, injectDocuments } from './cli/inject.ts';
-import { loadConfig } from './config.ts';
-import type { InjectorConfig } from './core/types.ts';
 import { InjectorError, UsageError } from './errors.ts';
-import { resolveRuntime } from './runtime.ts';
 import { VERSION } from './version.ts';
 
 const USAGE = `envoy-injector ${VERSION}: injects an Envoy sidecar and traffic capture into Kubernetes pods.
@@ -89,8 +84,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const loadedConfig: InjectorConfig = loadConfig({ file: values.config });
+  const { loadConfig } = await import('./config.ts');
+  const loadedConfig = loadConfig({ file: values.config });
   const namespace = values.namespace ?? 'default';
+  const { resolveRuntime } = await import('./runtime.ts');
+  const { readInput } = await import('./cli/documents.ts');
 
   switch (command) {
     case 'serve': {
@@ -100,6 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'inject': {
       const file = requireFile(values.file, 'inject');
+      const { formatInjectReports, injectDocuments } = await import('./cli/inject.ts');
       const { runtime } = await resolveRuntime(loadedConfig);
       const { output, reports } = injectDocuments(readInput(file), file, loadedConfig, runtime, namespace);
       process.stdout.write(output);
@@ -109,6 +108,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'explain': {
       const file = requireFile(values.file, 'explain');
       const format = outputFormat(values.output, ['text', 'json']);
+      const { explainDocuments, explainReport, formatExplanations } = await import('./cli/explain.ts');
       const { runtime, nativeSidecarDetail } = await resolveRuntime(loadedConfig);
       const labels = values['namespace-labels'];
       const options = {
@@ -127,6 +127,8 @@ export async function main(argv: string[]): Promise<number> {
     case 'bootstrap': {
       const file = requireFile(values.file, 'bootstrap');
       const format = outputFormat(values.output, ['json', 'yaml']);
+      const { bootstrapFor } = await import('./cli/bootstrap.ts');
+      const { stringify: stringifyYaml } = await import('yaml');
       const { runtime } = await resolveRuntime(loadedConfig);
       const result = bootstrapFor(readInput(file), file, loadedConfig, runtime, namespace);
       process.stdout.write(
