@@ -164,7 +164,7 @@ test('a deleted Secret and an edited caBundle converge on the next pass', async 
   }
 });
 
-test('renewal of the serving certificate keeps serving: no failed request, same CA, new connections get the new certificate', async () => {
+test('renewal of the serving certificate keeps serving: no failed request, same CA, new connections get the new certificate', async (t) => {
   freshInstall();
   // The replicas start "340 days ago": their certificate (valid 365 days) is due for renewal today.
   let offsetMs = -340 * DAY_MS;
@@ -211,6 +211,7 @@ test('renewal of the serving certificate keeps serving: no failed request, same 
     keepAlive.destroy();
 
     assert.deepEqual(failures, [], `${failures.length} of ${requests} requests failed`);
+    t.diagnostic(`${requests} requests over TLS during the renewal (${reusedAcrossSwitch} on connections opened before it), ${failures.length} failed`);
     assert.ok(seen.has(renewed as string), 'new connections got the renewed certificate');
     assert.ok(reusedAcrossSwitch > 0, 'connections open before the switch kept serving on the certificate they started with');
     const fresh = await httpsRequest(port(a), '/readyz', { ca });
