@@ -88,6 +88,8 @@ export interface FakeApiServer {
   put(resource: string, object: KubeObject): KubeObject;
   /** Removes an object; returns whether it existed. */
   remove(resource: string, namespace: string | undefined, name: string): boolean;
+  /** Forgets every object, recorded request and hook. */
+  reset(): void;
   /** Writes (POST/PUT) made so far to a resource, optionally only those that succeeded. */
   writes(resource: string, options?: { succeeded?: boolean }): RecordedRequest[];
   close(): Promise<void>;
@@ -388,6 +390,11 @@ export async function startFakeApiServer(options: { token?: string; version?: { 
     },
     remove(resource, namespace, name) {
       return objects.delete(key(resource, typeOf(resource).namespaced ? namespace : undefined, name));
+    },
+    reset() {
+      objects.clear();
+      requests.length = 0;
+      fake.hook = undefined;
     },
     writes(resource, opts = {}) {
       return requests.filter(
