@@ -85,7 +85,7 @@ export async function serve(config: InjectorConfig): Promise<void> {
   const logger = createLogger(config);
   const { runtime, nativeSidecarDetail } = await resolveRuntime(config);
   const kubeConfig = config.tls.mode === 'secret' ? loadKubeConfig() : undefined;
-  const { app, close } = await startInjector(config, { logger, runtime, kubeConfig });
+  const { close } = await startInjector(config, { logger, runtime, kubeConfig });
   logger.info(
     {
       url: `https://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`,
