@@ -73,6 +73,17 @@ test('three replicas started at once converge on one Secret and one caBundle, an
     // A field this client does not model (as a newer API server's would be) must survive the replace.
     mwc['webhooks'][0].futureField = { keep: true };
   });
+  // Hold the replicas' first reads until all three have asked, so that all three find no Secret and
+  // race to create it (without this, a slow starter might simply find the winner's).
+  let release: () => void = () => {};
+  const allAsked = new Promise<void>((resolve) => (release = resolve));
+  let reads = 0;
+  fake.hook = async (request) => {
+    if (request.resource === 'secrets' && request.method === 'GET' && reads < 3) {
+      if (++reads === 3) release();
+      await allAsked;
+    }
+  };
   const replicas = await start(3);
   try {
     // One create won; the two others got 409 AlreadyExists and adopted the winner's Secret.
