@@ -155,6 +155,8 @@ test('the runtime image runs the package binary as a non-root user, with iptable
   const install = instructions.find((i) => i.keyword === 'RUN' && /apt-get install/.test(i.args))?.args ?? '';
   assert.match(install, /--no-install-recommends iptables\b/);
   assert.match(install, /rm -rf \/var\/lib\/apt\/lists/);
+  // No package manager is left in the runtime image.
+  assert.ok(instructions.some((i) => i.keyword === 'RUN' && /rm -rf \/usr\/local\/lib\/node_modules\/npm\b/.test(i.args)));
   // Installed before the user switch (apt needs root), and nothing runs as root after it.
   const userIndex = instructions.findIndex((i) => i.keyword === 'USER');
   assert.ok(instructions.findIndex((i) => i.keyword === 'RUN' && /apt-get/.test(i.args)) < userIndex);
