@@ -8,6 +8,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { reportError } from '../src/cli.ts';
+import { run as runCerts } from '../src/cli/certs.ts';
+import { run as runCheck } from '../src/cli/check.ts';
 import { loadConfig } from '../src/config.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
@@ -35,6 +38,28 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: 
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * Runs a command in this process as main.ts would (errors become one line and an exit code),
+ * collecting its output; quicker than a process where the binary itself is not the point.
+ */
+async function inProcess(command: typeof runCerts, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  const out = { write: (chunk: string | Uint8Array) => ((stdout += String(chunk)), true) };
+  try {
+    return { code: await command(args, out), stdout, stderr: '' };
+  } catch (error) {
+    // reportError writes the one line to standard error: capture it for the assertion.
+    const original = process.stderr.write.bind(process.stderr);
+    let stderr = '';
+    process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+    try {
+      return { code: reportError(error), stdout, stderr };
+    } finally {
+      process.stderr.write = original;
+    }
+  }
 }
 
 // What the installed injector runs with: manifests/config.yaml in its namespace, on a cluster whose
@@ -183,7 +208,8 @@ test('check: a broken installation names every problem and exits 1', async () =>
   assert.notEqual(olderHash, HASH);
 
   // JSON output carries the same findings.
-  const json = await cli(['check', '-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE, '-o', 'json']);
+  const json = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE, '-o', 'json']);
+  assert.equal(json.code, 1);
   const findings = JSON.parse(json.stdout) as { level: string; check: string; message: string }[];
   assert.equal(findings.filter((f) => f.level === 'fail').length, 4);
   assert.deepEqual([...new Set(findings.map((f) => f.check))], ['webhook-configuration', 'ca-bundle', 'service', 'namespaces', 'pods']);
@@ -193,7 +219,7 @@ test('check: a missing installation and API errors are one clear line each', asy
   await healthyInstall();
   fake.remove('mutatingwebhookconfigurations', undefined, 'envoy-injector');
   fake.remove('secrets', NAMESPACE, config.tls.secretName);
-  const missing = await cli(['check', '-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  const missing = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
   assert.equal(missing.code, 1);
   assert.match(missing.stdout, /^FAIL {2}MutatingWebhookConfiguration envoy-injector not found: nothing calls the injector \(install it: kubectl apply -k manifests\/\)$/m);
   assert.match(missing.stdout, /^FAIL {2}Secret envoy-injector\/envoy-injector-tls not found: the replicas have not created their certificate yet \(are they running\?\)$/m);
@@ -208,7 +234,7 @@ test('check: a missing installation and API errors are one clear line each', asy
   const none = await cli(['check', '-c', MANIFEST_CONFIG]);
   assert.equal(none.code, 2);
   assert.equal(none.stderr, 'envoy-injector: no cluster configured: set KUBECONFIG or pass --kubeconfig\n');
-  const badContext = await cli(['check', '--kubeconfig', kubeconfig, '--context', 'prod']);
+  const badContext = await inProcess(runCheck, ['--kubeconfig', kubeconfig, '--context', 'prod']);
   assert.equal(badContext.code, 2);
   assert.equal(badContext.stderr, 'envoy-injector: --context: the kubeconfig has no context "prod"\n');
 });
@@ -233,7 +259,7 @@ test('certs: writes a CA and a serving certificate for the names given, keeping 
   assert.ok(bundleTrusts(Buffer.from(caBundle, 'base64').toString(), readFileSync(join(out, 'tls.crt'), 'utf8')));
 
   // Again with other names and a shorter validity: same CA, new certificate.
-  const second = await cli(['certs', '--out', out, '--dns-name', 'localhost', '--days', '30']);
+  const second = await inProcess(runCerts, ['--out', out, '--dns-name', 'localhost', '--days', '30']);
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stdout, /^kept .*ca\.crt/m);
   assert.equal(new X509Certificate(readFileSync(join(out, 'ca.crt'))).fingerprint256, ca.fingerprint256);
@@ -243,7 +269,7 @@ test('certs: writes a CA and a serving certificate for the names given, keeping 
   assert.ok(new Date(renewed.validTo).getTime() < Date.now() + 31 * 24 * 3600 * 1000);
 
   // --new-ca replaces it; without names the config's Service names are used.
-  const third = await cli(['certs', '--out', out, '--new-ca']);
+  const third = await inProcess(runCerts, ['-c', MANIFEST_CONFIG, '--out', out, '--new-ca']);
   assert.equal(third.code, 0, third.stderr);
   assert.notEqual(new X509Certificate(readFileSync(join(out, 'ca.crt'))).fingerprint256, ca.fingerprint256);
   assert.ok(certificateCovers(new X509Certificate(readFileSync(join(out, 'tls.crt'))), 'envoy-injector.envoy-injector.svc'));
@@ -253,12 +279,12 @@ test('certs: writes a CA and a serving certificate for the names given, keeping 
     [['--days', '0'], /^envoy-injector: --days must be a whole number of days from 1 to 3650, got "0"\n$/],
     [['--bogus'], /^envoy-injector: Unknown option '--bogus'.*see envoy-injector --help\n$/],
   ] as const) {
-    const bad = await cli(['certs', '--out', out, ...args]);
+    const bad = await inProcess(runCerts, ['--out', out, ...args]);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, message);
   }
   rmSync(join(out, 'ca.key'));
-  const half = await cli(['certs', '--out', out]);
+  const half = await inProcess(runCerts, ['--out', out]);
   assert.equal(half.code, 1);
   assert.match(half.stderr, /^envoy-injector: .*ca\.key is missing while its pair is there; remove the other or pass --new-ca\n$/);
 });

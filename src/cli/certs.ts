@@ -42,8 +42,8 @@ function checkNames(names: readonly string[]): string[] {
   return result;
 }
 
-/** Runs the command; resolves to the exit code. */
-export async function run(args: string[]): Promise<number> {
+/** Runs the command, writing its report to `out`; resolves to the exit code. */
+export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'write'> = process.stdout): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -60,7 +60,7 @@ export async function run(args: string[]): Promise<number> {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write(USAGE);
+    out.write(USAGE);
     return 0;
   }
   const config = loadConfig({ file: values.config });
@@ -81,13 +81,13 @@ export async function run(args: string[]): Promise<number> {
   const cert = new X509Certificate(issued.bundle.cert);
   const ca = new X509Certificate(issued.bundle.caCert);
   const day = (text: string) => new Date(text).toISOString().slice(0, 10);
-  const out = [
+  const lines = [
     `${issued.ca.action === 'kept' ? 'kept' : 'wrote'} ${issued.files.caCert} (CA, expires ${day(ca.validTo)}${issued.ca.action === 'generated' ? `; new: ${issued.ca.reason}` : ''})`,
     ...(issued.ca.action === 'generated' ? [`wrote ${issued.files.caKey} (the CA's private key: keep it out of version control)`] : []),
     `wrote ${issued.files.cert} (names: ${certificateNames(cert).join(', ')}; expires ${day(cert.validTo)})`,
     `wrote ${issued.files.key} (private key)`,
     `caBundle (base64 of ${issued.files.caCert}): ${Buffer.from(issued.bundle.caCert).toString('base64')}`,
   ];
-  process.stdout.write(`${out.join('\n')}\n`);
+  out.write(`${lines.join('\n')}\n`);
   return 0;
 }

@@ -45,8 +45,8 @@ export function formatFindings(findings: readonly Finding[], header: string): st
   return `${lines.join('\n')}\n`;
 }
 
-/** Runs the command; resolves to the exit code. */
-export async function run(args: string[]): Promise<number> {
+/** Runs the command, writing its report to `out`; resolves to the exit code. */
+export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'write'> = process.stdout): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -62,7 +62,7 @@ export async function run(args: string[]): Promise<number> {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write(USAGE);
+    out.write(USAGE);
     return 0;
   }
   const output = values.output ?? 'text';
@@ -91,10 +91,10 @@ export async function run(args: string[]): Promise<number> {
   const runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported };
   const findings = await inspectInstallation(createKubeResources(kc), config, runtime, values.secret === undefined ? {} : { secretName: values.secret });
 
-  if (output === 'json') process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
+  if (output === 'json') out.write(`${JSON.stringify(findings, null, 2)}\n`);
   else {
     const header = `envoy-injector check: context ${kc.getCurrentContext()}, namespace ${config.namespace}, tls.mode ${config.tls.mode}`;
-    process.stdout.write(formatFindings(findings, header));
+    out.write(formatFindings(findings, header));
   }
   return findings.some((f) => f.level === 'fail') ? 1 : 0;
 }
