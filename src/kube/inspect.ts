@@ -98,6 +98,7 @@ export async function inspectInstallation(
   // 1. The webhook configuration and where it sends requests.
   const configuration = await resources.getWebhookConfiguration(config.tls.webhookConfigName);
   const bundles = configuration === undefined ? [] : webhookCaBundles(configuration);
+  // A webhook's service reference defaults to port 443 when it names none.
   let servicePort = 443;
   if (configuration === undefined) {
     add('fail', 'webhook-configuration', `MutatingWebhookConfiguration ${config.tls.webhookConfigName} not found: nothing calls the injector (install it: kubectl apply -k manifests/)`);

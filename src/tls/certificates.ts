@@ -13,8 +13,9 @@ export interface CertificateBundle {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** Validity of a generated CA and of a serving certificate. */
+/** Validity of a generated CA. */
 export const CA_VALIDITY_DAYS = 3650;
+/** Validity of a generated serving certificate. */
 export const SERVING_VALIDITY_DAYS = 365;
 
 /** Returns a new self-signed CA (ECDSA P-256, SHA-256). */

@@ -13,6 +13,7 @@ import { checkServingMaterial, isMaterial, type ServingMaterial } from './materi
 import { SecretTlsSource } from './secret-source.ts';
 import type { TlsSource } from './source.ts';
 
+/** What a TlsSource needs besides the config. */
 export interface TlsSourceDeps {
   readonly logger: Logger;
   /** Access to the API server (secret mode needs it). */

@@ -67,6 +67,7 @@ export interface InjectedFailure {
   readonly message: string;
 }
 
+/** A running fake API server, with direct access to its objects for setup and assertions. */
 export interface FakeApiServer {
   readonly url: string;
   /** PEM of the CA that signed the server's certificate. */
