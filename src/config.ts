@@ -104,7 +104,9 @@ const LEAVES: readonly Leaf[] = [
   { path: 'tls.serviceName', parse: scalar(k8sName), default: 'envoy-injector' },
   { path: 'tls.secretName', parse: scalar(k8sName), default: 'envoy-injector-tls' },
   { path: 'tls.webhookConfigName', parse: scalar(k8sName), default: 'envoy-injector' },
-  { path: 'tls.renewBeforeDays', parse: scalar((t) => parseInteger(t, 1, 3650)), default: 30 },
+  // Below half of the serving certificate's 365 days, so a renewed certificate is not due again at once.
+  { path: 'tls.renewBeforeDays', parse: scalar((t) => parseInteger(t, 1, 180)), default: 30 },
+  { path: 'tls.resyncSeconds', parse: scalar((t) => parseInteger(t, 5, 86_400)), default: 60 },
   { path: 'namespace', parse: scalar(k8sName), default: 'envoy-injector' },
   { path: 'excludedNamespaces', parse: list(nameList), default: ['kube-system', 'kube-public', 'kube-node-lease'] },
   { path: 'logLevel', parse: scalar(oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent')), default: 'info' },

@@ -1,18 +1,94 @@
 // `envoy-injector serve`: load config, prepare TLS, listen, and shut down gracefully on SIGTERM.
-import { join } from 'node:path';
+import type { Server as TlsServer } from 'node:tls';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import type { InjectorConfig } from './core/types.ts';
-import { InjectorError } from './errors.ts';
+import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
+import { loadKubeConfig } from './kube/client.ts';
+import type { KubeResources } from './kube/resources.ts';
 import { resolveRuntime } from './runtime.ts';
 import { buildApp } from './server/app.ts';
 import { createMetrics } from './server/metrics.ts';
-import { certificateExpiry } from './tls/certificates.ts';
-import { CERT_FILES, ensureLocalCertificates } from './tls/local.ts';
+import { createTlsSource, placeholderMaterial } from './tls/create.ts';
+import { TLS_MIN_VERSION, type ServingMaterial } from './tls/material.ts';
+import type { TlsSource } from './tls/source.ts';
 import { VERSION } from './version.ts';
 
 /** Creates the process logger: pino JSON lines on stdout. */
 export function createLogger(config: InjectorConfig): Logger {
   return pino({ level: config.logLevel, base: { service: 'envoy-injector', version: VERSION } });
+}
+
+/** What startInjector needs besides the config. */
+export interface StartDeps {
+  readonly logger: Logger;
+  readonly runtime: InjectorRuntime;
+  readonly kubeConfig?: KubeConfig | undefined;
+  /** Overrides the API access built from kubeConfig (tests). */
+  readonly resources?: KubeResources;
+  /** The clock of the TLS source (tests). */
+  readonly now?: () => Date;
+  /** When the config was read (for the config load timestamp metric); defaults to now. */
+  readonly configLoadedAt?: Date;
+}
+
+/** A listening webhook and the TLS source feeding it. */
+export interface RunningInjector {
+  readonly app: FastifyInstance;
+  readonly tls: TlsSource;
+  /** Stops the TLS source and closes the server after in-flight requests. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the TLS source of the configured mode, builds the app on its certificate (or on a
+ * placeholder while it has none, so /healthz answers and /readyz says why it is not ready), switches
+ * the server's certificate whenever the source changes it, and listens.
+ */
+export async function startInjector(config: InjectorConfig, deps: StartDeps): Promise<RunningInjector> {
+  const { logger } = deps;
+  const tls = createTlsSource(config, deps);
+  await tls.start();
+  const loaded = tls.current();
+  if (loaded === undefined) {
+    logger.warn({ reason: tls.readiness().reason }, 'no serving certificate yet: serving a placeholder and reporting not ready');
+  }
+  const initial = loaded ?? (await placeholderMaterial());
+  // Expiry getters read the TLS source at every scrape, so reloads and renewals show at once.
+  const metrics = createMetrics({
+    config,
+    runtime: deps.runtime,
+    configLoadedAt: deps.configLoadedAt ?? new Date(),
+    certificates: { serving: () => tls.certificateNotAfter(), ca: () => tls.caNotAfter() },
+  });
+  const app = buildApp({
+    config,
+    runtime: deps.runtime,
+    logger,
+    metrics,
+    tls: { key: initial.key, cert: initial.cert },
+    readiness: () => tls.readiness(),
+  });
+  // A new secure context applies to new connections; open ones finish on the one they started with.
+  const server = app.server as unknown as TlsServer;
+  const apply = (material: ServingMaterial) => server.setSecureContext({ key: material.key, cert: material.cert, minVersion: TLS_MIN_VERSION });
+  tls.onChange(apply);
+  const latest = tls.current();
+  if (latest !== undefined && latest !== initial) apply(latest);
+  try {
+    await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (error) {
+    tls.stop();
+    throw error;
+  }
+  return {
+    app,
+    tls,
+    close: async () => {
+      tls.stop();
+      await app.close();
+    },
+  };
 }
 
 /** Serves the webhook until SIGTERM/SIGINT; resolves once it has shut down. */
@@ -21,26 +97,14 @@ export async function serve(config: InjectorConfig): Promise<void> {
   const configLoadedAt = new Date();
   const logger = createLogger(config);
   const { runtime, nativeSidecarDetail } = await resolveRuntime(config);
-
-  if (config.tls.mode !== 'local') {
-    throw new InjectorError('tls', `tls.mode ${config.tls.mode} is not available in this build; use local`);
-  }
-  const certificates = await ensureLocalCertificates(config.tls.certDir, config.tls.dnsNames, config.tls.renewBeforeDays);
+  const kubeConfig = config.tls.mode === 'secret' ? loadKubeConfig() : undefined;
+  const { close } = await startInjector(config, { logger, runtime, kubeConfig, configLoadedAt });
   logger.info(
-    { certDir: config.tls.certDir, action: certificates.action, reason: certificates.reason, caFile: join(config.tls.certDir, CERT_FILES.caCert) },
-    'serving certificate ready',
-  );
-
-  // The local certificates do not change while serving; reloading TLS modes pass getters that
-  // return the certificate currently served.
-  const servingExpiry = certificateExpiry(certificates.bundle.cert);
-  const caExpiry = certificateExpiry(certificates.bundle.caCert);
-  const metrics = createMetrics({ config, runtime, configLoadedAt, certificates: { serving: () => servingExpiry, ca: () => caExpiry } });
-
-  const app = buildApp({ config, runtime, logger, metrics, tls: { key: certificates.bundle.key, cert: certificates.bundle.cert } });
-  await app.listen({ host: config.server.host, port: config.server.port });
-  logger.info(
-    { url: `https://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`, nativeSidecar: nativeSidecarDetail },
+    {
+      url: `https://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`,
+      nativeSidecar: nativeSidecarDetail,
+      tlsMode: config.tls.mode,
+    },
     'envoy-injector listening',
   );
 
@@ -62,7 +126,7 @@ export async function serve(config: InjectorConfig): Promise<void> {
         process.exit(1);
       }, config.server.shutdownGraceMs);
       deadline.unref();
-      app.close().then(
+      close().then(
         () => {
           logger.info('shut down');
           resolve();

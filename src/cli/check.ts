@@ -1,7 +1,100 @@
-// Placeholder: implemented by its own issue.
+// `envoy-injector check` (SPEC.md §9): checks an installation through the admin's kubeconfig and
+// prints one line per finding; exits 1 when anything is failing.
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { loadConfig } from '../config.ts';
+import type { InjectorRuntime } from '../core/types.ts';
+import { UsageError } from '../errors.ts';
+import { loadKubeConfig } from '../kube/client.ts';
+import { inspectInstallation, type Finding } from '../kube/inspect.ts';
+import { createKubeResources } from '../kube/resources.ts';
+import { detectNativeSidecarSupport } from '../kube/version.ts';
+import { VERSION } from '../version.ts';
 
-/** Runs the command; resolves to the exit code. */
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('envoy-injector: this command is not implemented yet\n');
-  return 1;
+const USAGE = `Usage: envoy-injector check [options]
+
+Checks an installation through your kubeconfig: the MutatingWebhookConfiguration and its caBundle
+against the certificate the replicas serve (read from their Secret), the Service's ready endpoints,
+the namespaces labelled for injection, and pods there that run without the proxy or with a stale one.
+Run it with the config file the injector runs with (manifests/config.yaml). Exits 1 on a failure.
+
+Options:
+  -c, --config FILE     Config file (default $ENVOY_INJECTOR_CONFIG).
+  -n, --namespace NS    Namespace the injector runs in (default: the config's namespace).
+  --secret NAME         Secret holding the served certificate (default tls.secretName; for
+                        tls.mode files, the Secret you mount).
+  --kubeconfig FILE     Kubeconfig to use (default $KUBECONFIG, then ~/.kube/config).
+  --context NAME        Kubeconfig context to use (default: the current one).
+  -o, --output FORMAT   text (default) or json.
+  -h, --help            Show this help.
+`;
+
+const LABEL: Record<Finding['level'], string> = { ok: 'OK  ', info: 'INFO', warn: 'WARN', fail: 'FAIL' };
+
+/** Returns the findings as the text `check` prints, ending with a summary line. */
+export function formatFindings(findings: readonly Finding[], header: string): string {
+  const lines = [header, ...findings.map((f) => `${LABEL[f.level]}  ${f.message}`)];
+  const failures = findings.filter((f) => f.level === 'fail').length;
+  const warnings = findings.filter((f) => f.level === 'warn').length;
+  lines.push(
+    failures + warnings === 0
+      ? 'no problems found'
+      : `${failures} failure${failures === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** Runs the command, writing its report to `out`; resolves to the exit code. */
+export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'write'> = process.stdout): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      namespace: { type: 'string', short: 'n' },
+      secret: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+    strict: true,
+  });
+  if (values.help) {
+    out.write(USAGE);
+    return 0;
+  }
+  const output = values.output ?? 'text';
+  if (output !== 'text' && output !== 'json') throw new UsageError('--output must be one of text, json');
+  const loaded = loadConfig({ file: values.config });
+  const config = values.namespace === undefined ? loaded : { ...loaded, namespace: values.namespace };
+
+  let kc: KubeConfig | undefined;
+  if (values.kubeconfig !== undefined) {
+    if (!existsSync(values.kubeconfig)) throw new UsageError(`--kubeconfig: no such file ${values.kubeconfig}`);
+    kc = new KubeConfig();
+    kc.loadFromFile(values.kubeconfig);
+  } else {
+    kc = loadKubeConfig();
+  }
+  if (kc === undefined) throw new UsageError('no cluster configured: set KUBECONFIG or pass --kubeconfig');
+  if (values.context !== undefined) {
+    if (kc.getContextObject(values.context) === null) throw new UsageError(`--context: the kubeconfig has no context ${JSON.stringify(values.context)}`);
+    kc.setCurrentContext(values.context);
+  }
+  if (kc.getCurrentCluster() === null) throw new UsageError('the kubeconfig has no current cluster');
+
+  // The proxy config hash depends on native sidecars, which `auto` resolves from the cluster's version.
+  const nativeSidecarSupported =
+    config.nativeSidecar === 'auto' ? (await detectNativeSidecarSupport(kc)).supported : config.nativeSidecar === 'true';
+  const runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported };
+  const findings = await inspectInstallation(createKubeResources(kc), config, runtime, values.secret === undefined ? {} : { secretName: values.secret });
+
+  if (output === 'json') out.write(`${JSON.stringify(findings, null, 2)}\n`);
+  else {
+    const header = `envoy-injector check: context ${kc.getCurrentContext()}, namespace ${config.namespace}, tls.mode ${config.tls.mode}`;
+    out.write(formatFindings(findings, header));
+  }
+  return findings.some((f) => f.level === 'fail') ? 1 : 0;
 }

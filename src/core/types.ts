@@ -99,6 +99,8 @@ export interface InjectorConfig {
     readonly webhookConfigName: string;
     /** Renew the serving certificate this many days before it expires. */
     readonly renewBeforeDays: number;
+    /** Seconds between checks of the Secret and caBundle (secret) or re-reads of the files (files). */
+    readonly resyncSeconds: number;
   };
   /** Namespace the injector itself runs in (never injected). */
   readonly namespace: string;

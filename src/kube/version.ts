@@ -6,6 +6,7 @@ import { withTimeout } from './client.ts';
 /** First Kubernetes minor version (of major 1) with native sidecars enabled by default. */
 export const NATIVE_SIDECAR_MIN_MINOR = 29;
 
+/** Whether native sidecars are used, and how that was decided. */
 export interface NativeSidecarSupport {
   readonly supported: boolean;
   /** How it was decided, for the start-up log and `explain`. */

@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { PATHS } from '../constants.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
+import { TLS_MIN_VERSION } from '../tls/material.ts';
 import { admit, type AdmissionOutcome } from './admission.ts';
 import { toHttpError } from './errors.ts';
 import type { InjectorMetrics } from './metrics.ts';
@@ -47,7 +48,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           https: {
             key: deps.tls.key,
             cert: deps.tls.cert,
-            minVersion: 'TLSv1.2' as const,
+            // The same minimum applies again on every certificate reload (serve.ts).
+            minVersion: TLS_MIN_VERSION,
             // A client that never finishes its handshake is dropped instead of holding a socket.
             handshakeTimeout: Math.min(config.server.requestTimeoutMs, 10_000),
           },

@@ -13,8 +13,9 @@ export interface CertificateBundle {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** Validity of a generated CA and of a serving certificate. */
+/** Validity of a generated CA. */
 export const CA_VALIDITY_DAYS = 3650;
+/** Validity of a generated serving certificate. */
 export const SERVING_VALIDITY_DAYS = 365;
 
 /** Returns a new self-signed CA (ECDSA P-256, SHA-256). */
@@ -116,4 +117,58 @@ export function certificateNames(cert: X509Certificate): string[] {
 /** Returns when a certificate expires. */
 export function certificateExpiry(pem: string): Date {
   return new Date(new X509Certificate(pem).validTo);
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** Returns each certificate of a PEM text (a bundle or a chain), normalized to end in one newline. */
+export function splitPemCertificates(text: string): string[] {
+  return (text.match(PEM_CERTIFICATE) ?? []).map((pem) => `${pem.replace(/\r\n/g, '\n').trim()}\n`);
+}
+
+/** Returns the PEM certificates of `text` joined in order: equal bundles give equal text. */
+export function normalizePemBundle(text: string): string {
+  return splitPemCertificates(text).join('');
+}
+
+/** The names a Service is called by inside the cluster (the API server uses `<svc>.<ns>.svc`). */
+export function serviceDnsNames(service: string, namespace: string): string[] {
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+}
+
+function parseCertificates(pems: readonly string[]): X509Certificate[] {
+  const parsed: X509Certificate[] = [];
+  for (const pem of pems) {
+    try {
+      parsed.push(new X509Certificate(pem));
+    } catch {
+      // An unparseable entry trusts nothing; the others still count (as for the API server).
+    }
+  }
+  return parsed;
+}
+
+/**
+ * Whether a serving certificate (PEM, leaf first, optionally followed by intermediates) chains up
+ * to one of the CAs of `caBundle` (PEM), as a client given that caBundle would check. Validity
+ * dates are checked at `now`.
+ */
+export function bundleTrusts(caBundle: string, servingChain: string, now: Date = new Date()): boolean {
+  const roots = parseCertificates(splitPemCertificates(caBundle));
+  const [leaf, ...intermediates] = parseCertificates(splitPemCertificates(servingChain));
+  if (leaf === undefined || roots.length === 0) return false;
+  const valid = (cert: X509Certificate) =>
+    new Date(cert.validFrom).getTime() <= now.getTime() && now.getTime() < new Date(cert.validTo).getTime();
+  const signedBy = (cert: X509Certificate, issuer: X509Certificate) =>
+    cert.checkIssued(issuer) && cert.verify(issuer.publicKey) && valid(issuer);
+  let current = leaf;
+  if (!valid(current)) return false;
+  // Walk up through the intermediates the server would send, at most once each.
+  const unused = [...intermediates];
+  for (;;) {
+    if (roots.some((root) => signedBy(current, root) || current.fingerprint256 === root.fingerprint256)) return true;
+    const index = unused.findIndex((candidate) => candidate.ca && signedBy(current, candidate));
+    if (index < 0) return false;
+    current = unused.splice(index, 1)[0] as X509Certificate;
+  }
 }

@@ -20,6 +20,7 @@ function readIfPresent(path: string): string | undefined {
   }
 }
 
+/** The local default's certificates and what was done to obtain them. */
 export interface LocalCertificates {
   readonly bundle: CertificateBundle;
   /** What was done: reused as is, serving certificate renewed, or everything generated. */

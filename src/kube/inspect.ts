@@ -1,0 +1,254 @@
+// What `envoy-injector check` finds in a cluster (SPEC.md §9), as data: the webhook configuration and
+// its caBundle against the serving certificate, the Service's ready endpoints, the labelled
+// namespaces, and pods there that run without the proxy or with a stale one. The CLI formats it.
+import { Buffer } from 'node:buffer';
+import { X509Certificate } from 'node:crypto';
+import { INJECT_LABEL, INJECT_LABEL_ENABLED, PATHS, STATUS_ANNOTATION } from '../constants.ts';
+import { decide } from '../core/decide.ts';
+import { formatAnnotationErrors, resolveOverrides } from '../core/overrides.ts';
+import { parseStatus, hashProxyConfig } from '../core/status.ts';
+import type { InjectorConfig, InjectorRuntime, Json, JsonObject } from '../core/types.ts';
+import { bundleTrusts, certificateCovers, splitPemCertificates } from '../tls/certificates.ts';
+import { CERT_FILES } from '../tls/local.ts';
+import { KubeApiError } from './api-error.ts';
+import { webhookCaBundles } from './ca-bundle.ts';
+import type { KubeResources } from './resources.ts';
+
+/** How bad a finding is: `fail` makes `check` exit non-zero. */
+export type FindingLevel = 'ok' | 'info' | 'warn' | 'fail';
+
+/** One thing `check` reports. */
+export interface Finding {
+  readonly level: FindingLevel;
+  /** Which check produced it. */
+  readonly check: 'webhook-configuration' | 'ca-bundle' | 'service' | 'namespaces' | 'pods';
+  readonly message: string;
+}
+
+/** What a pod's state means for its proxy. */
+export interface PodAssessment {
+  readonly state: 'injected' | 'stale' | 'not-injected' | 'skipped' | 'would-deny';
+  readonly detail: string;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const isObject = (value: Json | undefined): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+const stringMap = (value: Json | undefined): Record<string, string> =>
+  isObject(value) ? Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string')) : {};
+const metadataOf = (object: JsonObject): JsonObject => (isObject(object['metadata']) ? object['metadata'] : {});
+const nameOf = (object: JsonObject): string => String(metadataOf(object)['name'] ?? '');
+const day = (date: Date) => date.toISOString().slice(0, 10);
+
+/**
+ * Returns what a running pod's proxy state is: injected with the configuration the injector would
+ * give it today, injected with another (stale), not injected although it would be now, skipped by
+ * design (with the reasons), or one the injector would now deny.
+ */
+export function assessPod(pod: JsonObject, namespaceLabels: Readonly<Record<string, string>>, config: InjectorConfig, runtime: InjectorRuntime): PodAssessment {
+  const metadata = metadataOf(pod);
+  const annotations = stringMap(metadata['annotations']);
+  const statusText = annotations[STATUS_ANNOTATION];
+  if (statusText !== undefined) {
+    const status = parseStatus(statusText);
+    if (status === undefined) return { state: 'stale', detail: `its ${STATUS_ANNOTATION} annotation is not one this injector writes` };
+    const resolved = resolveOverrides(annotations, config, runtime);
+    if (!resolved.ok) return { state: 'stale', detail: `its annotations are no longer valid: ${formatAnnotationErrors(resolved.errors)}` };
+    const expected = hashProxyConfig(resolved.config);
+    if (expected === status.configHash) return { state: 'injected', detail: `config hash ${expected}` };
+    return {
+      state: 'stale',
+      detail: `config hash ${status.configHash} (injected by ${status.version}); the current config gives ${expected}`,
+    };
+  }
+  const namespace = String(metadata['namespace'] ?? '');
+  const { decision } = decide(pod, { kind: 'Pod', operation: 'CREATE', namespace, namespaceLabels }, config, runtime);
+  const reasons = decision.reasons.map((r) => r.code).join(', ');
+  if (decision.action === 'inject') return { state: 'not-injected', detail: `would be injected now (${reasons})` };
+  if (decision.action === 'deny') return { state: 'would-deny', detail: decision.reasons.map((r) => r.message).join(' ') };
+  return { state: 'skipped', detail: reasons };
+}
+
+/** Whether the pod still runs (finished and terminating pods are left out). */
+function running(pod: JsonObject): boolean {
+  const phase = isObject(pod['status']) ? pod['status']['phase'] : undefined;
+  return phase !== 'Succeeded' && phase !== 'Failed' && metadataOf(pod)['deletionTimestamp'] === undefined;
+}
+
+/** Options of an inspection. */
+export interface InspectOptions {
+  /** The Secret holding the served certificate (default: tls.secretName). */
+  readonly secretName?: string;
+  readonly now?: Date;
+}
+
+/** Inspects the installation `config` describes; never throws for what it finds, only for API failures. */
+export async function inspectInstallation(
+  resources: KubeResources,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  options: InspectOptions = {},
+): Promise<Finding[]> {
+  const now = options.now ?? new Date();
+  const findings: Finding[] = [];
+  const add = (level: FindingLevel, check: Finding['check'], message: string) => findings.push({ level, check, message });
+  const { namespace } = config;
+  const serviceName = config.tls.serviceName;
+  const secretName = options.secretName ?? config.tls.secretName;
+
+  // 1. The webhook configuration and where it sends requests.
+  const configuration = await resources.getWebhookConfiguration(config.tls.webhookConfigName);
+  const bundles = configuration === undefined ? [] : webhookCaBundles(configuration);
+  // A webhook's service reference defaults to port 443 when it names none.
+  let servicePort = 443;
+  if (configuration === undefined) {
+    add('fail', 'webhook-configuration', `MutatingWebhookConfiguration ${config.tls.webhookConfigName} not found: nothing calls the injector (install it: kubectl apply -k manifests/)`);
+  } else {
+    const webhooks = (Array.isArray(configuration['webhooks']) ? configuration['webhooks'] : []).filter(isObject);
+    if (webhooks.length === 0) add('fail', 'webhook-configuration', `MutatingWebhookConfiguration ${config.tls.webhookConfigName} has no webhooks`);
+    const described: string[] = [];
+    for (const webhook of webhooks) {
+      const name = String(webhook['name'] ?? '');
+      const clientConfig = isObject(webhook['clientConfig']) ? webhook['clientConfig'] : {};
+      const service = isObject(clientConfig['service']) ? clientConfig['service'] : undefined;
+      described.push(`${name} (failurePolicy ${String(webhook['failurePolicy'] ?? 'Fail')})`);
+      if (service === undefined) {
+        add('warn', 'webhook-configuration', `webhook ${name} calls ${String(clientConfig['url'] ?? 'nothing')}, not the Service ${namespace}/${serviceName}`);
+        continue;
+      }
+      const target = `${String(service['namespace'])}/${String(service['name'])}`;
+      if (target !== `${namespace}/${serviceName}`) add('warn', 'webhook-configuration', `webhook ${name} calls Service ${target}, but the config names ${namespace}/${serviceName}`);
+      if ((service['path'] ?? '/') !== PATHS.mutate) add('fail', 'webhook-configuration', `webhook ${name} calls path ${String(service['path'] ?? '/')}, not ${PATHS.mutate}`);
+      if (typeof service['port'] === 'number') servicePort = service['port'];
+    }
+    if (webhooks.length > 0) {
+      add('ok', 'webhook-configuration', `MutatingWebhookConfiguration ${config.tls.webhookConfigName}: ${described.join(', ')} → Service ${namespace}/${serviceName}:${servicePort}${PATHS.mutate}`);
+    }
+  }
+
+  // 2. The caBundle against the certificate the replicas serve (read from their Secret).
+  let secret: JsonObject | undefined;
+  let secretUnreadable: string | undefined;
+  try {
+    secret = await resources.getSecret(namespace, secretName);
+  } catch (error) {
+    if (!(error instanceof KubeApiError) || error.status !== 403) throw error;
+    secretUnreadable = error.message;
+  }
+  const missingBundle = bundles.filter((b) => b.caBundle === undefined).map((b) => b.name);
+  if (missingBundle.length > 0) add('fail', 'ca-bundle', `webhook ${missingBundle.join(', ')} has no caBundle: the API server cannot verify the injector`);
+  if (secretUnreadable !== undefined) {
+    add('warn', 'ca-bundle', `cannot read Secret ${namespace}/${secretName} to compare the caBundle with the served certificate (${secretUnreadable})`);
+  } else if (secret === undefined) {
+    add(
+      'fail',
+      'ca-bundle',
+      config.tls.mode === 'secret'
+        ? `Secret ${namespace}/${secretName} not found: the replicas have not created their certificate yet (are they running?)`
+        : `Secret ${namespace}/${secretName} not found (with tls.mode files, name the mounted Secret with --secret)`,
+    );
+  } else {
+    const data = isObject(secret['data']) ? secret['data'] : {};
+    const encoded = data[CERT_FILES.cert];
+    const pem = typeof encoded === 'string' ? Buffer.from(encoded, 'base64').toString('utf8') : '';
+    const [leafPem] = splitPemCertificates(pem);
+    if (leafPem === undefined) {
+      add('fail', 'ca-bundle', `Secret ${namespace}/${secretName} holds no certificate in ${CERT_FILES.cert}`);
+    } else {
+      const leaf = new X509Certificate(leafPem);
+      const notAfter = new Date(leaf.validTo);
+      const host = `${serviceName}.${namespace}.svc`;
+      const untrusting = bundles.filter((b) => b.caBundle !== undefined && !bundleTrusts(b.caBundle, pem, now)).map((b) => b.name);
+      if (untrusting.length > 0) {
+        add('fail', 'ca-bundle', `the caBundle of webhook ${untrusting.join(', ')} does not trust the serving certificate in Secret ${namespace}/${secretName}: the API server's calls fail TLS`);
+      } else if (bundles.length > 0 && missingBundle.length === 0) {
+        add('ok', 'ca-bundle', `the caBundle of every webhook trusts the serving certificate in Secret ${namespace}/${secretName} (expires ${day(notAfter)})`);
+      }
+      if (!certificateCovers(leaf, host)) add('fail', 'ca-bundle', `the serving certificate does not name ${host}, the name the API server calls`);
+      if (notAfter.getTime() <= now.getTime()) add('fail', 'ca-bundle', `the serving certificate expired on ${day(notAfter)}`);
+      else if (notAfter.getTime() <= now.getTime() + config.tls.renewBeforeDays * DAY_MS) {
+        add('warn', 'ca-bundle', `the serving certificate expires on ${day(notAfter)}, within tls.renewBeforeDays (${config.tls.renewBeforeDays})`);
+      }
+    }
+  }
+
+  // 3. The Service and its ready endpoints.
+  const service = await resources.getService(namespace, serviceName);
+  if (service === undefined) {
+    add('fail', 'service', `Service ${namespace}/${serviceName} not found: the API server cannot reach the webhook`);
+  } else {
+    const ports = (isObject(service['spec']) && Array.isArray(service['spec']['ports']) ? service['spec']['ports'] : []).filter(isObject);
+    if (!ports.some((p) => p['port'] === servicePort)) add('fail', 'service', `Service ${namespace}/${serviceName} has no port ${servicePort}, which the webhooks call`);
+    const slices = await resources.listEndpointSlices(namespace, serviceName);
+    let ready = 0;
+    let notReady = 0;
+    for (const slice of slices) {
+      for (const endpoint of (Array.isArray(slice['endpoints']) ? slice['endpoints'] : []).filter(isObject)) {
+        const conditions = isObject(endpoint['conditions']) ? endpoint['conditions'] : {};
+        // An unset `ready` means ready (EndpointConditions).
+        if (conditions['ready'] === false) notReady++;
+        else ready++;
+      }
+    }
+    const others = notReady > 0 ? ` (${notReady} not ready)` : '';
+    if (ready === 0) add('fail', 'service', `Service ${namespace}/${serviceName} has no ready endpoints${others}: pod creations the webhooks match fail while it has none`);
+    else add(ready === 1 ? 'warn' : 'ok', 'service', `Service ${namespace}/${serviceName}: ${ready} ready endpoint${ready === 1 ? '' : 's'}${others}${ready === 1 ? '; one replica is a single point of failure' : ''}`);
+  }
+
+  // 4. Labelled namespaces, and 5. the pods in them (plus pods that opted in by label elsewhere).
+  const excluded = (ns: string) => ns === namespace || config.excludedNamespaces.includes(ns);
+  const labelled = (await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`)).map(nameOf).sort();
+  const active = labelled.filter((ns) => !excluded(ns));
+  const ignored = labelled.filter(excluded);
+  if (active.length === 0) add('warn', 'namespaces', `no namespace is labelled ${INJECT_LABEL}=${INJECT_LABEL_ENABLED}: only pods labelled so are injected`);
+  else add('ok', 'namespaces', `${active.length} namespace${active.length === 1 ? '' : 's'} labelled ${INJECT_LABEL}=${INJECT_LABEL_ENABLED}: ${active.join(', ')}`);
+  if (ignored.length > 0) add('info', 'namespaces', `labelled but excluded (never injected): ${ignored.join(', ')}`);
+
+  const pods = new Map<string, { pod: JsonObject; labels: Record<string, string> }>();
+  for (const ns of active) {
+    for (const pod of await resources.listPods(ns)) pods.set(`${ns}/${nameOf(pod)}`, { pod, labels: { [INJECT_LABEL]: INJECT_LABEL_ENABLED } });
+  }
+  // Pods that opted in by label: only in namespaces without the label (the second webhook's scope).
+  const optedIn = (await resources.listPods(undefined, `${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`)).filter((pod) => {
+    const ns = String(metadataOf(pod)['namespace'] ?? '');
+    return !excluded(ns) && !labelled.includes(ns);
+  });
+  const unlabelledWithLabel = new Set<string>();
+  for (const pod of optedIn) {
+    const ns = String(metadataOf(pod)['namespace'] ?? '');
+    unlabelledWithLabel.add(ns);
+    pods.set(`${ns}/${nameOf(pod)}`, { pod, labels: {} });
+  }
+  // The unlabelled namespaces of opted-in pods might carry `disabled`: look their labels up.
+  const namespaceLabels = new Map<string, Record<string, string>>();
+  if (unlabelledWithLabel.size > 0) {
+    for (const ns of await resources.listNamespaces(INJECT_LABEL)) namespaceLabels.set(nameOf(ns), stringMap(metadataOf(ns)['labels']));
+  }
+
+  const counts = new Map<string, Record<PodAssessment['state'], number>>();
+  for (const [key, { pod, labels }] of [...pods].sort(([a], [b]) => a.localeCompare(b))) {
+    if (!running(pod)) continue;
+    const ns = key.slice(0, key.indexOf('/'));
+    const assessment = assessPod(pod, namespaceLabels.get(ns) ?? labels, config, runtime);
+    const count = counts.get(ns) ?? { injected: 0, stale: 0, 'not-injected': 0, skipped: 0, 'would-deny': 0 };
+    count[assessment.state]++;
+    counts.set(ns, count);
+    if (assessment.state === 'not-injected') {
+      add('fail', 'pods', `${key}: runs without the proxy, ${assessment.detail}; it was created while the webhook was unreachable or before injection was enabled — restart its workload`);
+    } else if (assessment.state === 'stale') {
+      add('warn', 'pods', `${key}: stale proxy: ${assessment.detail} — restart its workload to update it`);
+    } else if (assessment.state === 'would-deny') {
+      add('warn', 'pods', `${key}: runs without the proxy, and would be refused now: ${assessment.detail}`);
+    }
+  }
+  for (const [ns, count] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
+    const parts = [`${count.injected} injected`];
+    if (count.stale > 0) parts.push(`${count.stale} stale`);
+    if (count['not-injected'] > 0) parts.push(`${count['not-injected']} not injected`);
+    if (count['would-deny'] > 0) parts.push(`${count['would-deny']} would be refused`);
+    if (count.skipped > 0) parts.push(`${count.skipped} skipped by design`);
+    const total = Object.values(count).reduce((a, b) => a + b, 0);
+    const healthy = count.stale === 0 && count['not-injected'] === 0 && count['would-deny'] === 0;
+    add(healthy ? 'ok' : 'info', 'pods', `${ns}: ${total} running pod${total === 1 ? '' : 's'}: ${parts.join(', ')}`);
+  }
+  return findings;
+}

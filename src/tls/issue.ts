@@ -1,0 +1,98 @@
+// Issuing a CA and a serving certificate into a directory on request (`envoy-injector certs`): the
+// serving certificate is always new; a CA already in the directory is kept (so a caBundle that trusts
+// it keeps working) unless a new one is asked for or it cannot be used.
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InjectorError } from '../errors.ts';
+import { generateCa, generateServingCert, type CertificateBundle } from './certificates.ts';
+import { CERT_FILES } from './local.ts';
+
+/** What `issueCertificates` wrote. */
+export interface IssuedCertificates {
+  readonly bundle: CertificateBundle;
+  /** Whether the CA found in the directory was kept or a new one generated (and why). */
+  readonly ca: { readonly action: 'kept' | 'generated'; readonly reason?: string };
+  /** Paths written, by role. */
+  readonly files: { readonly caCert: string; readonly caKey: string; readonly cert: string; readonly key: string };
+}
+
+function readIfPresent(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Returns the CA in `dir` if both its files are there and usable, or why not. */
+function existingCa(dir: string, now: Date, validityDays: number): { cert: string; key: string } | { reason: string } {
+  const cert = readIfPresent(join(dir, CERT_FILES.caCert));
+  const key = readIfPresent(join(dir, CERT_FILES.caKey));
+  if (cert === undefined && key === undefined) return { reason: 'no CA in the directory' };
+  if (cert === undefined || key === undefined) {
+    throw new InjectorError(
+      'tls',
+      `${join(dir, cert === undefined ? CERT_FILES.caCert : CERT_FILES.caKey)} is missing while its pair is there; remove the other or pass --new-ca`,
+    );
+  }
+  try {
+    const ca = new X509Certificate(cert);
+    if (!ca.ca) return { reason: `${CERT_FILES.caCert} is not a CA certificate` };
+    // The serving certificate must not outlive the CA that signs it.
+    if (new Date(ca.validTo).getTime() < now.getTime() + validityDays * 24 * 60 * 60 * 1000) return { reason: 'the CA expires before the new certificate would' };
+  } catch (error) {
+    return { reason: `${CERT_FILES.caCert} does not parse (${(error as Error).message})` };
+  }
+  return { cert, key };
+}
+
+/** Writes a serving certificate for `names` (and the CA that signed it) into `dir`. */
+export async function issueCertificates(
+  dir: string,
+  names: readonly string[],
+  options: { readonly validityDays: number; readonly newCa: boolean; readonly now?: Date },
+): Promise<IssuedCertificates> {
+  const now = options.now ?? new Date();
+  const files = {
+    caCert: join(dir, CERT_FILES.caCert),
+    caKey: join(dir, CERT_FILES.caKey),
+    cert: join(dir, CERT_FILES.cert),
+    key: join(dir, CERT_FILES.key),
+  };
+  try {
+    const found = options.newCa ? { reason: '--new-ca' } : existingCa(dir, now, options.validityDays);
+    let ca: { cert: string; key: string };
+    let caResult: IssuedCertificates['ca'];
+    if ('reason' in found) {
+      ca = await generateCa(now);
+      caResult = { action: 'generated', reason: found.reason };
+    } else {
+      ca = found;
+      caResult = { action: 'kept' };
+    }
+    let serving: { cert: string; key: string };
+    try {
+      serving = await generateServingCert(ca, names, now, options.validityDays);
+    } catch (error) {
+      throw new InjectorError('tls', `cannot sign with the CA in ${dir} (${(error as Error).message}); pass --new-ca to replace it`, { cause: error });
+    }
+    mkdirSync(dir, { recursive: true });
+    // Keys are private; chmod too, since `mode` only applies to a file that did not exist.
+    const writeKey = (path: string, pem: string) => {
+      writeFileSync(path, pem, { mode: 0o600 });
+      chmodSync(path, 0o600);
+    };
+    if (caResult.action === 'generated') {
+      writeFileSync(files.caCert, ca.cert);
+      writeKey(files.caKey, ca.key);
+    }
+    writeFileSync(files.cert, serving.cert);
+    writeKey(files.key, serving.key);
+    return { bundle: { caCert: ca.cert, caKey: ca.key, cert: serving.cert, key: serving.key }, ca: caResult, files };
+  } catch (error) {
+    if (error instanceof InjectorError) throw error;
+    throw new InjectorError('tls', `cannot write certificates to ${dir}: ${(error as Error).message}`, { cause: error });
+  }
+}
