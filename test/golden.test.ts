@@ -17,7 +17,7 @@ import { applyJsonPatch } from './support/patch.ts';
 
 const ROOT = new URL('./testdata/', import.meta.url).pathname;
 /** Directories of inputs; a `_config.yaml` in one is the injector config for its inputs. */
-const DIRS = ['corpus', 'inject', 'inject-native', 'inject-ads', 'inject-ads-tls', 'inject-ipv4-access-log'];
+const DIRS = ['corpus', 'inject', 'inject-native', 'inject-auto', 'inject-ads', 'inject-ads-tls', 'inject-ipv4-access-log'];
 const REFRESH = process.env['REFRESH_GOLDEN'] === '1';
 
 const toYaml = (records: unknown[]): string =>

@@ -80,7 +80,7 @@ export function decide(
   denials.push(...portConflicts(pod), ...nameConflicts(pod));
   if (denials.length > 0 || !overrides.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod };
 
-  warnings.push(...injectionWarnings(pod, ctx, overrides.config));
+  warnings.push(...injectionWarnings(pod, ctx, overrides.config, config, runtime));
   return {
     decision: { action: 'inject', reasons: enableReasons(pod, ctx), proxy: overrides.config, overrides: overrides.overrides },
     warnings,
@@ -176,8 +176,18 @@ function unknownAnnotationWarnings(pod: PodView): Warning[] {
     });
 }
 
-function injectionWarnings(pod: PodView, ctx: AdmissionContext, proxy: EffectiveProxyConfig): Warning[] {
+function injectionWarnings(
+  pod: PodView,
+  ctx: AdmissionContext,
+  proxy: EffectiveProxyConfig,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+): Warning[] {
   const warnings: Warning[] = [];
+  // `auto` found no native sidecar support, yet the pod's annotation asks for one.
+  if (proxy.nativeSidecar && config.nativeSidecar === 'auto' && !runtime.nativeSidecarSupported) {
+    warnings.push(warning('native-sidecar-unsupported'));
+  }
   // In classic mode the pod's init containers run before envoy-init, so their UID does not matter.
   const checked = proxy.nativeSidecar ? [...pod.initContainers, ...pod.containers] : pod.containers;
   const proxyUid = checked.filter((c) => c.runAsUser === PROXY_UID).map((c) => c.name);

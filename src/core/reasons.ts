@@ -77,7 +77,9 @@ export const WARNINGS = {
   'pod-will-not-complete':
     'The pod runs to completion but the proxy is a classic sidecar that never exits, so the pod will not complete.',
   'unknown-annotation': 'An envoy-injector.io annotation is not known to the injector (likely a typo).',
-  'drain-exceeds-grace-period': "The proxy's drain time is longer than the pod's termination grace period.",
+  'drain-exceeds-grace-period': "The proxy's drain time is not shorter than the pod's termination grace period: the pod is killed before the drain ends.",
+  'native-sidecar-unsupported':
+    'The pod asks for a native sidecar, but the cluster was not found to support them (Kubernetes ≥ 1.29): on an older cluster the envoy init container never finishes and the pod never starts.',
 } as const;
 
 export type WarningCode = keyof typeof WARNINGS;
