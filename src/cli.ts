@@ -66,8 +66,16 @@ function outputFormat(value: string | undefined, allowed: readonly string[]): st
   return format;
 }
 
+/** Where a command writes; tests pass their own. */
+export interface CliOutput {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+}
+
+const STANDARD_OUTPUT: CliOutput = { stdout: process.stdout, stderr: process.stderr };
+
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Promise<number> {
   const [first] = argv;
   const command = first === undefined || first.startsWith('-') ? 'serve' : first;
   const rest = first === undefined || first.startsWith('-') ? argv : argv.slice(1);
@@ -77,11 +85,11 @@ export async function main(argv: string[]): Promise<number> {
 
   const { values } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: false, strict: true });
   if (values.help) {
-    process.stdout.write(USAGE);
+    io.stdout.write(USAGE);
     return 0;
   }
   if (command === 'version') {
-    process.stdout.write(`${VERSION}\n`);
+    io.stdout.write(`${VERSION}\n`);
     return 0;
   }
   const { loadConfig } = await import('./config.ts');
@@ -101,8 +109,8 @@ export async function main(argv: string[]): Promise<number> {
       const { formatInjectReports, injectDocuments } = await import('./cli/inject.ts');
       const { runtime } = await resolveRuntime(loadedConfig);
       const { output, reports } = injectDocuments(readInput(file), file, loadedConfig, runtime, namespace);
-      process.stdout.write(output);
-      for (const line of formatInjectReports(reports)) process.stderr.write(`${line}\n`);
+      io.stdout.write(output);
+      for (const line of formatInjectReports(reports)) io.stderr.write(`${line}\n`);
       return reports.some((r) => r.result.decision.action === 'deny') ? 1 : 0;
     }
     case 'explain': {
@@ -117,7 +125,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(labels === undefined ? {} : { namespaceLabels: parseLabels(labels) }),
       };
       const explanations = explainDocuments(readInput(file), file, loadedConfig, runtime, options);
-      process.stdout.write(
+      io.stdout.write(
         format === 'json'
           ? `${JSON.stringify(explainReport(explanations, runtime, options), null, 2)}\n`
           : formatExplanations(explanations, options),
@@ -131,11 +139,11 @@ export async function main(argv: string[]): Promise<number> {
       const { stringify: stringifyYaml } = await import('yaml');
       const { runtime } = await resolveRuntime(loadedConfig);
       const result = bootstrapFor(readInput(file), file, loadedConfig, runtime, namespace);
-      process.stdout.write(
+      io.stdout.write(
         format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyYaml(result.bootstrap, { lineWidth: 0 }),
       );
       if (result.unresolved.length > 0) {
-        process.stderr.write(
+        io.stderr.write(
           `note: ${result.unresolved.map((n) => `$(${n})`).join(', ')} are filled in by the kubelet when the pod runs\n`,
         );
       }
@@ -147,16 +155,16 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** Turns any error into one line on standard error and an exit code (2 for usage errors). */
-export function reportError(error: unknown): number {
+export function reportError(error: unknown, io: CliOutput = STANDARD_OUTPUT): number {
   if (error instanceof InjectorError) {
-    process.stderr.write(`envoy-injector: ${error.message}\n`);
+    io.stderr.write(`envoy-injector: ${error.message}\n`);
     return error instanceof UsageError ? 2 : 1;
   }
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`envoy-injector: ${(error as Error).message}; see envoy-injector --help\n`);
+    io.stderr.write(`envoy-injector: ${(error as Error).message}; see envoy-injector --help\n`);
     return 2;
   }
-  process.stderr.write(`envoy-injector: unexpected error: ${(error as Error)?.message ?? String(error)}\n`);
+  io.stderr.write(`envoy-injector: unexpected error: ${(error as Error)?.message ?? String(error)}\n`);
   return 1;
 }

@@ -1,4 +1,4 @@
-// Golden tests (Istio style): every `*.yaml` under test/testdata/{corpus,inject} is injected; each
+// Golden tests (Istio style): every `*.yaml` under the DIRS of test/testdata is injected; each
 // pod or pod template that is injected is recorded in `X.yaml.injected`, each one skipped or denied
 // in `X.yaml.skipped`, with its reasons and warnings. For every injected pod, the returned patch
 // applied to the input with fast-json-patch must give the golden pod, and injecting that pod again
@@ -17,7 +17,7 @@ import { applyJsonPatch } from './support/patch.ts';
 
 const ROOT = new URL('./testdata/', import.meta.url).pathname;
 /** Directories of inputs; a `_config.yaml` in one is the injector config for its inputs. */
-const DIRS = ['corpus', 'inject'];
+const DIRS = ['corpus', 'inject', 'inject-native', 'inject-auto', 'inject-ads', 'inject-ads-tls', 'inject-ipv4-access-log'];
 const REFRESH = process.env['REFRESH_GOLDEN'] === '1';
 
 const toYaml = (records: unknown[]): string =>

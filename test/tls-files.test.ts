@@ -180,7 +180,7 @@ test('no certificate yet: a placeholder serves /healthz, /readyz says what is mi
 
       const pair = await servingPair();
       volume.write({ 'tls.crt': pair['tls.crt'], 'tls.key': pair['tls.key'] });
-      await eventually('the certificate is loaded', () => injector.tls.readiness().ready);
+      await eventually('the certificate is loaded', () => injector.tls.readiness().ready, 30_000);
       const result = await httpsRequest(port, '/readyz', { ca: ca.cert });
       assert.equal(result.status, 200);
       assert.equal(result.fingerprint, pair.fingerprint);

@@ -73,9 +73,9 @@ function accessLog(proxy: EffectiveProxyConfig): JsonObject {
     : {};
 }
 
-function tcpProxyChain(statPrefix: string, cluster: string, proxy: EffectiveProxyConfig, destinationPort?: number): JsonObject {
+function tcpProxyChain(statPrefix: string, cluster: string, proxy: EffectiveProxyConfig, match?: JsonObject): JsonObject {
   return {
-    ...(destinationPort === undefined ? {} : { filter_chain_match: { destination_port: destinationPort } }),
+    ...(match === undefined ? {} : { filter_chain_match: match }),
     filters: [
       {
         name: 'envoy.filters.network.tcp_proxy',
@@ -87,16 +87,25 @@ function tcpProxyChain(statPrefix: string, cluster: string, proxy: EffectiveProx
 
 /**
  * A capture listener: the original_dst listener filter recovers where the redirected connection
- * was going, and TCP passthrough forwards it there. A connection addressed to the capture port
- * itself would make the proxy connect to itself forever, so it goes to the blackhole.
+ * was going, and TCP passthrough (the default filter chain) forwards it there.
+ *
+ * A connection that reaches the capture port without being redirected would have the capture
+ * port as its "original" destination and make the proxy connect to itself forever, so it goes to
+ * the blackhole. Inbound, any connection to 15006 is such a connection. Outbound, only one
+ * addressed to this pod itself is (its source is then the destination's own IP, or loopback):
+ * the app may well call port 15001 of another host.
  */
 function captureListener(name: string, port: number, direction: 'INBOUND' | 'OUTBOUND', cluster: string, proxy: EffectiveProxyConfig): JsonObject {
+  const loop: JsonObject = direction === 'INBOUND' ? { destination_port: port } : { destination_port: port, source_type: 'SAME_IP_OR_LOOPBACK' };
   return {
     name,
     ...listenerAddresses(port, proxy.traffic.ipv6),
     traffic_direction: direction,
     listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': TYPES.originalDst } }],
-    filter_chains: [tcpProxyChain(`${name}_loop`, CLUSTERS.blackhole, proxy, port), tcpProxyChain(name, cluster, proxy)],
+    // Filter chain matching keeps only the most specific chains at each step and has no fallback
+    // to less specific ones, so passthrough is the default chain, used when no chain matches.
+    filter_chains: [tcpProxyChain(`${name}_loop`, CLUSTERS.blackhole, proxy, loop)],
+    default_filter_chain: tcpProxyChain(name, cluster, proxy),
   };
 }
 
@@ -133,8 +142,27 @@ function adminPathListener(name: string, port: number, path: string, ipv6: boole
   };
 }
 
+/** The largest value of Envoy's UInt32 circuit-breaker thresholds: no limit. */
+const UNLIMITED = 4294967295;
+
+/**
+ * A passthrough cluster: the connection goes wherever it was going (CLUSTER_PROVIDED takes the
+ * address original_dst recovered). Envoy's default circuit breakers (1024 connections and
+ * requests per cluster) would cap everything the app opens, so they are lifted, as without a proxy.
+ */
 function originalDstCluster(name: string, extra: JsonObject = {}): JsonObject {
-  return { name, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '10s', ...extra };
+  return {
+    name,
+    type: 'ORIGINAL_DST',
+    lb_policy: 'CLUSTER_PROVIDED',
+    connect_timeout: '10s',
+    circuit_breakers: {
+      thresholds: [
+        { priority: 'DEFAULT', max_connections: UNLIMITED, max_pending_requests: UNLIMITED, max_requests: UNLIMITED, max_retries: UNLIMITED },
+      ],
+    },
+    ...extra,
+  };
 }
 
 function staticCluster(name: string, host: string, port: number): JsonObject {
@@ -151,19 +179,18 @@ function staticCluster(name: string, host: string, port: number): JsonObject {
 
 /**
  * Inbound passthrough connects to the app from 127.0.0.6 (::6 for IPv6), which the iptables
- * rules let through without redirecting it into the proxy again.
+ * rules let through without redirecting it into the proxy again. Envoy picks the source of the
+ * destination's family. 127.0.0.6 is local (lo holds 127.0.0.0/8); ::6 must be assigned to lo
+ * (`ip -6 addr add ::6/128 dev lo`, as Istio's and Kuma's init containers do): the app's replies
+ * to ::6 are routed by the kernel, and without a local ::6 they would leave through the pod's
+ * default route. So no freebind: if ::6 is missing, the bind fails at once instead of every IPv6
+ * inbound connection hanging.
  */
 function inboundPassthroughCluster(ipv6: boolean): JsonObject {
   return originalDstCluster(CLUSTERS.inboundPassthrough, {
     upstream_bind_config: {
       source_address: { address: INBOUND_PASSTHROUGH_SOURCE_V4, port_value: 0 },
-      ...(ipv6
-        ? {
-            // ::6 is not assigned to any interface, so binding to it needs freebind.
-            freebind: true,
-            extra_source_addresses: [{ address: { address: INBOUND_PASSTHROUGH_SOURCE_V6, port_value: 0 } }],
-          }
-        : {}),
+      ...(ipv6 ? { extra_source_addresses: [{ address: { address: INBOUND_PASSTHROUGH_SOURCE_V6, port_value: 0 } }] } : {}),
     },
   });
 }
@@ -177,6 +204,8 @@ function xdsCluster(proxy: EffectiveProxyConfig): JsonObject[] {
   return [
     {
       ...staticCluster(CLUSTERS.xds, host, port),
+      // One long-lived gRPC stream: keepalives notice a control plane that vanished without a FIN.
+      upstream_connection_options: { tcp_keepalive: {} },
       typed_extension_protocol_options: {
         'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
           '@type': TYPES.httpOptions,
@@ -191,7 +220,14 @@ function xdsCluster(proxy: EffectiveProxyConfig): JsonObject[] {
                 '@type': TYPES.upstreamTls,
                 sni: host,
                 common_tls_context: {
-                  validation_context: { trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' } },
+                  validation_context: {
+                    trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' },
+                    // A trusted CA alone would accept any certificate it signed: the server's
+                    // certificate must also name the control plane's host.
+                    match_typed_subject_alt_names: [
+                      { san_type: isIP(host) === 0 ? 'DNS' : 'IP_ADDRESS', matcher: { exact: host } },
+                    ],
+                  },
                 },
               },
             },

@@ -213,6 +213,10 @@ function injectionWarnings(
   runtime: InjectorRuntime,
 ): Warning[] {
   const warnings: Warning[] = [];
+  // `auto` found no native sidecar support, yet the pod's annotation asks for one.
+  if (proxy.nativeSidecar && config.nativeSidecar === 'auto' && !runtime.nativeSidecarSupported) {
+    warnings.push(warning('native-sidecar-unsupported'));
+  }
   // In classic mode the pod's init containers run before envoy-init, so their UID does not matter.
   const checked = proxy.nativeSidecar ? [...pod.initContainers, ...pod.containers] : pod.containers;
   for (const c of checked) {

@@ -88,6 +88,7 @@ export const WARNINGS = {
   'drain-exceeds-grace-period':
     'Proxy drain ({drain}s) is not shorter than terminationGracePeriodSeconds ({grace}s): it will be cut off.',
   'unknown-annotation': 'Ignored unknown annotation {annotation}.{suggestion}',
+  'native-sidecar-unsupported': 'Pod asks for a native sidecar, but this cluster lacks them (needs 1.29+): it would never start.',
 } as const;
 
 export type WarningCode = keyof typeof WARNINGS;

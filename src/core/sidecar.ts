@@ -13,7 +13,11 @@ import { DOWNWARD_ENV } from './bootstrap.ts';
 import { escapeEnvReferences } from './env-expansion.ts';
 import type { Container, EffectiveProxyConfig, JsonObject, ProxyResources } from './types.ts';
 
-/** Seconds a classic sidecar's postStart hook waits for the proxy before failing the start. */
+/**
+ * Seconds the proxy has to become ready: a classic sidecar's postStart hook fails after it, a native
+ * sidecar's startup probe gives up after it (with ADS, Envoy is ready only once the control plane
+ * answered, or after its 15 s initial fetch timeout per resource type).
+ */
 export const HOLD_TIMEOUT_SECONDS = 120;
 
 /** Returns Kubernetes resource requirements, leaving out what is not set. */
@@ -34,28 +38,90 @@ function readinessGet(): V1HTTPGetAction {
   return { path: READINESS_PATH, port: PORTS.readiness, scheme: 'HTTP' };
 }
 
-// bash's /dev/tcp asks the readiness listener until it answers 200, so the kubelet starts the
-// app containers only once the proxy is ready (postStart blocks the next container's start).
-// Written without `$(`, which the kubelet would try to expand.
-const HOLD_SCRIPT = [
-  `until (exec 3<>/dev/tcp/127.0.0.1/${PORTS.readiness} &&`,
-  `printf 'GET ${READINESS_PATH} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 &&`,
-  `head -n 1 <&3 | grep -q ' 200 ') 2>/dev/null; do`,
-  `if [ "$SECONDS" -ge ${HOLD_TIMEOUT_SECONDS} ]; then echo "envoy not ready after ${HOLD_TIMEOUT_SECONDS}s" >&2; exit 1; fi;`,
-  'sleep 0.5; done',
-].join(' ');
+// The lifecycle hooks speak HTTP through bash's /dev/tcp and read with bash's `read -t`, so they
+// need only bash and sleep in the proxy image (envoyproxy/envoy has both; it has no curl). They
+// are written without `$(`, the kubelet's variable reference syntax.
+
+/**
+ * Returns the classic sidecar's postStart script: it waits until the readiness listener answers
+ * 200 (Envoy is LIVE), failing after `timeoutSeconds`. The kubelet starts the next container only
+ * once postStart returns, so the app starts behind a ready proxy.
+ */
+export function holdScript(port: number = PORTS.readiness, timeoutSeconds: number = HOLD_TIMEOUT_SECONDS): string {
+  return [
+    // A subshell per attempt: a refused connection ends only the subshell; `read -t` bounds a hung answer.
+    `until (exec 3<>/dev/tcp/127.0.0.1/${port} &&`,
+    `printf 'GET ${READINESS_PATH} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 &&`,
+    `read -r -t 2 status <&3 && [[ "$status" == *" 200 "* ]]) 2>/dev/null; do`,
+    `if [ "$SECONDS" -ge ${timeoutSeconds} ]; then echo "envoy not ready after ${timeoutSeconds}s" >&2; exit 1; fi;`,
+    'sleep 0.5; done',
+  ].join(' ');
+}
+
+/**
+ * Returns the classic sidecar's preStop script. The kubelet sends SIGTERM to the app and to Envoy
+ * together, and Envoy exits at once on SIGTERM; this hook runs first and keeps Envoy serving the
+ * app's in-flight requests for `seconds`: it fails Envoy's health (so /ready answers 503 DRAINING
+ * and the pod leaves its Services), starts a graceful drain of the inbound listeners (HTTP
+ * connections are asked to close; `skip_exit` keeps Envoy running for the app's outbound calls),
+ * then waits, after which the kubelet sends SIGTERM.
+ */
+export function drainScript(seconds: number, adminPort: number = PORTS.admin): string {
+  return [
+    `post() { (exec 3<>/dev/tcp/127.0.0.1/${adminPort} &&`,
+    `printf 'POST %s HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n' "$1" >&3 &&`,
+    'read -r -t 2 status <&3) 2>/dev/null; };',
+    "post /healthcheck/fail; post '/drain_listeners?inboundonly&graceful&skip_exit';",
+    `sleep ${seconds}`,
+  ].join(' ');
+}
+
+/** Returns Envoy's command-line arguments for `proxy`. */
+export function envoyArgs(proxy: EffectiveProxyConfig): string[] {
+  return [
+    // Envoy accepts the whole bootstrap as --config-yaml alone (no -c), and JSON is YAML.
+    '--config-yaml',
+    `$(${BOOTSTRAP_ENV})`,
+    '--log-level',
+    proxy.logLevel,
+    // --concurrency 0 would still mean one worker: "0 = one per core" is Envoy's default when the
+    // flag is absent, and --cpuset-threads counts the CPUs the container may run on, not the node's.
+    ...(proxy.concurrency > 0 ? ['--concurrency', String(proxy.concurrency)] : ['--cpuset-threads']),
+    // Hot restart needs shared memory and a second process; pods restart containers instead.
+    '--disable-hot-restart',
+    // The graceful drain the preStop hook starts (and listener updates from a control plane) lasts
+    // this long; `immediate` asks every HTTP connection to close at once rather than gradually.
+    '--drain-time-s',
+    String(proxy.drainSeconds),
+    '--drain-strategy',
+    'immediate',
+  ];
+}
+
+/** Above this size the bootstrap is written compact rather than indented (see renderBootstrap). */
+export const INDENTED_BOOTSTRAP_MAX_BYTES = 32 * 1024;
+
+/**
+ * Returns the bootstrap as the JSON text the env var holds: indented, so `kubectl get pod -o yaml`
+ * shows it as a readable block, unless that makes it large (a pod with very many labels): Linux
+ * refuses to exec an argument or environment string over 128 KiB, and both carry it.
+ */
+export function renderBootstrap(bootstrap: JsonObject): string {
+  const indented = JSON.stringify(bootstrap, null, 2);
+  return Buffer.byteLength(indented) <= INDENTED_BOOTSTRAP_MAX_BYTES ? indented : JSON.stringify(bootstrap);
+}
 
 /** Returns the envoy container that runs the proxy with the pod's bootstrap. */
 export function buildSidecar(proxy: EffectiveProxyConfig, bootstrap: JsonObject): Container {
   const keep = DOWNWARD_ENV.map((e) => e.name);
   const lifecycle: NonNullable<Container['lifecycle']> = {};
+  // A native sidecar needs neither hook: the kubelet starts the next container once its startup
+  // probe passes, and stops it only after every app container has exited.
   if (!proxy.nativeSidecar && proxy.holdApplicationUntilProxyStarts) {
-    lifecycle.postStart = { exec: { command: ['bash', '-c', HOLD_SCRIPT] } };
+    lifecycle.postStart = { exec: { command: ['bash', '-c', holdScript()] } };
   }
-  // A classic sidecar gets SIGTERM together with the app: sleeping first keeps it serving the
-  // app's in-flight requests. A native sidecar is stopped only after the app has exited.
   if (!proxy.nativeSidecar && proxy.drainSeconds > 0) {
-    lifecycle.preStop = { exec: { command: ['sleep', String(proxy.drainSeconds)] } };
+    lifecycle.preStop = { exec: { command: ['bash', '-c', drainScript(proxy.drainSeconds)] } };
   }
   const readinessProbe: V1Probe = {
     httpGet: readinessGet(),
@@ -69,25 +135,11 @@ export function buildSidecar(proxy: EffectiveProxyConfig, bootstrap: JsonObject)
     imagePullPolicy: proxy.imagePullPolicy,
     // The image's entrypoint script switches users, which a non-root container cannot do.
     command: ['envoy'],
-    args: [
-      '--config-yaml',
-      `$(${BOOTSTRAP_ENV})`,
-      '--log-level',
-      proxy.logLevel,
-      '--concurrency',
-      String(proxy.concurrency),
-      // Hot restart needs shared memory and a second process; pods restart containers instead.
-      '--disable-hot-restart',
-      '--drain-time-s',
-      String(proxy.drainSeconds),
-      '--drain-strategy',
-      'immediate',
-    ],
+    args: envoyArgs(proxy),
     env: [
       ...DOWNWARD_ENV.map(({ name, fieldPath }) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
       // Last, so the kubelet can expand the references to the variables above.
-      // Indented so `kubectl get pod -o yaml` shows it as a readable block.
-      { name: BOOTSTRAP_ENV, value: escapeEnvReferences(JSON.stringify(bootstrap, null, 2), keep) },
+      { name: BOOTSTRAP_ENV, value: escapeEnvReferences(renderBootstrap(bootstrap), keep) },
     ],
     ports: [
       { name: 'envoy-ready', containerPort: PORTS.readiness, protocol: 'TCP' },
@@ -98,7 +150,9 @@ export function buildSidecar(proxy: EffectiveProxyConfig, bootstrap: JsonObject)
     ...(proxy.nativeSidecar
       ? {
           restartPolicy: 'Always',
-          // Native sidecars: the kubelet starts the next container once this probe passes.
+          // The kubelet starts the next container only once this probe passes. Every second (the
+          // kubelet's finest period) so the app waits at most a second more than Envoy; the same
+          // budget as the classic hold before the kubelet restarts a proxy that never got ready.
           startupProbe: { httpGet: readinessGet(), periodSeconds: 1, timeoutSeconds: 1, failureThreshold: HOLD_TIMEOUT_SECONDS },
         }
       : {}),

@@ -12,6 +12,7 @@ import {
 import { expandEnvReferences } from '../../src/core/env-expansion.ts';
 import { parseStatus } from '../../src/core/status.ts';
 import { parseTrafficFlags } from '../../src/core/traffic-flags.ts';
+import { assertBootstrapContract, assertEnvoyContainer, assertValidBootstrap } from './envoy-proto-check.ts';
 
 type Obj = Record<string, any>;
 
@@ -93,5 +94,11 @@ export function checkInjectedPod(pod: Obj): Obj {
     assert.equal(containers[0]?.['name'], SIDECAR_CONTAINER_NAME, 'classic: envoy first');
   }
 
-  return bootstrapOf(pod);
+  // Envoy would start with it: strict against its v3 protos, the rules they cannot express, the
+  // injector's contract, and a command line Envoy accepts.
+  const bootstrap = bootstrapOf(pod);
+  assertValidBootstrap(bootstrap);
+  assertBootstrapContract(bootstrap);
+  assertEnvoyContainer(all.find((c) => c['name'] === SIDECAR_CONTAINER_NAME) as Obj, envoyIsInit);
+  return bootstrap;
 }
