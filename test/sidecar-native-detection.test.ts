@@ -158,7 +158,8 @@ test('an API server refusing the request: classic sidecars', async () => {
   };
   const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`));
   assert.equal(support.supported, false);
-  assert.match(support.detail, /^API server not reachable \(HTTP-Code: 401\b.*\); classic sidecars$/s);
+  // One line: client-node's multi-line error (code, body, headers) is cut to its first line.
+  assert.match(support.detail, /^could not read the API server's version \(HTTP-Code: 401\); classic sidecars$/);
 });
 
 test('an API server that does not answer in time: classic sidecars after the timeout', async () => {
@@ -168,7 +169,7 @@ test('an API server that does not answer in time: classic sidecars after the tim
   const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`), 300);
   assert.deepEqual(support, {
     supported: false,
-    detail: 'API server not reachable (asking the API server its version timed out after 300 ms); classic sidecars',
+    detail: "could not read the API server's version (asking the API server its version timed out after 300 ms); classic sidecars",
   });
 });
 
@@ -179,7 +180,21 @@ test('nothing listening at the server address: classic sidecars', async () => {
   await new Promise<void>((resolve) => closed.close(() => resolve()));
   const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${closedPort}`));
   assert.equal(support.supported, false);
-  assert.match(support.detail, /^API server not reachable/);
+  assert.match(support.detail, /^could not read the API server's version \(.*\); classic sidecars$/);
+});
+
+test('an API server leaving major and minor empty: the version is read from gitVersion', async () => {
+  handler = answerVersion('', '', 'v1.30.2-eks-1234');
+  const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`));
+  assert.deepEqual(support, { supported: true, detail: 'API server v1.30.2-eks-1234: native sidecars' });
+  handler = answerVersion('', '', 'v1.27.1');
+  assert.equal((await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`))).supported, false);
+});
+
+test('loadKubeConfig reads the environment it is given, not the process environment', () => {
+  const env = kubeconfigEnv(`https://127.0.0.1:${port}`);
+  const kc = loadKubeConfig(env);
+  assert.equal(kc?.getCurrentCluster()?.server, `https://127.0.0.1:${port}`);
 });
 
 test('no cluster at all (no service account, no kubeconfig): classic sidecars without waiting', async () => {

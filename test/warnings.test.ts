@@ -117,7 +117,27 @@ test('an app container running as UID 1337: injected, with a warning naming the 
   assert.equal(review.allowed, true);
   checkInjectedPod(applyJsonPatch(object, review.patch));
   // The pod-level UID applies to web; worker overrides it and is not named.
-  assert.deepEqual(review.warnings, [`${PREFIX}Container web runs as UID 1337, the proxy's UID, so its traffic bypasses the proxy.`]);
+  assert.deepEqual(review.warnings, [`${PREFIX}Container web runs as UID 1337, the proxy's, so its traffic bypasses the proxy.`]);
+  assertWellFormed(review.warnings);
+});
+
+test('an app container running as GID 1337 bypasses the proxy too: the warning says which identity', async () => {
+  const object = pod({
+    spec: {
+      securityContext: { runAsGroup: 1337 },
+      containers: [
+        { name: 'web', image: 'nginx', securityContext: { runAsUser: 1000 } },
+        { name: 'both', image: 'worker', securityContext: { runAsUser: 1337 } },
+        { name: 'other', image: 'worker', securityContext: { runAsGroup: 2000 } },
+      ],
+    },
+  });
+  const review = await admit(object);
+  assert.equal(review.allowed, true);
+  assert.deepEqual(review.warnings, [
+    `${PREFIX}Container web runs as GID 1337, the proxy's, so its traffic bypasses the proxy.`,
+    `${PREFIX}Container both runs as UID and GID 1337, the proxy's, so its traffic bypasses the proxy.`,
+  ]);
   assertWellFormed(review.warnings);
 });
 

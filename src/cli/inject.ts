@@ -1,5 +1,6 @@
 // `envoy-injector inject -f FILE|-`: the webhook's injection applied offline to manifests.
 import { injectPod, type InjectionResult } from '../core/inject.ts';
+import { SKIP_WARNING_CODES } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
 import { describeTarget, findPodTargets, parseDocuments, stringifyDocuments } from './documents.ts';
 
@@ -67,9 +68,8 @@ export function formatInjectReports(reports: readonly TargetReport[]): string[] 
       lines.push(`${report.target}: error: ${decision.reasons.map((r) => `[${r.code}] ${r.message}`).join(' ')}`);
     }
     // A surprising skip is also a warning; the skip line above already says it.
-    const skipCodes: readonly string[] = decision.reasons.map((r) => r.code);
     for (const w of warnings) {
-      if (decision.action !== 'skip' || !skipCodes.includes(w.code)) lines.push(`${report.target}: warning: [${w.code}] ${w.message}`);
+      if (decision.action !== 'skip' || !SKIP_WARNING_CODES.has(w.code)) lines.push(`${report.target}: warning: [${w.code}] ${w.message}`);
     }
   }
   return lines;

@@ -11,6 +11,7 @@ import {
   OTHER_MESH_CONTAINERS,
   PORTS,
   PROXY_PORTS,
+  PROXY_GID,
   PROXY_UID,
   SIDECAR_CONTAINER_NAME,
   STATUS_ANNOTATION,
@@ -220,7 +221,13 @@ function injectionWarnings(
   // In classic mode the pod's init containers run before envoy-init, so their UID does not matter.
   const checked = proxy.nativeSidecar ? [...pod.initContainers, ...pod.containers] : pod.containers;
   for (const c of checked) {
-    if (c.runAsUser === PROXY_UID) warnings.push(warning('proxy-uid-container', { container: shorten(c.name) }));
+    // The capture rules exempt the proxy's UID and its GID alike.
+    const uid = c.runAsUser === PROXY_UID;
+    const gid = c.runAsGroup === PROXY_GID;
+    if (uid || gid) {
+      const identity = uid && gid ? `UID and GID ${PROXY_UID}` : uid ? `UID ${PROXY_UID}` : `GID ${PROXY_GID}`;
+      warnings.push(warning('proxy-uid-container', { container: shorten(c.name), identity }));
+    }
   }
   if (!proxy.nativeSidecar && runsToCompletion(pod, ctx)) {
     // On a cluster too old for native sidecars (nativeSidecar: auto said no) the app must stop Envoy.

@@ -12,6 +12,8 @@ export interface ContainerView {
   readonly nativeSidecar: boolean;
   /** UID it runs as: its own securityContext, else the pod's. */
   readonly runAsUser: number | undefined;
+  /** Primary GID it runs as: its own securityContext, else the pod's. */
+  readonly runAsGroup: number | undefined;
 }
 
 export interface PodView {
@@ -87,7 +89,7 @@ function stringMap(parent: JsonObject | undefined, key: string, path: string): R
 function readContainers(
   spec: JsonObject,
   list: 'containers' | 'initContainers',
-  podRunAsUser: number | undefined,
+  pod: { runAsUser: number | undefined; runAsGroup: number | undefined },
 ): ContainerView[] {
   const items = optionalArray(spec, list, `spec.${list}`) ?? [];
   return items.map((item, index) => {
@@ -102,7 +104,8 @@ function readContainers(
       return containerPort;
     });
     const securityContext = optionalObject(item, 'securityContext', `${path}.securityContext`);
-    const runAsUser = optionalInteger(securityContext, 'runAsUser', `${path}.securityContext.runAsUser`) ?? podRunAsUser;
+    const runAsUser = optionalInteger(securityContext, 'runAsUser', `${path}.securityContext.runAsUser`) ?? pod.runAsUser;
+    const runAsGroup = optionalInteger(securityContext, 'runAsGroup', `${path}.securityContext.runAsGroup`) ?? pod.runAsGroup;
     return {
       name,
       list,
@@ -110,6 +113,7 @@ function readContainers(
       ports,
       nativeSidecar: list === 'initContainers' && item['restartPolicy'] === 'Always',
       runAsUser,
+      runAsGroup,
     };
   });
 }
@@ -122,10 +126,13 @@ export function readPod(object: unknown): ReadPodResult {
     const spec = optionalObject(object, 'spec', 'spec');
     if (spec === undefined) throw new PodShapeError('spec is missing');
     const podSecurityContext = optionalObject(spec, 'securityContext', 'spec.securityContext');
-    const podRunAsUser = optionalInteger(podSecurityContext, 'runAsUser', 'spec.securityContext.runAsUser');
-    const containers = readContainers(spec, 'containers', podRunAsUser);
+    const podIdentity = {
+      runAsUser: optionalInteger(podSecurityContext, 'runAsUser', 'spec.securityContext.runAsUser'),
+      runAsGroup: optionalInteger(podSecurityContext, 'runAsGroup', 'spec.securityContext.runAsGroup'),
+    };
+    const containers = readContainers(spec, 'containers', podIdentity);
     if (containers.length === 0) throw new PodShapeError('spec.containers is empty');
-    const initContainers = readContainers(spec, 'initContainers', podRunAsUser);
+    const initContainers = readContainers(spec, 'initContainers', podIdentity);
     const volumes = optionalArray(spec, 'volumes', 'spec.volumes');
     const volumeNames = (volumes ?? []).map((volume, index) => {
       if (!isObject(volume)) throw new PodShapeError(`spec.volumes[${index}] must be an object`);

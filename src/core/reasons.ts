@@ -1,6 +1,6 @@
 // The stable reason codes of every decision and warning, and the one table of their sentences.
 // Logs, metrics, AdmissionResponse warnings and `envoy-injector explain` all read these codes.
-import { INJECT_ANNOTATION, INJECT_LABEL, PROXY_PORTS, PROXY_UID } from '../constants.ts';
+import { INJECT_ANNOTATION, INJECT_LABEL, PROXY_PORTS } from '../constants.ts';
 
 /** What a decision does with the pod. */
 export type Action = 'inject' | 'skip' | 'deny';
@@ -83,7 +83,7 @@ export const WARNINGS = {
   'container-name-taken': 'Pod not injected: its container name {name} is reserved for the proxy; rename it to inject the pod.',
   'other-mesh-present': "Pod not injected: another mesh's proxy already captures its traffic ({containers}).",
   // injected, but something will not work as the user expects
-  'proxy-uid-container': `Container {container} runs as UID ${PROXY_UID}, the proxy's UID, so its traffic bypasses the proxy.`,
+  'proxy-uid-container': "Container {container} runs as {identity}, the proxy's, so its traffic bypasses the proxy.",
   'pod-will-not-complete': 'Pod will not complete: classic sidecars never exit. {fix}',
   'drain-exceeds-grace-period':
     'Proxy drain ({drain}s) is not shorter than terminationGracePeriodSeconds ({grace}s): it will be cut off.',
@@ -92,6 +92,15 @@ export const WARNINGS = {
 } as const;
 
 export type WarningCode = keyof typeof WARNINGS;
+
+/** Warnings that only restate why a pod was skipped (the skip itself already says it). */
+export const SKIP_WARNING_CODES: ReadonlySet<WarningCode> = new Set<WarningCode>([
+  'namespace-excluded',
+  'invalid-inject-annotation',
+  'host-network',
+  'container-name-taken',
+  'other-mesh-present',
+]);
 
 /** The `{name}` placeholders of a warning sentence. */
 type Slots<S extends string> = S extends `${string}{${infer Name}}${infer Rest}` ? Name | Slots<Rest> : never;

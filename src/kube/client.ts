@@ -11,8 +11,22 @@ export function loadKubeConfig(env: Readonly<Record<string, string | undefined>>
   const kubeconfigFiles = (env['KUBECONFIG'] ?? '').split(':').filter((f) => f !== '' && existsSync(f));
   const homeConfig = join(env['HOME'] ?? homedir(), '.kube', 'config');
   if (!inCluster && kubeconfigFiles.length === 0 && !existsSync(homeConfig)) return undefined;
+  // The same order as kubectl (and client-node's loadFromDefault), but read from `env` rather than
+  // process.env: $KUBECONFIG files merged, else ~/.kube/config, else the pod's service account.
   const kc = new KubeConfig();
-  kc.loadFromDefault();
+  const [first, ...more] = kubeconfigFiles;
+  if (first !== undefined) {
+    kc.loadFromFile(first);
+    for (const file of more) {
+      const other = new KubeConfig();
+      other.loadFromFile(file);
+      kc.mergeConfig(other);
+    }
+  } else if (existsSync(homeConfig)) {
+    kc.loadFromFile(homeConfig);
+  } else {
+    kc.loadFromCluster();
+  }
   return kc.getCurrentCluster() === null ? undefined : kc;
 }
 

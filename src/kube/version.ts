@@ -21,17 +21,27 @@ export function versionSupportsNativeSidecars(major: string, minor: string): boo
   return ma > 1 || (ma === 1 && mi >= NATIVE_SIDECAR_MIN_MINOR);
 }
 
+/** Reads major and minor from a gitVersion such as `v1.30.2-gke.1015000` (when major/minor are empty). */
+export function versionFromGitVersion(gitVersion: string): { major: string; minor: string } | undefined {
+  const match = /^v?(\d+)\.(\d+)/.exec(gitVersion);
+  return match ? { major: match[1] as string, minor: match[2] as string } : undefined;
+}
+
 /** Asks the API server its version; falls back to classic sidecars when it cannot be reached. */
 export async function detectNativeSidecarSupport(kc: KubeConfig | undefined, timeoutMs = 3000): Promise<NativeSidecarSupport> {
   if (kc === undefined) return { supported: false, detail: 'no cluster configured; classic sidecars' };
   try {
     const info = await withTimeout(kc.makeApiClient(VersionApi).getCode(), timeoutMs, 'asking the API server its version');
-    const supported = versionSupportsNativeSidecars(info.major, info.minor);
+    // Some distributions leave major/minor empty; gitVersion always carries them.
+    const version = info.major && info.minor ? { major: info.major, minor: info.minor } : versionFromGitVersion(info.gitVersion ?? '');
+    const supported = version !== undefined && versionSupportsNativeSidecars(version.major, version.minor);
     return {
       supported,
       detail: `API server ${info.gitVersion}: ${supported ? 'native sidecars' : 'classic sidecars (native needs ≥ 1.29)'}`,
     };
   } catch (error) {
-    return { supported: false, detail: `API server not reachable (${(error as Error).message}); classic sidecars` };
+    // client-node's errors span lines (code, body, headers): the first line says what happened.
+    const first = String((error as Error)?.message ?? error).split('\n')[0];
+    return { supported: false, detail: `could not read the API server's version (${first}); classic sidecars` };
   }
 }
