@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decide } from '../src/core/decide.ts';
+import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
 import type { AdmissionContext } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
@@ -99,6 +100,14 @@ const ROWS: readonly Row[] = [
     reasons: ['proxy-port-conflict'],
   },
   {
+    name: 'a bootstrap too large for Linux to pass to Envoy (thousands of labels)',
+    object: pod({
+      metadata: { labels: Object.fromEntries(Array.from({ length: 2500 }, (_, i) => [`example.com/label-${i}`, 'v'.repeat(40)])) },
+    }),
+    action: 'deny',
+    reasons: ['bootstrap-too-large'],
+  },
+  {
     name: 'pod already has the xtables lock volume',
     object: pod({ spec: { volumes: [{ name: 'envoy-init-xtables-lock', emptyDir: {} }] } }),
     action: 'deny',
@@ -125,8 +134,10 @@ const config = testConfig();
 for (const row of ROWS) {
   test(`decision: ${row.name}`, () => {
     const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo', ...row.ctx };
-    const { decision } = decide(row.object, ctx, config, testRuntime);
+    // injectPod: its decision is decide()'s, except for what only the built pod can tell.
+    const { decision, patch } = injectPod(row.object, ctx, config, testRuntime);
     assert.equal(decision.action, row.action);
+    if (row.action !== 'inject') assert.deepEqual(patch, []);
     assert.deepEqual(
       decision.reasons.map((r) => r.code),
       row.reasons,

@@ -170,6 +170,7 @@ const FIXES: Partial<Record<ReasonCode, (where: { namespace: string }) => string
   'invalid-annotations': () => 'Fix or remove the annotations listed above (accepted values are in the README).',
   'proxy-port-conflict': () => `Move the container off the proxy's ports (${PROXY_PORTS.join(', ')}).`,
   'name-conflict': () => `Rename the pod's volume ${XTABLES_LOCK_VOLUME_NAME}.`,
+  'bootstrap-too-large': () => "Remove labels from the pod: each one is copied into the proxy's node metadata.",
 };
 
 function explainReasons(

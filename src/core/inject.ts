@@ -1,13 +1,13 @@
 // injectPod: the one entry point the webhook, the CLI and the tests share. Pure: no I/O, no clock.
 import type { Operation } from 'fast-json-patch';
-import { KUBECTL_DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION } from '../constants.ts';
+import { KUBECTL_DEFAULT_CONTAINER_ANNOTATION, SIDECAR_CONTAINER_NAME, STATUS_ANNOTATION } from '../constants.ts';
 import { buildBootstrap } from './bootstrap.ts';
 import { decide, type Decision, type Evaluation } from './decide.ts';
 import { buildInitContainer, buildVolumes } from './init-container.ts';
 import { applyPlan, createPatch, type InjectionPlan } from './patch.ts';
 import type { PodView } from './pod.ts';
-import type { Warning } from './reasons.ts';
-import { buildSidecar } from './sidecar.ts';
+import { buildSidecar, oversizedBootstrap } from './sidecar.ts';
+import { reason, type Warning } from './reasons.ts';
 import { hashProxyConfig, renderStatus, type InjectionStatus } from './status.ts';
 import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, JsonObject } from './types.ts';
 
@@ -90,5 +90,12 @@ export function injectPod(
   const { decision, warnings, pod } = evaluation;
   if (decision.action !== 'inject' || pod === undefined) return { decision, warnings, patch: [] };
   const { plan, bootstrap, status } = planInjection(pod, decision.proxy, runtime);
+  // Only the built container tells how large the bootstrap really is (thousands of labels).
+  const sidecar = [...plan.initContainers, ...plan.containers].find((c) => c.name === SIDECAR_CONTAINER_NAME);
+  const oversized = sidecar === undefined ? undefined : oversizedBootstrap(sidecar);
+  if (oversized !== undefined) {
+    const detail = `(${oversized} bytes; remove labels from the pod, which its node metadata carries.)`;
+    return { decision: { action: 'deny', reasons: [reason('bootstrap-too-large', detail)] }, warnings, patch: [] };
+  }
   return { decision, warnings, patch: createPatch(pod, plan), pod: applyPlan(pod, plan), bootstrap, status };
 }

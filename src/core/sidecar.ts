@@ -111,6 +111,20 @@ export function renderBootstrap(bootstrap: JsonObject): string {
   return Buffer.byteLength(indented) <= INDENTED_BOOTSTRAP_MAX_BYTES ? indented : JSON.stringify(bootstrap);
 }
 
+/** Linux's limit on one argument or environment string (MAX_ARG_STRLEN), terminating NUL included. */
+export const MAX_EXEC_STRING_BYTES = 128 * 1024;
+
+/**
+ * Returns the size in bytes of the bootstrap as the kubelet passes it to Envoy (in the environment
+ * and as the --config-yaml argument), or undefined when it fits within Linux's limit.
+ */
+export function oversizedBootstrap(sidecar: Container): number | undefined {
+  const value = sidecar.env?.find((e) => e.name === BOOTSTRAP_ENV)?.value ?? '';
+  // `NAME=value` plus the terminating NUL, before the kubelet expands the short downward-API references.
+  const bytes = Buffer.byteLength(`${BOOTSTRAP_ENV}=${value}`) + 1;
+  return bytes > MAX_EXEC_STRING_BYTES ? bytes : undefined;
+}
+
 /** Returns the envoy container that runs the proxy with the pod's bootstrap. */
 export function buildSidecar(proxy: EffectiveProxyConfig, bootstrap: JsonObject): Container {
   const keep = DOWNWARD_ENV.map((e) => e.name);
