@@ -1,11 +1,16 @@
 // The HTTP(S) transport: bytes, headers, status codes and the AdmissionReview envelope. Builds the
 // fastify instance without listening; only main.ts listens.
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PATHS } from '../constants.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
+import { createAdmissionLimit, OVERLOAD_RETRY_AFTER_SECONDS } from './admission-limit.ts';
 import { admit, type AdmissionOutcome } from './admission.ts';
 import { toHttpError } from './errors.ts';
+import { decodeReview, encodeReview } from './review.ts';
+
+/** Route of the benchmark's baseline (see AppDeps.benchBaseline); never registered in production. */
+export const BENCH_BASELINE_PATH = '/bench/baseline';
 
 /** Whether the server should receive traffic, and why not. */
 export interface Readiness {
@@ -23,33 +28,95 @@ export interface AppDeps {
   readonly readiness?: () => Readiness;
   /** Called after every admission (metrics). */
   readonly onAdmission?: (outcome: AdmissionOutcome, durationSeconds: number) => void;
+  /**
+   * Benchmark only (`npm run bench`): also serve BENCH_BASELINE_PATH, which decodes the same review
+   * and answers `allowed: true` without injecting. `serve` never sets it.
+   */
+  readonly benchBaseline?: boolean;
+}
+
+/** How often Node checks connections against the request timeout: often enough to honour short ones. */
+function connectionsCheckingInterval(requestTimeoutMs: number): number {
+  return Math.min(1_000, Math.max(25, Math.floor(requestTimeoutMs / 10)));
 }
 
 /** Returns the webhook's fastify instance with its routes, not yet listening. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, runtime, logger } = deps;
+  const { requestTimeoutMs } = config.server;
+  // Node's own limits on a connection: the whole request (headers and body) within requestTimeoutMs,
+  // else 408 and the socket is closed; checked at an interval that suits short timeouts too.
+  const httpLimits = {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: connectionsCheckingInterval(requestTimeoutMs),
+  };
   const app = Fastify({
     loggerInstance: logger,
     // One line per admission is logged by the route itself (SPEC.md §8).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
-    requestTimeout: config.server.requestTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    // A connection silent for this long is closed: the request timeout only starts with the first
+    // byte of a request, so this is what drops a client that connects and never sends one. Longer
+    // than the request timeout, so a request that is too slow gets its 408 first.
+    connectionTimeout: 2 * requestTimeoutMs,
     // While closing, new requests get 503 so the API server retries another replica.
     return503OnClosing: true,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     ...(deps.tls === undefined
-      ? {}
+      ? { http: httpLimits }
       : {
           https: {
+            ...httpLimits,
             key: deps.tls.key,
             cert: deps.tls.cert,
             minVersion: 'TLSv1.2' as const,
             // A client that never finishes its handshake is dropped instead of holding a socket.
-            handshakeTimeout: Math.min(config.server.requestTimeoutMs, 10_000),
+            handshakeTimeout: Math.min(requestTimeoutMs, 10_000),
           },
         }),
   }) as unknown as FastifyInstance;
+
+  // Once closing (SIGTERM), answers to requests already received also close their connection, so
+  // the server can finish instead of waiting for idle keep-alive connections to time out.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close');
+  });
+
+  // The bound on concurrent admissions: a slot from the request's arrival (before its body is read)
+  // until it is answered. Health, readiness and metrics stay outside it so probes keep working.
+  const limit = createAdmissionLimit(config.server.maxConcurrentAdmissions);
+  const bounded = {
+    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
+      const release = limit.tryAcquire();
+      if (release === undefined) {
+        request.log.warn({ path: request.url, inFlight: limit.inFlight }, 'overloaded: admission refused');
+        return reply
+          .code(503)
+          .header('retry-after', String(OVERLOAD_RETRY_AFTER_SECONDS))
+          .type('application/json')
+          .send({
+            error: 'overloaded',
+            message: `too many admissions in progress (server.maxConcurrentAdmissions=${limit.max}); retry later`,
+          });
+      }
+      releases.set(request, release);
+      // The socket may go away before any answer (client gone, request timeout).
+      reply.raw.once('close', release);
+      return undefined;
+    },
+    // Given back before the answer is written, so a client that has its answer can count on the slot.
+    onSend: async (request: FastifyRequest) => {
+      releases.get(request)?.();
+    },
+  };
+  const releases = new WeakMap<FastifyRequest, () => void>();
 
   // Only JSON is an AdmissionReview: without the built-in text/plain parser, any other type is 415.
   app.removeContentTypeParser('text/plain');
@@ -73,7 +140,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return { status: 'ready' };
   });
 
-  app.post(PATHS.mutate, async (request, reply) => {
+  app.post(PATHS.mutate, bounded, async (request, reply) => {
     const started = process.hrtime.bigint();
     const outcome = admit(request.body, config, runtime);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -93,6 +160,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     deps.onAdmission?.(outcome, durationSeconds);
     return reply.code(200).send(outcome.review);
   });
+
+  if (deps.benchBaseline === true) {
+    // The same transport, limits and envelope as /mutate, without the core: what the benchmark compares with.
+    app.post(BENCH_BASELINE_PATH, bounded, async (request, reply) => {
+      const review = decodeReview(request.body);
+      return reply.code(200).send(encodeReview(review.apiVersion, review.uid, { allowed: true }));
+    });
+  }
 
   return app;
 }
