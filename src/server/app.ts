@@ -61,8 +61,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // byte of a request, so this is what drops a client that connects and never sends one. Longer
     // than the request timeout, so a request that is too slow gets its 408 first.
     connectionTimeout: 2 * requestTimeoutMs,
-    // While closing, new requests get 503 so the API server retries another replica.
-    return503OnClosing: true,
+    // While closing, a request that still arrives on an open connection is served (with Connection:
+    // close) rather than refused: the API server does not retry a 503 without Retry-After, so a
+    // refusal would fail or skip that pod's injection during every rollout (as Go's Shutdown does).
+    return503OnClosing: false,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     ...(deps.tls === undefined
