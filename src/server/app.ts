@@ -62,8 +62,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // than the request timeout, so a request that is too slow gets its 408 first.
     connectionTimeout: 2 * requestTimeoutMs,
     // While closing, a request that still arrives on an open connection is served (with Connection:
-    // close) rather than refused: the API server does not retry a 503 without Retry-After, so a
-    // refusal would fail or skip that pod's injection during every rollout (as Go's Shutdown does).
+    // close), as Go's http.Server.Shutdown does, rather than refused: the API server does not retry
+    // a 503 without Retry-After, so a refusal would fail or skip that pod's injection in a rollout.
     return503OnClosing: false,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -94,11 +94,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // The bound on concurrent admissions: a slot from the request's arrival (before its body is read)
   // until it is answered. Health, readiness and metrics stay outside it so probes keep working.
   const limit = createAdmissionLimit(config.server.maxConcurrentAdmissions);
+  const releases = new WeakMap<FastifyRequest, () => void>();
+  let refusedSinceWarning = 0;
+  let lastWarning = 0;
   const bounded = {
     onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
       const release = limit.tryAcquire();
       if (release === undefined) {
-        request.log.warn({ path: request.url, inFlight: limit.inFlight }, 'overloaded: admission refused');
+        refusedSinceWarning++;
+        // One line a second at most: an overload must not also flood the logs.
+        if (Date.now() - lastWarning >= 1_000) {
+          request.log.warn({ path: request.url, refused: refusedSinceWarning, max: limit.max }, 'overloaded: admissions refused');
+          refusedSinceWarning = 0;
+          lastWarning = Date.now();
+        }
         return reply
           .code(503)
           .header('retry-after', String(OVERLOAD_RETRY_AFTER_SECONDS))
@@ -118,7 +127,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       releases.get(request)?.();
     },
   };
-  const releases = new WeakMap<FastifyRequest, () => void>();
 
   // Only JSON is an AdmissionReview: without the built-in text/plain parser, any other type is 415.
   app.removeContentTypeParser('text/plain');
