@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { after, before, test } from 'node:test';
+import { BENCH_BASELINE_PATH } from '../src/server/app.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { removeCertificates, startServer, type TestServer } from './support/https-server.ts';
 import { applyJsonPatch } from './support/patch.ts';
@@ -360,4 +361,9 @@ test('many concurrent connections: each is answered 200, or 503 with Retry-After
   assert.ok((statuses.get(200) ?? 0) > 0, `some were served: ${JSON.stringify([...statuses])}`);
   await expectServed(patient);
   for (const socket of idle) socket.destroy();
+});
+
+test("the benchmark's baseline route does not exist outside the benchmark", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const response = remember(await httpsPost(quick, BENCH_BASELINE_PATH, JSON.stringify(reviewFor(POD))));
+  assert.equal(response.status, 404);
 });
