@@ -98,7 +98,7 @@ export async function serve(config: InjectorConfig): Promise<void> {
   const logger = createLogger(config);
   const { runtime, nativeSidecarDetail } = await resolveRuntime(config);
   const kubeConfig = config.tls.mode === 'secret' ? loadKubeConfig() : undefined;
-  const { close } = await startInjector(config, { logger, runtime, kubeConfig, configLoadedAt });
+  const { app, close } = await startInjector(config, { logger, runtime, kubeConfig, configLoadedAt });
   logger.info(
     {
       url: `https://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`,
@@ -126,6 +126,14 @@ export async function serve(config: InjectorConfig): Promise<void> {
         process.exit(1);
       }, config.server.shutdownGraceMs);
       deadline.unref();
+      // Closing the server stops Node's request-timeout checks, so a client that never finishes its
+      // request would hold the shutdown to the end of the grace period. Anything still open once a
+      // whole request timeout has passed is past its own timeout: close it, as the timeout would.
+      const cutoff = setTimeout(() => {
+        logger.warn({ requestTimeoutMs: config.server.requestTimeoutMs }, 'closing connections still open after the request timeout');
+        app.server.closeAllConnections();
+      }, config.server.requestTimeoutMs);
+      cutoff.unref();
       close().then(
         () => {
           logger.info('shut down');

@@ -1,13 +1,18 @@
 // The HTTP(S) transport: bytes, headers, status codes and the AdmissionReview envelope. Builds the
 // fastify instance without listening; only main.ts listens.
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PATHS } from '../constants.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
 import { TLS_MIN_VERSION } from '../tls/material.ts';
+import { createAdmissionLimit, OVERLOAD_RETRY_AFTER_SECONDS } from './admission-limit.ts';
 import { admit, type AdmissionOutcome } from './admission.ts';
 import { toHttpError } from './errors.ts';
 import type { InjectorMetrics } from './metrics.ts';
+import { decodeReview, encodeReview } from './review.ts';
+
+/** Route of the benchmark's baseline (see AppDeps.benchBaseline); never registered in production. */
+export const BENCH_BASELINE_PATH = '/bench/baseline';
 
 /** Whether the server should receive traffic, and why not. */
 export interface Readiness {
@@ -27,34 +32,106 @@ export interface AppDeps {
   readonly onAdmission?: (outcome: AdmissionOutcome, durationSeconds: number) => void;
   /** This instance's metrics (see metrics.ts), served at /metrics; without them there is no /metrics. */
   readonly metrics?: InjectorMetrics;
+  /**
+   * Benchmark only (`npm run bench`): also serve BENCH_BASELINE_PATH, which decodes the same review
+   * and answers `allowed: true` without injecting. `serve` never sets it.
+   */
+  readonly benchBaseline?: boolean;
+}
+
+/** How often Node checks connections against the request timeout: often enough to honour short ones. */
+function connectionsCheckingInterval(requestTimeoutMs: number): number {
+  return Math.min(1_000, Math.max(25, Math.floor(requestTimeoutMs / 10)));
 }
 
 /** Returns the webhook's fastify instance with its routes, not yet listening. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, runtime, logger } = deps;
+  const { requestTimeoutMs } = config.server;
+  // Node's own limits on a connection: the whole request (headers and body) within requestTimeoutMs,
+  // else 408 and the socket is closed; checked at an interval that suits short timeouts too.
+  const httpLimits = {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: connectionsCheckingInterval(requestTimeoutMs),
+  };
   const app = Fastify({
     loggerInstance: logger,
     // One line per admission is logged by the route itself (SPEC.md §8).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
-    requestTimeout: config.server.requestTimeoutMs,
-    // While closing, new requests get 503 so the API server retries another replica.
-    return503OnClosing: true,
+    requestTimeout: requestTimeoutMs,
+    // A connection silent for this long is closed: the request timeout only starts with the first
+    // byte of a request, so this is what drops a client that connects and never sends one. Longer
+    // than the request timeout, so a request that is too slow gets its 408 first.
+    connectionTimeout: 2 * requestTimeoutMs,
+    // While closing, a request that still arrives on an open connection is served (with Connection:
+    // close), as Go's http.Server.Shutdown does, rather than refused: the API server does not retry
+    // a 503 without Retry-After, so a refusal would fail or skip that pod's injection in a rollout.
+    return503OnClosing: false,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     ...(deps.tls === undefined
-      ? {}
+      ? { http: httpLimits }
       : {
           https: {
+            ...httpLimits,
             key: deps.tls.key,
             cert: deps.tls.cert,
             // The same minimum applies again on every certificate reload (serve.ts).
             minVersion: TLS_MIN_VERSION,
             // A client that never finishes its handshake is dropped instead of holding a socket.
-            handshakeTimeout: Math.min(config.server.requestTimeoutMs, 10_000),
+            handshakeTimeout: Math.min(requestTimeoutMs, 10_000),
           },
         }),
   }) as unknown as FastifyInstance;
+
+  // Once closing (SIGTERM), answers to requests already received also close their connection, so
+  // the server can finish instead of waiting for idle keep-alive connections to time out.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close');
+  });
+
+  // The bound on concurrent admissions: a slot from the request's arrival (before its body is read)
+  // until it is answered. Health, readiness and metrics stay outside it so probes keep working.
+  const limit = createAdmissionLimit(config.server.maxConcurrentAdmissions);
+  const releases = new WeakMap<FastifyRequest, () => void>();
+  let refusedSinceWarning = 0;
+  let lastWarning = 0;
+  const bounded = {
+    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
+      const release = limit.tryAcquire();
+      if (release === undefined) {
+        refusedSinceWarning++;
+        // One line a second at most: an overload must not also flood the logs.
+        if (Date.now() - lastWarning >= 1_000) {
+          request.log.warn({ path: request.url, refused: refusedSinceWarning, max: limit.max }, 'overloaded: admissions refused');
+          refusedSinceWarning = 0;
+          lastWarning = Date.now();
+        }
+        return reply
+          .code(503)
+          .header('retry-after', String(OVERLOAD_RETRY_AFTER_SECONDS))
+          .type('application/json')
+          .send({
+            error: 'overloaded',
+            message: `too many admissions in progress (server.maxConcurrentAdmissions=${limit.max}); retry later`,
+          });
+      }
+      releases.set(request, release);
+      // The socket may go away before any answer (client gone, request timeout).
+      reply.raw.once('close', release);
+      return undefined;
+    },
+    // Given back before the answer is written, so a client that has its answer can count on the slot.
+    onSend: async (request: FastifyRequest) => {
+      releases.get(request)?.();
+    },
+  };
 
   // Only JSON is an AdmissionReview: without the built-in text/plain parser, any other type is 415.
   app.removeContentTypeParser('text/plain');
@@ -79,12 +156,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return { status: 'ready' };
   });
 
+  // Outside the admission bound: a scrape must work when the webhook is saturated.
   const { metrics } = deps;
   if (metrics !== undefined) {
     app.get(PATHS.metrics, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
   }
 
-  app.post(PATHS.mutate, async (request, reply) => {
+  app.post(PATHS.mutate, bounded, async (request, reply) => {
     const started = process.hrtime.bigint();
     const outcome = admit(request.body, config, runtime);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -105,6 +183,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     deps.onAdmission?.(outcome, durationSeconds);
     return reply.code(200).send(outcome.review);
   });
+
+  if (deps.benchBaseline === true) {
+    // The same transport, limits and envelope as /mutate, without the core: what the benchmark compares with.
+    app.post(BENCH_BASELINE_PATH, bounded, async (request, reply) => {
+      const review = decodeReview(request.body);
+      return reply.code(200).send(encodeReview(review.apiVersion, review.uid, { allowed: true }));
+    });
+  }
 
   return app;
 }

@@ -1,0 +1,212 @@
+// Load over real HTTPS with autocannon (in this process, against a child process): /mutate against
+// the baseline route of the same server, and the injector's resident memory under a minute of load.
+import { Buffer } from 'node:buffer';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:https';
+import { createInterface } from 'node:readline';
+import autocannon, { type Result } from 'autocannon';
+import { BENCH_BASELINE_PATH } from '../src/server/app.ts';
+import { cleanEnv, cpuMicros, ROOT, rssBytes, spawnInjector, stop, waitReady } from './processes.ts';
+
+/** Throughput and latency of one route. */
+export interface RouteFigures {
+  readonly path: string;
+  /** Successful responses per second. */
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly requests: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  /** CPU time of the server process per answered request, µs (independent of the client's share). */
+  readonly serverCpuMicrosPerRequest: number;
+}
+
+/** One autocannon run, the latency of each successful answer, and the server's CPU time meanwhile. */
+interface Run {
+  readonly result: Result;
+  readonly latenciesMs: readonly number[];
+  readonly serverCpuMicros: number;
+}
+
+const CONNECTIONS = 10;
+
+/** Loads `path` for `seconds`; collects each successful answer's latency into `latencies` if given. */
+async function load(port: number, path: string, body: string, seconds: number, latencies?: number[]): Promise<Result> {
+  const instance = autocannon({
+    url: `https://127.0.0.1:${port}${path}`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections: CONNECTIONS,
+    duration: seconds,
+    servername: 'localhost',
+  });
+  // autocannon's own histogram has whole milliseconds; the answers here take less than one.
+  if (latencies !== undefined) {
+    instance.on('response', (_client, statusCode, _bytes, ms) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.push(ms);
+    });
+  }
+  return instance;
+}
+
+/** The `q` quantile (0–1) of `values`, nearest rank. */
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
+}
+
+/** POSTs `body` once and returns the parsed answer (to check a route before loading it). */
+function postOnce(port: number, ca: string, path: string, body: string): Promise<{ status: number; json: Record<string, any> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, method: 'POST', ca, servername: 'localhost', agent: false, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, any> }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Starts bench/server.ts (the built app with the baseline route) and resolves with its port. */
+async function startBenchServer(certDir: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/server.ts'], {
+    cwd: ROOT,
+    env: cleanEnv({ BENCH_CERT_DIR: certDir }),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`the benchmark server exited with code ${code}`)));
+  });
+  return { child, port };
+}
+
+async function measuredLoad(pid: number, port: number, path: string, body: string, seconds: number): Promise<Run> {
+  const latenciesMs: number[] = [];
+  const before = cpuMicros(pid);
+  const result = await load(port, path, body, seconds, latenciesMs);
+  return { result, latenciesMs, serverCpuMicros: cpuMicros(pid) - before };
+}
+
+function summarize(path: string, runs: readonly Run[]): RouteFigures {
+  const results = runs.map((r) => r.result);
+  const ok = results.reduce((sum, r) => sum + r['2xx'], 0);
+  const seconds = results.reduce((sum, r) => sum + r.duration, 0);
+  const latencies = runs.flatMap((r) => r.latenciesMs);
+  return {
+    path,
+    requestsPerSecond: ok / seconds,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    requests: ok,
+    non2xx: results.reduce((sum, r) => sum + r.non2xx, 0),
+    errors: results.reduce((sum, r) => sum + r.errors, 0),
+    serverCpuMicrosPerRequest: runs.reduce((sum, r) => sum + r.serverCpuMicros, 0) / ok,
+  };
+}
+
+/** /mutate against the baseline route on the same server. */
+export interface RouteComparison {
+  readonly reviewBytes: number;
+  readonly connections: number;
+  readonly secondsPerRoute: number;
+  readonly baseline: RouteFigures;
+  readonly mutate: RouteFigures;
+  /** /mutate throughput relative to the baseline's. */
+  readonly throughputRatio: number;
+  /**
+   * The same from the server's CPU time per request (baseline ÷ /mutate): what the ratio would be
+   * were the server alone on its core, unaffected by the client sharing the machine.
+   */
+  readonly serverCapacityRatio: number;
+}
+
+/**
+ * Loads the baseline route and /mutate with the same review, in the order baseline, mutate,
+ * mutate, baseline (so a drift in the machine's load weighs on both alike), after a warm-up.
+ */
+export async function compareRoutes(certDir: string, ca: string, body: string, secondsPerRun: number): Promise<RouteComparison> {
+  const { child, port } = await startBenchServer(certDir);
+  try {
+    // Both routes answer what they should before anything is measured.
+    const injected = await postOnce(port, ca, '/mutate', body);
+    if (injected.status !== 200 || typeof injected.json['response']?.['patch'] !== 'string') throw new Error(`/mutate did not inject: ${JSON.stringify(injected)}`);
+    const baseline = await postOnce(port, ca, BENCH_BASELINE_PATH, body);
+    if (baseline.status !== 200 || baseline.json['response']?.['allowed'] !== true) throw new Error(`the baseline route failed: ${JSON.stringify(baseline)}`);
+
+    await load(port, BENCH_BASELINE_PATH, body, 2);
+    await load(port, '/mutate', body, 2);
+    const pid = child.pid!;
+    const b1 = await measuredLoad(pid, port, BENCH_BASELINE_PATH, body, secondsPerRun);
+    const m1 = await measuredLoad(pid, port, '/mutate', body, secondsPerRun);
+    const m2 = await measuredLoad(pid, port, '/mutate', body, secondsPerRun);
+    const b2 = await measuredLoad(pid, port, BENCH_BASELINE_PATH, body, secondsPerRun);
+    const baselineFigures = summarize(BENCH_BASELINE_PATH, [b1, b2]);
+    const mutateFigures = summarize('/mutate', [m1, m2]);
+    return {
+      reviewBytes: Buffer.byteLength(body),
+      connections: CONNECTIONS,
+      secondsPerRoute: 2 * secondsPerRun,
+      baseline: baselineFigures,
+      mutate: mutateFigures,
+      throughputRatio: mutateFigures.requestsPerSecond / baselineFigures.requestsPerSecond,
+      serverCapacityRatio: baselineFigures.serverCpuMicrosPerRequest / mutateFigures.serverCpuMicrosPerRequest,
+    };
+  } finally {
+    await stop(child);
+  }
+}
+
+/** Resident memory of the injector before, during and after sustained load. */
+export interface MemoryFigures {
+  readonly seconds: number;
+  readonly rssAtReadyMiB: number;
+  /** RSS sampled every 5 s during the load. */
+  readonly rssSamplesMiB: readonly { readonly second: number; readonly mib: number }[];
+  readonly rssAfterLoadMiB: number;
+  readonly peakMiB: number;
+  readonly requestsPerSecond: number;
+  readonly non2xx: number;
+  readonly errors: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** Runs `node dist/main.js serve` under `seconds` of /mutate load and samples its RSS. */
+export async function memoryUnderLoad(certDir: string, ca: string, port: number, body: string, seconds: number): Promise<MemoryFigures> {
+  const child = spawnInjector(port, certDir);
+  try {
+    await waitReady(child, port, ca);
+    const pid = child.pid!;
+    const atReady = rssBytes(pid);
+    const samples: { second: number; mib: number }[] = [];
+    const started = Date.now();
+    const sampler = setInterval(() => samples.push({ second: Math.round((Date.now() - started) / 1000), mib: rssBytes(pid) / MiB }), 5_000);
+    let result: Result;
+    try {
+      result = await load(port, '/mutate', body, seconds);
+    } finally {
+      clearInterval(sampler);
+    }
+    const after = rssBytes(pid);
+    samples.push({ second: Math.round((Date.now() - started) / 1000), mib: after / MiB });
+    return {
+      seconds,
+      rssAtReadyMiB: atReady / MiB,
+      rssSamplesMiB: samples,
+      rssAfterLoadMiB: after / MiB,
+      peakMiB: Math.max(atReady / MiB, ...samples.map((s) => s.mib)),
+      requestsPerSecond: result['2xx'] / result.duration,
+      non2xx: result.non2xx,
+      errors: result.errors,
+    };
+  } finally {
+    await stop(child);
+  }
+}

@@ -1,0 +1,123 @@
+// The benchmark's results: the targets they are judged by, and the table printed at the end.
+import type { GrowthPoint, LargePodFigures } from './measure-core.ts';
+import type { MemoryFigures, RouteComparison } from './measure-http.ts';
+import type { StartFigures } from './measure-start.ts';
+
+/** Everything one run measured, as written to bench/results/latest.json. */
+export interface BenchResults {
+  readonly generatedAt: string;
+  readonly command: string;
+  readonly conditions: {
+    readonly node: string;
+    readonly cpuModel: string;
+    readonly cpus: number;
+    readonly loadAverageBefore: readonly number[];
+    readonly loadAverageAfter: readonly number[];
+    readonly commit: string;
+    readonly wallSeconds: number;
+  };
+  readonly routes: RouteComparison;
+  readonly largePod: LargePodFigures;
+  readonly coldStart: StartFigures;
+  readonly memory: MemoryFigures;
+  readonly growth: readonly GrowthPoint[];
+  readonly targets: readonly Target[];
+}
+
+/** One target of issue 7, measured as a ratio or a CPU time in the same run. */
+export interface Target {
+  readonly name: string;
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean;
+}
+
+/** Judges the figures against the targets: throughput ratio, large-pod CPU, linear growth. */
+export function judge(routes: RouteComparison, largePod: LargePodFigures, growth: readonly GrowthPoint[]): Target[] {
+  const exponents = growth.flatMap((g) => (g.exponentFromPrevious === undefined ? [] : [g.exponentFromPrevious]));
+  const steepest = Math.max(...exponents);
+  return [
+    {
+      name: '/mutate throughput vs baseline route',
+      target: '≥ 0.80 ×',
+      measured: `${routes.throughputRatio.toFixed(2)} ×`,
+      met: routes.throughputRatio >= 0.8,
+    },
+    {
+      name: 'large pod, CPU per admission (admit)',
+      target: '≤ 1 ms',
+      measured: `${(largePod.admitMicros / 1000).toFixed(3)} ms`,
+      met: largePod.admitMicros <= 1000,
+    },
+    {
+      name: 'growth with containers (steepest exponent)',
+      target: '≤ 1 (linear)',
+      measured: steepest.toFixed(2),
+      met: steepest <= 1,
+    },
+  ];
+}
+
+const pad = (text: string, width: number) => text.padEnd(width);
+const num = (value: number, digits = 1) => value.toFixed(digits);
+
+function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => `  ${cells.map((c, i) => pad(c, widths[i]!)).join('  ')}`;
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** Returns the human-readable report of a run. */
+export function formatReport(results: BenchResults): string {
+  const { routes, largePod, coldStart, memory, growth, conditions } = results;
+  const sections = [
+    `envoy-injector benchmark — ${results.generatedAt}`,
+    `  node ${conditions.node}, ${conditions.cpus} × ${conditions.cpuModel}, commit ${conditions.commit}`,
+    `  load average before ${conditions.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}, after ${conditions.loadAverageAfter.map((l) => l.toFixed(2)).join(' ')}; ${num(conditions.wallSeconds, 0)} s`,
+    '',
+    `(1) /mutate vs baseline route (same server, same ${routes.reviewBytes}-byte review, ${routes.connections} connections, ${routes.secondsPerRoute} s each)`,
+    table(
+      ['route', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'requests', 'non-2xx', 'errors'],
+      [routes.baseline, routes.mutate].map((r) => [
+        r.path,
+        num(r.requestsPerSecond, 0),
+        num(r.p50Ms, 2),
+        num(r.p99Ms, 2),
+        num(r.serverCpuMicrosPerRequest, 0),
+        String(r.requests),
+        String(r.non2xx),
+        String(r.errors),
+      ]),
+    ),
+    `  throughput ratio /mutate ÷ baseline: ${routes.throughputRatio.toFixed(2)}; from server CPU per request: ${routes.serverCapacityRatio.toFixed(2)}`,
+    '',
+    `(2) large pod: ${largePod.envVars} env vars, ${largePod.podBytes} bytes of pod JSON (${largePod.reviewBytes}-byte review); CPU per call`,
+    table(
+      ['work', 'CPU µs', '× JSON.parse'],
+      [
+        ['JSON.parse of the review (baseline)', num(largePod.jsonParseMicros), '1.00'],
+        ['injectPod (the core)', num(largePod.injectMicros), (largePod.injectMicros / largePod.jsonParseMicros).toFixed(2)],
+        ['admit (envelope + core + response)', num(largePod.admitMicros), largePod.admitToParseRatio.toFixed(2)],
+      ],
+    ),
+    '',
+    `(3) cold start of node dist/main.js serve to 200 on /readyz: median ${num(coldStart.medianMs, 0)} ms (runs ${coldStart.runsMs.map((m) => num(m, 0)).join(', ')} ms); first start, generating certificates: ${num(coldStart.firstStartMs, 0)} ms`,
+    `  time for a fresh node to load: ${Object.entries(coldStart.moduleLoadMs).map(([what, ms]) => `${what} ${num(ms, 0)} ms`).join('; ')}`,
+    '',
+    `(4) RSS of node dist/main.js serve under ${memory.seconds} s of /mutate load (${num(memory.requestsPerSecond, 0)} req/s, ${memory.non2xx} non-2xx, ${memory.errors} errors)`,
+    `  at ready ${num(memory.rssAtReadyMiB)} MiB; during ${memory.rssSamplesMiB.map((s) => `${s.second}s ${num(s.mib)}`).join(', ')} MiB; after ${num(memory.rssAfterLoadMiB)} MiB; peak ${num(memory.peakMiB)} MiB`,
+    '',
+    '(5) growth: injectPod CPU per pod size',
+    table(
+      ['containers', 'pod bytes', 'CPU µs', '× 1 container', 'exponent'],
+      growth.map((g) => [String(g.containers), String(g.podBytes), num(g.injectMicros), g.ratioToOne.toFixed(2), g.exponentFromPrevious === undefined ? '' : g.exponentFromPrevious.toFixed(2)]),
+    ),
+    '',
+    'targets',
+    table(
+      ['target', 'wanted', 'measured', ''],
+      results.targets.map((t) => [t.name, t.target, t.measured, t.met ? 'met' : 'MISSED']),
+    ),
+  ];
+  return `${sections.join('\n')}\n`;
+}

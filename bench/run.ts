@@ -1,0 +1,86 @@
+// `npm run bench`: measures the built injector (dist/, built by the npm script first) and prints a
+// table; the figures also go to bench/results/latest.json. Speed is judged here, as ratios against
+// baselines measured in the same run, never in tests.
+//
+//   npm run bench              the full run recorded in BENCHMARKS.md (about two minutes)
+//   npm run bench -- --quick   shorter runs, for trying changes (figures not comparable)
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { measureGrowth, measureLargePod } from './measure-core.ts';
+import { compareRoutes, memoryUnderLoad } from './measure-http.ts';
+import { measureColdStart } from './measure-start.ts';
+import { reviewOf, typicalPod } from './pods.ts';
+import { freePort, importBuilt, ROOT } from './processes.ts';
+import { formatReport, judge, type BenchResults } from './report.ts';
+
+const quick = process.argv.includes('--quick');
+const settings = quick
+  ? { secondsPerRun: 2, memorySeconds: 10, startRuns: 2, rounds: 3 }
+  : { secondsPerRun: 6, memorySeconds: 60, startRuns: 5, rounds: 7 };
+
+function commit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${head} (with local changes)` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
+
+const started = performance.now();
+const loadAverageBefore = loadavg();
+const { ensureLocalCertificates } = await importBuilt<typeof import('../src/tls/local.ts')>('tls/local.js');
+const certDir = mkdtempSync(join(tmpdir(), 'envoy-injector-bench-'));
+try {
+  const { bundle } = await ensureLocalCertificates(certDir, [], 30);
+  const review = JSON.stringify(reviewOf(typicalPod()));
+
+  log('large pod CPU…');
+  const largePod = await measureLargePod(settings.rounds);
+  log('growth with containers…');
+  const growth = await measureGrowth(undefined, settings.rounds);
+  log('cold start…');
+  const coldStart = await measureColdStart(certDir, bundle.caCert, settings.startRuns);
+  log(`/mutate vs baseline (${4 * settings.secondsPerRun + 4} s)…`);
+  const routes = await compareRoutes(certDir, bundle.caCert, review, settings.secondsPerRun);
+  log(`memory under ${settings.memorySeconds} s of load…`);
+  const memory = await memoryUnderLoad(certDir, bundle.caCert, await freePort(), review, settings.memorySeconds);
+
+  const results: BenchResults = {
+    generatedAt: new Date().toISOString(),
+    command: `npm run bench${quick ? ' -- --quick' : ''}`,
+    conditions: {
+      node: process.version,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      cpus: cpus().length,
+      loadAverageBefore,
+      loadAverageAfter: loadavg(),
+      commit: commit(),
+      wallSeconds: (performance.now() - started) / 1000,
+    },
+    routes,
+    largePod,
+    coldStart,
+    memory,
+    growth,
+    targets: judge(routes, largePod, growth),
+  };
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(formatReport(results));
+  log('results written to bench/results/latest.json');
+  // Figures of failing requests measure nothing: say so in the exit code (missed targets do not).
+  const failures = routes.baseline.non2xx + routes.baseline.errors + routes.mutate.non2xx + routes.mutate.errors + memory.non2xx + memory.errors;
+  if (failures > 0) {
+    log(`${failures} requests failed during the load runs: the figures above are not valid`);
+    process.exitCode = 1;
+  }
+} finally {
+  rmSync(certDir, { recursive: true, force: true });
+}

@@ -1,0 +1,369 @@
+// Hostile requests over real HTTPS (SPEC.md §6, README "Errors" and "Limits and performance"):
+// every one gets its documented status or is cut off by a timeout, the server keeps serving a
+// normal request meanwhile, no response carries a stack trace, and the process does not crash
+// (node:test fails the run on any uncaught exception or unhandled rejection in the server).
+import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
+import { after, before, test } from 'node:test';
+import { BENCH_BASELINE_PATH } from '../src/server/app.ts';
+import { checkInjectedPod } from './support/check-injected.ts';
+import { removeCertificates, startServer, type TestServer } from './support/https-server.ts';
+import { applyJsonPatch } from './support/patch.ts';
+import {
+  httpsGet,
+  httpsPost,
+  openTcp,
+  openTls,
+  rawExchange,
+  readUntilClosed,
+  requestHead,
+  STACK_TRACE,
+  type RawResult,
+  type Target,
+} from './support/raw-https.ts';
+import { decodeResponse, reviewFor } from './support/review.ts';
+
+
+/** A hung connection fails its test instead of the whole run. */
+const TEST_TIMEOUT_MS = 60_000;
+const POD = {
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { generateName: 'web-', labels: { app: 'web' } },
+  spec: { containers: [{ name: 'web', image: 'nginx', ports: [{ containerPort: 8080 }] }] },
+};
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+/** Every body any server sent in this file: none may look like a stack trace. */
+const bodies: string[] = [];
+
+function remember<T extends { body: string }>(result: T): T {
+  bodies.push(result.body);
+  return result;
+}
+
+let counter = 0;
+
+/** A normal admission: 200 with a patch that injects the pod. */
+async function expectServed(target: Target): Promise<void> {
+  const uid = `normal-${++counter}`;
+  const response = remember(await httpsPost(target, '/mutate', JSON.stringify(reviewFor(POD, { uid }))));
+  assert.equal(response.status, 200, response.body);
+  const review = decodeResponse(JSON.parse(response.body));
+  assert.equal(review.uid, uid);
+  assert.equal(review.allowed, true);
+  checkInjectedPod(applyJsonPatch(POD, review.patch) as Record<string, unknown>);
+}
+
+/** The error body the webhook sends for a refused request: its stable code and a message. */
+function errorOf(body: string): { error: string; message: string } {
+  const parsed = JSON.parse(body) as { error: string; message: string };
+  assert.equal(typeof parsed.error, 'string');
+  assert.equal(typeof parsed.message, 'string');
+  return parsed;
+}
+
+// `quick` cuts slow clients off after one second; `patient` never does within a test, so what it
+// serves while slow clients hang on is not a race with their timeout.
+let quick: TestServer;
+let patient: TestServer;
+
+before(async () => {
+  quick = await startServer({ ENVOY_INJECTOR_SERVER_REQUEST_TIMEOUT_MS: '1000' });
+  patient = await startServer({ ENVOY_INJECTOR_SERVER_REQUEST_TIMEOUT_MS: '120000' });
+});
+
+after(async () => {
+  await Promise.all([quick.close(), patient.close()]);
+  await removeCertificates();
+  for (const body of bodies) assert.doesNotMatch(body, STACK_TRACE);
+});
+
+test('malformed JSON gets 400 invalid-json', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const payloads: (string | Buffer)[] = [
+    '{"apiVersion":',
+    '{,}',
+    'nul',
+    '{"apiVersion":"admission.k8s.io/v1"}}',
+    "{'apiVersion':'admission.k8s.io/v1'}",
+    '',
+    Buffer.from([0x7b, 0xff, 0xfe, 0x7d]),
+  ];
+  await Promise.all([
+    ...payloads.map(async (payload) => {
+      const response = remember(await httpsPost(quick, '/mutate', payload, JSON_TYPE));
+      assert.equal(response.status, 400, String(payload));
+      assert.equal(errorOf(response.body).error, 'invalid-json', String(payload));
+    }),
+    expectServed(quick),
+  ]);
+});
+
+test('truncated bodies: answered 400 when the client stops sending, nothing breaks when it vanishes', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const body = JSON.stringify(reviewFor(POD));
+  const head = requestHead('/mutate', { ...JSON_TYPE, 'Content-Length': body.length + 500 });
+  // Content-Length larger than what is sent, then the client half-closes: the body can never come.
+  const halfClosed = rawExchange(quick, head + body.slice(0, 100), { end: true });
+  // Content-Length larger than what is sent, then the connection is gone altogether.
+  const vanished = (async () => {
+    const socket = await openTls(quick);
+    const closed = quick.serverSideClosed(socket.localPort as number);
+    socket.write(head + body.slice(0, 100));
+    await new Promise<void>((resolve) => socket.write('', () => resolve()));
+    socket.destroy();
+    await closed;
+  })();
+  // Content-Length shorter than what is sent: the body is cut there, so it is not valid JSON, and
+  // the rest is not a request (whichever of the two the server notices first, it answers 400).
+  const shorter = rawExchange(quick, requestHead('/mutate', { ...JSON_TYPE, 'Content-Length': 40 }) + body);
+  const [halfClosedResult, , shorterResult] = await Promise.all([halfClosed, vanished, shorter, expectServed(quick)]);
+  remember(halfClosedResult);
+  assert.equal(halfClosedResult.status, 400, halfClosedResult.raw);
+  remember(shorterResult);
+  assert.match(shorterResult.raw, /^HTTP\/1\.1 400 /);
+  assert.doesNotMatch(shorterResult.raw, /HTTP\/1\.1 [235]\d\d /);
+  await expectServed(quick);
+});
+
+test('a body that is not JSON gets 415', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const body = JSON.stringify(reviewFor(POD));
+  const types = ['text/plain', 'application/x-www-form-urlencoded', 'application/yaml', 'multipart/form-data; boundary=x', 'application/xml'];
+  await Promise.all([
+    ...types.map(async (type) => {
+      const response = remember(await httpsPost(quick, '/mutate', body, { 'content-type': type }));
+      assert.equal(response.status, 415, type);
+      assert.equal(errorOf(response.body).error, 'unsupported-media-type', type);
+    }),
+    (async () => {
+      // No Content-Type at all.
+      const result = remember(await rawExchange(quick, requestHead('/mutate', { 'Content-Length': body.length, Connection: 'close' }) + body));
+      assert.equal(result.status, 415, result.raw);
+    })(),
+    (async () => {
+      // JSON with parameters is JSON.
+      const response = remember(await httpsPost(quick, '/mutate', body, { 'content-type': 'application/json; charset=utf-8' }));
+      assert.equal(response.status, 200);
+    })(),
+    expectServed(quick),
+  ]);
+});
+
+test('reviews missing request, uid or object, or carrying another kind of object, get 400 with the reason', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const review = reviewFor(POD) as { request: Record<string, unknown> };
+  const without = (key: string) => {
+    const request = { ...review.request };
+    delete request[key];
+    return { ...review, request };
+  };
+  const cases: [string, unknown, RegExp][] = [
+    ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, /no request object/],
+    ['request is a string', { ...review, request: 'pod' }, /no request object/],
+    ['no uid', without('uid'), /request\.uid is missing/],
+    ['uid is a number', { ...review, request: { ...review.request, uid: 42 } }, /request\.uid is missing/],
+    ['no object', without('object'), /request\.object is missing/],
+    ['object is a list', { ...review, request: { ...review.request, object: [POD] } }, /request\.object is missing/],
+    ['no kind', without('kind'), /request\.kind is missing/],
+    ['no operation', without('operation'), /request\.operation is missing/],
+    ['a Service as a Pod', reviewFor({ ...POD, kind: 'Service' }), /request\.object is a Service but request\.kind is Pod/],
+    ['not a review at all', POD, /unsupported apiVersion/],
+  ];
+  await Promise.all([
+    ...cases.map(async ([name, body, message]) => {
+      const response = remember(await httpsPost(quick, '/mutate', JSON.stringify(body)));
+      assert.equal(response.status, 400, name);
+      const error = errorOf(response.body);
+      assert.equal(error.error, 'invalid-review', name);
+      assert.match(error.message, message, name);
+    }),
+    (async () => {
+      // A review of another kind is well-formed: allowed unchanged.
+      const deployment = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} };
+      const body = JSON.stringify(reviewFor(deployment, { uid: 'dep', kind: { group: 'apps', version: 'v1', kind: 'Deployment' } }));
+      const response = remember(await httpsPost(quick, '/mutate', body));
+      assert.equal(response.status, 200);
+      const decoded = decodeResponse(JSON.parse(response.body));
+      assert.equal(decoded.allowed, true);
+      assert.deepEqual(decoded.patch, []);
+    })(),
+    expectServed(quick),
+  ]);
+});
+
+test('JSON nested 100,000 levels deep is answered like any other body', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const depth = 100_000;
+  const arrays = '['.repeat(depth) + '1' + ']'.repeat(depth);
+  const objects = (key: string) => `{"${key}":`.repeat(depth) + '1' + '}'.repeat(depth);
+  const withField = (value: string) =>
+    JSON.stringify(reviewFor({ ...POD, spec: { containers: [{ name: 'web', image: 'nginx', extra: 'DEEP' }] } }, { uid: 'deep' })).replace(
+      '"DEEP"',
+      value,
+    );
+  const inAnnotation = JSON.stringify(reviewFor({ ...POD, metadata: { name: 'p', annotations: { a: 'DEEP' } } }, { uid: 'deep' })).replace(
+    '"DEEP"',
+    arrays,
+  );
+  await Promise.all([
+    (async () => {
+      // The whole body: valid JSON, but not an AdmissionReview.
+      const response = remember(await httpsPost(quick, '/mutate', arrays));
+      assert.equal(response.status, 400);
+      assert.equal(errorOf(response.body).error, 'invalid-review');
+    })(),
+    ...[arrays, objects('x'), objects('constructor')].map(async (deep) => {
+      // Deep inside a field the injector does not read: injected, the field left alone.
+      const response = remember(await httpsPost(quick, '/mutate', withField(deep)));
+      assert.equal(response.status, 200);
+      const review = decodeResponse(JSON.parse(response.body));
+      assert.equal(review.uid, 'deep');
+      assert.equal(review.allowed, true);
+      assert.ok(review.patch.length > 0);
+      assert.ok(review.patch.every((op) => op.op === 'add' && !op.path.startsWith('/spec/containers/1')));
+    }),
+    (async () => {
+      // Deep __proto__ keys are refused by the parser (prototype poisoning), however deep.
+      const response = remember(await httpsPost(quick, '/mutate', withField(objects('__proto__'))));
+      assert.equal(response.status, 400);
+      assert.equal(errorOf(response.body).error, 'invalid-json');
+    })(),
+    (async () => {
+      // Where the injector expects a string: the pod is refused with the field named.
+      const response = remember(await httpsPost(quick, '/mutate', inAnnotation));
+      assert.equal(response.status, 200);
+      const review = decodeResponse(JSON.parse(response.body));
+      assert.equal(review.allowed, false);
+      assert.equal(review.status?.code, 400);
+      assert.match(review.status?.message ?? '', /metadata\.annotations\["a"\] must be a string/);
+    })(),
+    expectServed(quick),
+  ]);
+});
+
+test('a 10 MB body gets 413, with or without Content-Length', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const tenMb = Buffer.alloc(10 * 1024 * 1024, 0x20);
+  tenMb.write(JSON.stringify(reviewFor(POD)));
+  const declared = (async () => {
+    const result = remember(await rawExchange(quick, Buffer.concat([Buffer.from(requestHead('/mutate', { ...JSON_TYPE, 'Content-Length': tenMb.length })), tenMb])));
+    assert.equal(result.status, 413, result.raw.slice(0, 200));
+    assert.equal(errorOf(result.body).error, 'body-too-large');
+  })();
+  const chunked = (async () => {
+    const socket = await openTls(quick);
+    const closed = readUntilClosed(socket);
+    socket.write(requestHead('/mutate', { ...JSON_TYPE, 'Transfer-Encoding': 'chunked' }));
+    // 1 MiB chunks until the server answers or hangs up; it must do so before 10 MB.
+    let sent = 0;
+    let answered = false;
+    socket.once('data', () => (answered = true));
+    while (!answered && !socket.destroyed && sent < tenMb.length) {
+      const chunk = tenMb.subarray(sent, sent + 1024 * 1024);
+      await new Promise<void>((resolve) => socket.write(`${chunk.length.toString(16)}\r\n${chunk.toString('latin1')}\r\n`, 'latin1', () => resolve()));
+      sent += chunk.length;
+    }
+    if (!answered && !socket.destroyed) socket.end('0\r\n\r\n');
+    const result = remember(await closed.catch(() => ({ raw: '', headers: {}, body: '' }) as RawResult));
+    // Either the answer arrived before the server hung up on the rest of the body, or the write
+    // of the rest failed first; in both cases the server never took more than its limit.
+    if (result.status !== undefined) {
+      assert.equal(result.status, 413, result.raw.slice(0, 200));
+      assert.equal(errorOf(result.body).error, 'body-too-large');
+    } else {
+      assert.ok(result.error, 'cut off without an answer');
+    }
+    assert.ok(answered || socket.destroyed);
+  })();
+  await Promise.all([declared, chunked, expectServed(quick)]);
+});
+
+/** Slow clients of every kind, each given its socket's close as a RawResult. */
+async function slowClients(target: Target) {
+  const body = JSON.stringify(reviewFor(POD));
+  const tls = async (bytes: string) => {
+    const socket = await openTls(target);
+    const result = readUntilClosed(socket);
+    if (bytes !== '') socket.write(bytes);
+    return { socket, result };
+  };
+  const tcp = async () => {
+    const socket = await openTcp(target);
+    return { socket, result: readUntilClosed(socket) };
+  };
+  const continued = () => tls(requestHead('/mutate', { ...JSON_TYPE, 'Content-Length': body.length, Expect: '100-continue' }));
+  const dribble = async () => {
+    // Slowloris: one byte of the headers at a time, never reaching their end.
+    const client = await tls('POST /mutate HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
+    const timer = setInterval(() => client.socket.write('a'), 100);
+    void client.result.finally(() => clearInterval(timer));
+    return client;
+  };
+  return {
+    'headers never finished': await tls('POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: applica'),
+    'body never finished': await tls(requestHead('/mutate', { ...JSON_TYPE, 'Content-Length': body.length }) + body.slice(0, body.length / 2)),
+    'body never sent after 100 Continue': await continued(),
+    'headers dribbled a byte at a time': await dribble(),
+    'connected but silent': await tls(''),
+    'TLS handshake never started': await tcp(),
+  };
+}
+
+test('slow clients are cut off by the request timeout while others are served', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const clients = await slowClients(quick);
+  const served = Promise.all([expectServed(quick), expectServed(quick), expectServed(quick)]);
+  for (const [name, { result }] of Object.entries(clients)) {
+    const closed = remember(await result);
+    if (name === 'TLS handshake never started') {
+      // Dropped by the TLS handshake timeout: there is no HTTP to answer with.
+      assert.equal(closed.raw, '', name);
+    } else {
+      assert.equal(closed.status, 408, `${name}: ${closed.raw}`);
+      assert.equal(JSON.parse(closed.body).statusCode, 408, name);
+    }
+  }
+  await served;
+  await expectServed(quick);
+});
+
+test('while slow clients hang on, the server serves everyone else', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const clients = await slowClients(patient);
+  for (let i = 0; i < 10; i++) await expectServed(patient);
+  assert.equal((await httpsGet(patient, '/healthz')).status, 200);
+  // The slow clients are all still connected: nothing above waited for them.
+  for (const [name, { socket }] of Object.entries(clients)) assert.equal(socket.destroyed, false, name);
+  for (const { socket } of Object.values(clients)) socket.destroy();
+  await Promise.all(Object.values(clients).map(({ result }) => result));
+  await expectServed(patient);
+});
+
+test('many concurrent connections: each is answered 200, or 503 with Retry-After beyond the bound', { timeout: TEST_TIMEOUT_MS }, async () => {
+  // Idle connections held open all along, then a burst of admissions on fresh connections.
+  const idle = await Promise.all(Array.from({ length: 100 }, () => openTls(patient)));
+  const burst = await Promise.all(
+    Array.from({ length: 200 }, async (_, i) => {
+      const uid = `burst-${i}`;
+      const response = remember(await httpsPost(patient, '/mutate', JSON.stringify(reviewFor(POD, { uid }))));
+      return { uid, response };
+    }),
+  );
+  const statuses = new Map<number, number>();
+  for (const { uid, response } of burst) {
+    statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+    if (response.status === 200) {
+      const review = decodeResponse(JSON.parse(response.body));
+      assert.equal(review.uid, uid);
+      assert.equal(review.allowed, true);
+      checkInjectedPod(applyJsonPatch(POD, review.patch) as Record<string, unknown>);
+    } else {
+      assert.equal(response.status, 503, response.body);
+      assert.equal(response.headers['retry-after'], '1');
+      assert.equal(errorOf(response.body).error, 'overloaded');
+    }
+  }
+  assert.ok((statuses.get(200) ?? 0) > 0, `some were served: ${JSON.stringify([...statuses])}`);
+  await expectServed(patient);
+  for (const socket of idle) socket.destroy();
+});
+
+test("the benchmark's baseline route does not exist outside the benchmark", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const response = remember(await httpsPost(quick, BENCH_BASELINE_PATH, JSON.stringify(reviewFor(POD))));
+  assert.equal(response.status, 404);
+});
