@@ -85,7 +85,8 @@ for (const { dir, file } of inputs) {
         assert.equal(again.patch.length, 0, `${name}: injecting the injected pod again gives no patch`);
         assert.equal(again.decision.action, 'skip');
         assert.equal(again.decision.reasons[0]?.code, 'already-injected');
-        injected.push({ target: name, reasons, warnings, pod: patched });
+        // The bootstrap again, as a structure: in the pod it is one compact JSON string, unreadable in a diff.
+        injected.push({ target: name, reasons, warnings, pod: patched, bootstrap: result.bootstrap });
       }
     });
     compareGolden(`${path}.injected`, injected);

@@ -11,7 +11,7 @@ import { BOOTSTRAP_ENV } from '../src/constants.ts';
 import { buildBootstrap, DOWNWARD_ENV } from '../src/core/bootstrap.ts';
 import { escapeEnvReferences, expandEnvReferences } from '../src/core/env-expansion.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
-import { buildSidecar, drainScript, envoyArgs, holdScript, HOLD_TIMEOUT_SECONDS, INDENTED_BOOTSTRAP_MAX_BYTES } from '../src/core/sidecar.ts';
+import { buildSidecar, drainScript, envoyArgs, holdScript, HOLD_TIMEOUT_SECONDS, MAX_EXEC_STRING_BYTES, oversizedBootstrap } from '../src/core/sidecar.ts';
 import type { EffectiveProxyConfig } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { assertEnvoyContainer, liveEnvReferences, parseEnvoyArgs } from './support/envoy-proto-check.ts';
@@ -97,20 +97,23 @@ test('the bootstrap travels through the kubelet: env expansion, then args expans
   assert.equal(escapeEnvReferences('$(POD_NAME)$(HOME)', ['POD_NAME']), '$(POD_NAME)$$(HOME)');
 });
 
-test('the bootstrap is indented for kubectl, compact when a pod has so many labels that exec would refuse it', () => {
+test('the bootstrap is compact JSON; one Linux could not pass to Envoy is measured as oversized', () => {
   const proxy = proxyWith();
-  const envOf = (labels: Record<string, string>) => {
+  const sidecarFor = (labels: Record<string, string>, startable = true) => {
     const bootstrap = buildBootstrap({ proxy, workloadName: 'web', labels, injectorVersion: '0.0.0-test', configHash: 'cafe' });
     const c = buildSidecar(proxy, bootstrap) as Obj;
-    assertEnvoyContainer(c, false);
-    return (c['env'] as Obj[]).at(-1)?.['value'] as string;
+    if (startable) assertEnvoyContainer(c, false);
+    return c;
   };
-  assert.match(envOf({ app: 'web' }), /^\{\n {2}"node": \{\n/);
-  // 1,500 labels of 80 characters: about 180 KiB indented, under 128 KiB compact.
-  const many = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`example.com/label-${String(i).padStart(4, '0')}`, 'v'.repeat(55)]));
-  const value = envOf(many);
-  assert.match(value, /^\{"node":\{"id":/);
-  assert.ok(value.length > INDENTED_BOOTSTRAP_MAX_BYTES);
+  const small = sidecarFor({ app: 'web' });
+  assert.match((small['env'] as Obj[]).at(-1)?.['value'] as string, /^\{"node":\{"id":/);
+  assert.equal(oversizedBootstrap(small as never), undefined);
+  // 1,500 labels of 80 characters: about 120 KiB, still under the 128 KiB exec limit.
+  const label = (i: number) => [`example.com/label-${String(i).padStart(4, '0')}`, 'v'.repeat(55)];
+  assert.equal(oversizedBootstrap(sidecarFor(Object.fromEntries(Array.from({ length: 1500 }, (_, i) => label(i)))) as never), undefined);
+  // 2,000 of them no longer fit: the size is reported (injectPod denies the pod with it).
+  const size = oversizedBootstrap(sidecarFor(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => label(i))), false) as never);
+  assert.ok(size !== undefined && size > MAX_EXEC_STRING_BYTES);
 });
 
 // ---- the lifecycle scripts, in a real bash ------------------------------------------------

@@ -1,11 +1,27 @@
 // Kubernetes `$(VAR)` references in env values, command and args: escaping text so the kubelet
 // leaves it alone, and expanding references the way the kubelet does.
 
+/** Compiled once per list of names: matches a `$` that does not start a reference to one of them. */
+const UNKEPT_DOLLAR = new Map<string, RegExp>();
+function unkeptDollar(keep: readonly string[]): RegExp {
+  const key = keep.join('|');
+  let regex = UNKEPT_DOLLAR.get(key);
+  if (regex === undefined) {
+    // Variable names are C identifiers here (the downward-API env vars), so no escaping is needed.
+    regex = keep.length === 0 ? /\$/ : new RegExp(`\\$(?!\\((?:${key})\\))`);
+    UNKEPT_DOLLAR.set(key, regex);
+  }
+  return regex;
+}
+
 /**
  * Escapes `text` so the kubelet's expansion leaves it exactly as given (`$$` is a literal `$`),
  * except for references to the variables in `keep`, which stay live.
  */
 export function escapeEnvReferences(text: string, keep: readonly string[] = []): string {
+  // Fast path (the usual case, every bootstrap): no `$` other than the references to keep, so the
+  // kubelet's expansion would leave nothing else changed.
+  if (!unkeptDollar(keep).test(text)) return text;
   // Replacement functions, because `$` is special in replacement strings.
   let escaped = text.replaceAll('$', () => '$$');
   for (const name of keep) escaped = escaped.replaceAll(`$$(${name})`, () => `$(${name})`);

@@ -98,17 +98,13 @@ export function envoyArgs(proxy: EffectiveProxyConfig): string[] {
   ];
 }
 
-/** Above this size the bootstrap is written compact rather than indented (see renderBootstrap). */
-export const INDENTED_BOOTSTRAP_MAX_BYTES = 32 * 1024;
-
 /**
- * Returns the bootstrap as the JSON text the env var holds: indented, so `kubectl get pod -o yaml`
- * shows it as a readable block, unless that makes it large (a pod with very many labels): Linux
- * refuses to exec an argument or environment string over 128 KiB, and both carry it.
+ * Returns the bootstrap as the JSON text the env var holds: compact, because it is stored in every
+ * pod object (etcd, every watch event of the pod) and sent in every admission answer; indenting it
+ * made both twice as large. `envoy-injector bootstrap -f` prints it indented.
  */
 export function renderBootstrap(bootstrap: JsonObject): string {
-  const indented = JSON.stringify(bootstrap, null, 2);
-  return Buffer.byteLength(indented) <= INDENTED_BOOTSTRAP_MAX_BYTES ? indented : JSON.stringify(bootstrap);
+  return JSON.stringify(bootstrap);
 }
 
 /** Linux's limit on one argument or environment string (MAX_ARG_STRLEN), terminating NUL included. */

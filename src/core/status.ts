@@ -11,13 +11,20 @@ export interface InjectionStatus {
   readonly configHash: string;
 }
 
-/** Returns JSON with object keys sorted at every level, so equal values give equal text. */
+/**
+ * Returns JSON with object keys sorted at every level, so equal values give equal text. Written out
+ * rather than through a JSON.stringify replacer (which copies every object to sort it): it runs on
+ * every admission, for the config hash. Like JSON.stringify, undefined members are left out.
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
+  const members: string[] = [];
+  for (const key of Object.keys(value).sort()) {
+    const member = (value as Record<string, unknown>)[key];
+    if (member !== undefined) members.push(`${JSON.stringify(key)}:${canonicalJson(member)}`);
+  }
+  return `{${members.join(',')}}`;
 }
 
 /**
