@@ -10,11 +10,16 @@ const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 const REPO = new URL('../', import.meta.url).pathname;
 const GOLDENS = new URL('./testdata/iptables/', import.meta.url).pathname;
 
-/** Runs init-iptables; as an unprivileged user (nobody) when the tests run as root. */
+/**
+ * Runs init-iptables; without any capability when the tests run as root (still uid 0, so it can read
+ * a checkout that only root may enter, as CI's may be).
+ */
 function initIptables(args: string[], options: { unprivileged?: boolean } = {}) {
-  const asNobody = options.unprivileged === true && process.getuid?.() === 0;
+  const dropCapabilities = options.unprivileged === true && process.getuid?.() === 0;
   const argv = [process.execPath, '--import', 'tsx', MAIN, 'init-iptables', ...args];
-  const [program, ...rest] = asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...argv] : argv;
+  const [program, ...rest] = dropCapabilities
+    ? ['setpriv', '--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', ...argv]
+    : argv;
   const result = spawnSync(program as string, rest, { cwd: REPO, encoding: 'utf8' });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }

@@ -109,11 +109,14 @@ export interface InitRun {
 export async function runInitIptables(
   ns: string | undefined,
   args: readonly string[],
-  options: { path?: string; uid?: number } = {},
+  options: { path?: string; uid?: number; noCapabilities?: boolean } = {},
 ): Promise<InitRun> {
   const node = [process.execPath, '--import', 'tsx', MAIN, 'init-iptables', ...args];
   const asUser =
     options.uid === undefined ? [] : [programPath('setpriv'), `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups'];
+  // Still root (so it can read a checkout only root may enter), but with every capability dropped,
+  // as in a pod whose envoy-init was not granted NET_ADMIN.
+  if (options.noCapabilities === true) asUser.push(programPath('setpriv'), '--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all');
   const argv = [...(ns === undefined ? [] : [programPath('ip'), 'netns', 'exec', ns]), ...asUser, ...node];
   const env = { ...process.env, ...(options.path === undefined ? {} : { PATH: options.path }) };
   return new Promise((resolve, reject) => {
