@@ -107,7 +107,9 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
     case 'inject': {
       const file = requireFile(values.file, 'inject');
       const { formatInjectReports, injectDocuments } = await import('./cli/inject.ts');
-      const { runtime } = await resolveRuntime(loadedConfig);
+      const { runtime, nativeSidecarDetail } = await resolveRuntime(loadedConfig);
+      // With `auto` the output depends on the cluster the kubeconfig points at: say which way it went.
+      if (loadedConfig.nativeSidecar === 'auto') io.stderr.write(`note: ${nativeSidecarDetail}\n`);
       const { output, reports } = injectDocuments(readInput(file), file, loadedConfig, runtime, namespace);
       io.stdout.write(output);
       for (const line of formatInjectReports(reports)) io.stderr.write(`${line}\n`);

@@ -96,7 +96,7 @@ const LEAVES: readonly Leaf[] = [
   { path: 'server.port', parse: scalar(parsePort), default: 8443 },
   { path: 'server.bodyLimitBytes', parse: scalar((t) => parseInteger(t, 1024, 64 * 1024 * 1024)), default: 7 * 1024 * 1024 },
   { path: 'server.requestTimeoutMs', parse: scalar((t) => parseInteger(t, 100, 600_000)), default: 10_000 },
-  { path: 'server.maxConcurrentAdmissions', parse: scalar((t) => parseInteger(t, 1, 100_000)), default: 64 },
+  { path: 'server.maxConcurrentAdmissions', parse: scalar((t) => parseInteger(t, 1, 100_000)), default: 32 },
   { path: 'server.shutdownGraceMs', parse: scalar((t) => parseInteger(t, 0, 600_000)), default: 20_000 },
   { path: 'tls.mode', parse: scalar(oneOf('local', 'files', 'secret')), default: 'local' },
   { path: 'tls.certDir', parse: scalar(nonEmpty('a directory path')), default: 'certs' },
@@ -117,7 +117,9 @@ const LEAVES: readonly Leaf[] = [
   { path: 'proxy.concurrency', parse: scalar((t) => parseInteger(t, 0, 256)), default: 2 },
   { path: 'proxy.resources.requests.cpu', parse: scalar(optional(parseCpu)), default: '100m' },
   { path: 'proxy.resources.requests.memory', parse: scalar(optional(parseMemory)), default: '128Mi' },
-  { path: 'proxy.resources.limits.cpu', parse: scalar(optional(parseCpu)), default: '' },
+  // CPU limits are set so that namespaces whose ResourceQuota or LimitRange requires them accept
+  // injected pods (LimitRange defaults are applied before webhooks run, not to what they add).
+  { path: 'proxy.resources.limits.cpu', parse: scalar(optional(parseCpu)), default: '2' },
   { path: 'proxy.resources.limits.memory', parse: scalar(optional(parseMemory)), default: '1Gi' },
   { path: 'proxy.holdApplicationUntilProxyStarts', parse: scalar(parseBoolean), default: true },
   { path: 'proxy.drainSeconds', parse: scalar((t) => parseInteger(t, 0, 3600)), default: 5 },
@@ -128,7 +130,7 @@ const LEAVES: readonly Leaf[] = [
   { path: 'init.image', parse: scalar(parseImage), default: DEFAULT_INIT_IMAGE },
   { path: 'init.resources.requests.cpu', parse: scalar(optional(parseCpu)), default: '10m' },
   { path: 'init.resources.requests.memory', parse: scalar(optional(parseMemory)), default: '32Mi' },
-  { path: 'init.resources.limits.cpu', parse: scalar(optional(parseCpu)), default: '' },
+  { path: 'init.resources.limits.cpu', parse: scalar(optional(parseCpu)), default: '500m' },
   { path: 'init.resources.limits.memory', parse: scalar(optional(parseMemory)), default: '128Mi' },
   { path: 'traffic.includeInboundPorts', parse: list(parseAllOrPortList), default: '*' },
   { path: 'traffic.excludeInboundPorts', parse: list(parsePortList), default: [] },

@@ -30,6 +30,8 @@ export interface StartDeps {
   readonly now?: () => Date;
   /** When the config was read (for the config load timestamp metric); defaults to now. */
   readonly configLoadedAt?: Date;
+  /** Liveness for /healthz (serve reports faults it must be restarted for); alive when absent. */
+  readonly liveness?: () => { readonly ready: boolean; readonly reason?: string };
 }
 
 /** A listening webhook and the TLS source feeding it. */
@@ -68,6 +70,7 @@ export async function startInjector(config: InjectorConfig, deps: StartDeps): Pr
     metrics,
     tls: { key: initial.key, cert: initial.cert },
     readiness: () => tls.readiness(),
+    ...(deps.liveness === undefined ? {} : { liveness: deps.liveness }),
   });
   // A new secure context applies to new connections; open ones finish on the one they started with.
   const server = app.server as unknown as TlsServer;
@@ -98,7 +101,12 @@ export async function serve(config: InjectorConfig): Promise<void> {
   const logger = createLogger(config);
   const { runtime, nativeSidecarDetail } = await resolveRuntime(config);
   const kubeConfig = config.tls.mode === 'secret' ? loadKubeConfig() : undefined;
-  const { app, close } = await startInjector(config, { logger, runtime, kubeConfig, configLoadedAt });
+  // An exception that escaped every handler leaves the process in a state nobody planned for: it
+  // keeps answering (admissions in flight finish) but /healthz fails, so the kubelet restarts it
+  // through the normal graceful termination rather than it dying mid-request.
+  let fault: string | undefined;
+  const liveness = () => (fault === undefined ? { ready: true } : { ready: false, reason: fault });
+  const { app, close } = await startInjector(config, { logger, runtime, kubeConfig, configLoadedAt, liveness });
   logger.info(
     {
       url: `https://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`,
@@ -108,9 +116,16 @@ export async function serve(config: InjectorConfig): Promise<void> {
     'envoy-injector listening',
   );
 
-  // Keep serving if something escapes a handler: the webhook sits in the path of every pod creation.
-  process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
-  process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception'));
+  // Keep serving if something escapes a handler (the webhook sits in the path of every pod creation),
+  // but fail liveness so the replica is replaced.
+  process.on('unhandledRejection', (error) => {
+    logger.error({ err: error }, 'unhandled rejection: reporting unhealthy so the kubelet restarts this replica');
+    fault ??= 'unhandled rejection (see the logs)';
+  });
+  process.on('uncaughtException', (error) => {
+    logger.error({ err: error }, 'uncaught exception: reporting unhealthy so the kubelet restarts this replica');
+    fault ??= 'uncaught exception (see the logs)';
+  });
 
   await new Promise<void>((resolve) => {
     let stopping = false;

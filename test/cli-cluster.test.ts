@@ -66,7 +66,7 @@ async function inProcess(command: typeof runCerts, args: string[]): Promise<{ co
 // version (the fake's 1.31) gives native sidecars.
 const config: InjectorConfig = loadConfig({ file: MANIFEST_CONFIG, env: { POD_NAMESPACE: NAMESPACE } });
 const runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported: true };
-const HASH = hashProxyConfig(defaultProxyConfig(config, runtime));
+const HASH = hashProxyConfig(defaultProxyConfig(config, runtime), runtime.version);
 
 let fake: FakeApiServer;
 let dir: string;
@@ -182,7 +182,7 @@ test('check: a broken installation names every problem and exits 1', async () =>
   pod('shop', 'created-while-down');
   const older = loadConfig({ file: MANIFEST_CONFIG, env: { POD_NAMESPACE: NAMESPACE, ENVOY_INJECTOR_PROXY_CONCURRENCY: '4' } });
   pod('shop', 'old-config', { injectedWith: older });
-  const olderHash = hashProxyConfig(defaultProxyConfig(older, runtime));
+  const olderHash = hashProxyConfig(defaultProxyConfig(older, runtime), runtime.version);
   pod('shop', 'bad-annotation', { annotations: { 'envoy-injector.io/concurrency': 'lots' } });
   pod('default', 'opted-in-missed', { labels: { 'envoy-injector.io/inject': 'enabled' } });
 

@@ -64,6 +64,59 @@ test('the inject binary: stdout is the stream, stderr the report, exit 0', () =>
   assert.equal(piped.stdout, run.stdout);
 });
 
+test('the binary writes all of a large output into a pipe before it exits', () => {
+  // Fifteen pods inject to well over the 64 KiB a pipe holds: process.exit() must not cut it off.
+  const pods = Array.from({ length: 15 }, (_, i) => `apiVersion: v1\nkind: Pod\nmetadata: {name: p${i}}\nspec:\n  containers: [{name: a, image: nginx}]\n`);
+  const dir = mkdtempSync(join(tmpdir(), 'envoy-injector-pipe-'));
+  let run: { code: number | null; stdout: string; stderr: string };
+  try {
+    const file = join(dir, 'pods.yaml');
+    writeFileSync(file, pods.join('---\n'));
+    // A reader that starts late, like kubectl: the pipe fills up while the injector is done.
+    const shell = `"${process.execPath}" --import tsx "${MAIN}" inject -f "${file}" | (sleep 1; cat)`;
+    const result = spawnSync('sh', ['-c', shell], {
+      encoding: 'utf8',
+      env: { ...process.env, HOME: '/nonexistent', KUBECONFIG: '', ENVOY_INJECTOR_NATIVE_SIDECAR: 'false' },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    run = { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(Buffer.byteLength(run.stdout) > 64 * 1024, `${Buffer.byteLength(run.stdout)} bytes`);
+  const docs = parseAllDocuments(run.stdout);
+  assert.equal(docs.length, 15);
+  for (const doc of docs) checkInjectedPod(doc.toJS() as Record<string, unknown>);
+});
+
+test('inject keeps strings that YAML 1.1 (kubectl) would read as booleans or numbers quoted', () => {
+  const deployment = [
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    'metadata: {name: d}',
+    'spec:',
+    '  selector: {matchLabels: {app: d}}',
+    '  template:',
+    '    metadata: {labels: {app: d, legacy: "yes"}}',
+    '    spec:',
+    '      nodeSelector: {feature: "on"}',
+    '      containers:',
+    '      - {name: a, image: nginx, env: [{name: A, value: "no"}, {name: B, value: "off"}, {name: C, value: "1_000"}, {name: D, value: "0b11"}, {name: E, value: "y"}]}',
+    '',
+  ].join('\n');
+  const { output } = injectDocuments(deployment, 'd.yaml', testConfig(), testRuntime, 'default');
+  // Read back the way kubectl reads it (YAML 1.1): every value is still the string it was.
+  const template = (parseAllDocuments(output, { version: '1.1' })[0]?.toJS() as Record<string, any>)['spec']['template'];
+  assert.equal(template['metadata']['labels']['legacy'], 'yes');
+  assert.equal(template['spec']['nodeSelector']['feature'], 'on');
+  const env = (template['spec']['containers'] as Record<string, any>[]).find((c) => c['name'] === 'a')?.['env'];
+  assert.deepEqual(
+    env.map((e: { value: string }) => e.value),
+    ['no', 'off', '1_000', '0b11', 'y'],
+  );
+});
+
 test('inject: a denied document is reported and the exit code says so', () => {
   const pod = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    envoy-injector.io/drain-seconds: forever\nspec:\n  containers: [{name: a, image: a}]\n';
   const run = cli(['inject', '-f', '-'], pod);

@@ -68,6 +68,51 @@ const ROWS: readonly Row[] = [
     reasons: ['invalid-inject-annotation'],
   },
   { name: 'host network', object: pod({ spec: { hostNetwork: true } }), action: 'skip', reasons: ['host-network'] },
+  { name: 'a Windows pod (spec.os)', object: pod({ spec: { os: { name: 'windows' } } }), action: 'skip', reasons: ['windows-pod'] },
+  {
+    name: 'a pod pinned to Windows nodes by its node selector',
+    object: pod({ spec: { nodeSelector: { 'kubernetes.io/os': 'windows' } } }),
+    action: 'skip',
+    reasons: ['windows-pod'],
+  },
+  {
+    name: 'a pod whose every required node affinity term asks for Windows',
+    object: pod({
+      spec: {
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['windows'] }] },
+                { matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['windows'] }, { key: 'zone', operator: 'Exists' }] },
+              ],
+            },
+          },
+        },
+      },
+    }),
+    action: 'skip',
+    reasons: ['windows-pod'],
+  },
+  {
+    name: 'a pod that may land on Linux too is injected',
+    object: pod({
+      spec: {
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['windows'] }] },
+                { matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }] },
+              ],
+            },
+          },
+        },
+      },
+    }),
+    action: 'inject',
+    reasons: ['enabled-by-namespace'],
+  },
   {
     name: 'status annotation present',
     object: pod({ metadata: { annotations: { 'envoy-injector.io/status': '{}' } } }),
@@ -106,6 +151,26 @@ const ROWS: readonly Row[] = [
     }),
     action: 'deny',
     reasons: ['bootstrap-too-large'],
+  },
+  {
+    name: 'a UDP port or a plain init container on a proxy port cannot clash with a classic proxy',
+    object: pod({
+      spec: {
+        initContainers: [{ name: 'setup', image: 'busybox', ports: [{ containerPort: 15001 }] }],
+        containers: [{ name: 'dns', image: 'coredns', ports: [{ containerPort: 15090, protocol: 'UDP' }] }],
+      },
+    }),
+    action: 'inject',
+    reasons: ['enabled-by-namespace'],
+  },
+  {
+    name: 'an init container on a proxy port clashes with a native proxy, which starts first',
+    object: pod({
+      metadata: { annotations: { 'envoy-injector.io/native-sidecar': 'true' } },
+      spec: { initContainers: [{ name: 'setup', image: 'busybox', ports: [{ containerPort: 15001 }] }] },
+    }),
+    action: 'deny',
+    reasons: ['proxy-port-conflict'],
   },
   {
     name: 'pod already has the xtables lock volume',

@@ -99,6 +99,9 @@ test('beyond maxConcurrentAdmissions an admission gets 503 with Retry-After; ans
     for (const h of again) assertInjected(await h.finish(), h.uid);
     const served = await admission(server, 'after');
     assert.equal(served.status, 200);
+    // Every refusal is counted, so an overload can be alerted on.
+    const scrape = await httpsGet(server, '/metrics');
+    assert.match(scrape.body, /^envoy_injector_request_errors_total\{status="503"\} 4$/m);
   } finally {
     await server.close();
   }

@@ -59,7 +59,7 @@ const TABLE: { readonly [S in OverrideSetting]: Row } = {
   },
   'exclude-outbound-ip-ranges': {
     valid: [['169.254.169.254/32', ['169.254.169.254/32']], ['10.0.0.0/8, fd00::/8', ['10.0.0.0/8', 'fd00::/8']], ['192.168.1.1', ['192.168.1.1']], ['10.0.0.0/08', ['10.0.0.0/8']], ['', []]],
-    invalid: ['10.0.0.0/33', '10.0.0', 'fd00::/129', '*', 'example.com/8', '10.0.0.0/8/8'],
+    invalid: ['10.0.0.0/33', '10.0.0', 'fd00::/129', '*', 'example.com/8', '10.0.0.0/8/8', 'fe80::1%eth0', 'fe80::%eth0/64'],
     accepted: CIDRS,
   },
   'include-outbound-ip-ranges': {
@@ -78,14 +78,14 @@ const TABLE: { readonly [S in OverrideSetting]: Row } = {
     accepted: /a container image reference such as envoyproxy\/envoy:v1\.36\.2/,
   },
   'proxy-cpu': {
-    valid: [['100m', '100m'], ['2', '2'], ['0.5', '0.5'], ['1e3', '1e3']],
+    valid: [['100m', '100m'], ['2', '2'], ['0.5', '0.5'], ['1e0', '1e0']],
     invalid: ['half', '-1', '100 m', '1.5.5', '', '100mi', '1e3m'],
     accepted: /a Kubernetes CPU quantity such as 100m or 2/,
   },
   'proxy-memory': {
     valid: [['256Mi', '256Mi'], ['1Gi', '1Gi'], ['512M', '512M'], ['1000000', '1000000']],
-    invalid: ['128MB', '1 Gi', 'lots', '-128Mi', '', '1gi'],
-    accepted: /a Kubernetes memory quantity such as 128Mi or 1Gi/,
+    invalid: ['128MB', '1 Gi', 'lots', '-128Mi', '', '1gi', '128m', '0'],
+    accepted: /a Kubernetes memory quantity in bytes such as 128Mi or 1Gi/,
   },
   'proxy-cpu-limit': {
     valid: [['1', '1'], ['1500m', '1500m']],
@@ -148,7 +148,9 @@ for (const setting of OVERRIDE_SETTINGS) {
       assert.equal(error?.annotation, annotation);
       assert.equal(error?.value, value);
       assert.match(error?.accepted ?? '', row.accepted);
-      assert.equal(formatAnnotationErrors(result.errors), `${annotation}=${JSON.stringify(value)} (accepted: ${error?.accepted})`);
+      // The message quotes at most 64 characters of the value (an annotation may hold 256 KiB).
+      const quoted = value.length <= 64 ? value : `${value.slice(0, 63)}…`;
+      assert.equal(formatAnnotationErrors(result.errors), `${annotation}=${JSON.stringify(quoted)} (accepted: ${error?.accepted})`);
     }
   });
 }

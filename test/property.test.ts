@@ -152,9 +152,16 @@ function checkCase(generated: GeneratedPod, ctx: AdmissionContext, setup: Setup)
   const envoy = [...(spec['initContainers'] ?? []), ...spec['containers']].find((c: Obj) => c['name'] === SIDECAR_CONTAINER_NAME) as Obj;
   const envoyPorts = (envoy['ports'] as Obj[]).map((p) => p['containerPort'] as number);
   assert.ok(envoyPorts.every((p) => PROXY_PORTS.includes(p)));
-  for (const c of [...(spec['initContainers'] ?? []), ...spec['containers']] as Obj[]) {
+  // No container running beside the proxy listens on its TCP ports (other protocols cannot clash;
+  // a plain init container before a classic proxy has finished before it starts).
+  const native = (spec['initContainers'] ?? []).some((c: Obj) => c['name'] === SIDECAR_CONTAINER_NAME);
+  const beside = [...((spec['initContainers'] ?? []) as Obj[]).filter((c) => native || c['restartPolicy'] === 'Always'), ...spec['containers']] as Obj[];
+  for (const c of beside) {
     if (c['name'] === SIDECAR_CONTAINER_NAME) continue;
-    for (const p of c['ports'] ?? []) assert.ok(!envoyPorts.includes(p['containerPort']) && !PROXY_PORTS.includes(p['containerPort']));
+    for (const p of c['ports'] ?? []) {
+      if ((p['protocol'] ?? 'TCP') !== 'TCP') continue;
+      assert.ok(!envoyPorts.includes(p['containerPort']) && !PROXY_PORTS.includes(p['containerPort']));
+    }
   }
 
   // Only additions: without what was injected, the pod is exactly the input.

@@ -228,6 +228,16 @@ test('a drain time not shorter than the grace period is warned about', async () 
   ]);
 });
 
+test('a Guaranteed pod is told it becomes Burstable; a Burstable pod is not', async () => {
+  const guaranteed = { limits: { cpu: '1', memory: '256Mi' } };
+  const review = await admit(pod({ spec: { containers: [{ name: 'web', image: 'nginx', resources: guaranteed }] } }));
+  assert.equal(review.allowed, true);
+  assert.deepEqual(review.warnings, [`${PREFIX}Pod loses Guaranteed QoS: the injected containers' requests differ from their limits.`]);
+  assertWellFormed(review.warnings);
+  const burstable = await admit(pod({ spec: { containers: [{ name: 'web', image: 'nginx', resources: { limits: { cpu: '1' } } }] } }));
+  assert.deepEqual(burstable.warnings, []);
+});
+
 test('hostile annotations: each warning stays one line within 256 characters, and a flood is capped', async () => {
   const annotations: Record<string, string> = {};
   for (let i = 0; i < 30; i++) annotations[`envoy-injector.io/typo-${i}`] = 'x';

@@ -60,7 +60,9 @@ export function readInput(file: string): string {
 
 /** Parses multi-document YAML (or JSON); a syntax error names the document and line. */
 export function parseDocuments(text: string, source: string): Document[] {
-  const documents = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: false });
+  // YAML 1.1, as kubectl reads it (sigs.k8s.io/yaml): parsing agrees with kubectl (`yes` is a boolean),
+  // and strings such as "yes", "on" or "0b11" are printed quoted so kubectl still reads strings.
+  const documents = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: false, version: '1.1' });
   if (!Array.isArray(documents)) return [];
   documents.forEach((doc, index) => {
     const error = doc.errors[0];

@@ -22,8 +22,8 @@ import { formatAnnotationErrors, resolveOverrides } from './overrides.ts';
 import { readPod, type PodView } from './pod.ts';
 import { reason, shorten, warning, type Reason, type Warning } from './reasons.ts';
 import { closest } from './suggest.ts';
-import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime } from './types.ts';
-import { parseBoolean } from './values.ts';
+import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ProxyResources } from './types.ts';
+import { parseBoolean, quantityValue } from './values.ts';
 
 export type Decision =
   | {
@@ -71,7 +71,7 @@ export function decide(
   const denials: Reason[] = [];
   const overrides = resolveOverrides(pod.annotations, config, runtime);
   if (!overrides.ok) denials.push(reason('invalid-annotations', formatAnnotationErrors(overrides.errors)));
-  denials.push(...portConflicts(pod), ...nameConflicts(pod));
+  denials.push(...portConflicts(pod, overrides.ok && overrides.config.nativeSidecar), ...nameConflicts(pod));
   if (denials.length > 0 || !overrides.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod };
 
   warnings.push(...injectionWarnings(pod, ctx, overrides.config, config, runtime));
@@ -110,6 +110,7 @@ function skipReasons(pod: PodView, ctx: AdmissionContext, config: InjectorConfig
   }
   if (podLabel === INJECT_LABEL_DISABLED) reasons.push(reason('disabled-by-pod-label'));
   if (pod.hostNetwork) reasons.push(reason('host-network'));
+  if (pod.windows) reasons.push(reason('windows-pod'));
   if (isInjected(pod)) {
     const detail =
       pod.annotations[STATUS_ANNOTATION] === undefined
@@ -145,9 +146,12 @@ function enableReasons(pod: PodView, ctx: AdmissionContext): Reason[] {
 }
 
 /** Containers declaring a port the proxy listens on would fail to bind, or steal its traffic. */
-function portConflicts(pod: PodView): Reason[] {
-  const conflicts = [...pod.initContainers, ...pod.containers].flatMap((c) =>
-    c.ports.filter((p) => PROXY_PORTS.includes(p)).map((p) => `container ${c.name} declares port ${p}`),
+function portConflicts(pod: PodView, nativeSidecar: boolean): Reason[] {
+  // Containers that run while the proxy does: the app's, the pod's own native sidecars, and with a
+  // native proxy (started first) every init container; a classic proxy starts after them.
+  const running = [...pod.initContainers.filter((c) => nativeSidecar || c.nativeSidecar), ...pod.containers];
+  const conflicts = running.flatMap((c) =>
+    c.tcpPorts.filter((p) => PROXY_PORTS.includes(p)).map((p) => `container ${c.name} declares port ${p}`),
   );
   return conflicts.length > 0 ? [reason('proxy-port-conflict', `${capitalize(conflicts.join('; '))}.`)] : [];
 }
@@ -175,6 +179,8 @@ function surprisingSkipWarning(primary: Reason | undefined, pod: PodView, ctx: A
       return warning('invalid-inject-annotation', { value: JSON.stringify(shorten(pod.annotations[INJECT_ANNOTATION] ?? '')) });
     case 'host-network':
       return warning('host-network');
+    case 'windows-pod':
+      return warning('windows-pod');
     case 'already-injected': {
       // With the status annotation this is our own re-invocation: nothing surprising.
       if (pod.annotations[STATUS_ANNOTATION] !== undefined) return undefined;
@@ -237,11 +243,26 @@ function injectionWarnings(
       : `Set ${overrideAnnotation('native-sidecar')}: "true".`;
     warnings.push(warning('pod-will-not-complete', { fix }));
   }
+  // Guaranteed QoS needs every container (init containers included) at requests = limits; the
+  // injected ones must match too, or the pod silently becomes Burstable (and loses pinned CPUs).
+  const all = [...pod.initContainers, ...pod.containers];
+  if (all.every((c) => c.guaranteed) && !(guaranteedResources(proxy.resources) && guaranteedResources(proxy.initResources))) {
+    warnings.push(warning('qos-downgraded'));
+  }
   const grace = pod.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
   if (!proxy.nativeSidecar && proxy.drainSeconds >= grace) {
     warnings.push(warning('drain-exceeds-grace-period', { drain: String(proxy.drainSeconds), grace: String(grace) }));
   }
   return warnings;
+}
+
+/** Whether resources set CPU and memory limits with requests equal to them. */
+function guaranteedResources(resources: ProxyResources): boolean {
+  return (['cpu', 'memory'] as const).every((name) => {
+    const limit = resources.limits[name];
+    const request = resources.requests[name] ?? limit;
+    return limit !== undefined && request !== undefined && quantityValue(limit) === quantityValue(request);
+  });
 }
 
 function runsToCompletion(pod: PodView, ctx: AdmissionContext): boolean {

@@ -43,7 +43,7 @@ export function planInjection(pod: PodView, proxy: EffectiveProxyConfig, runtime
   bootstrap: JsonObject;
   status: InjectionStatus;
 } {
-  const configHash = hashProxyConfig(proxy);
+  const configHash = hashProxyConfig(proxy, runtime.version);
   const bootstrap = buildBootstrap({
     proxy,
     workloadName: workloadName(pod),

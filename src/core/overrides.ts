@@ -1,6 +1,7 @@
 // Per-pod overrides (SPEC.md §5): the annotations a pod may set, validated together, merged over
 // the injector's configuration into the pod's effective proxy configuration.
 import { OVERRIDE_SETTINGS, PORTS, PROXY_GID, PROXY_PORTS, PROXY_UID, overrideAnnotation, type OverrideSetting } from '../constants.ts';
+import { shorten } from './reasons.ts';
 import type { EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ResourceList } from './types.ts';
 import {
   parseAllOrCidrList,
@@ -139,5 +140,6 @@ function checkRequestsWithinLimits(draft: Draft, overrides: Readonly<Record<stri
 
 /** Formats annotation errors as the one message a denied pod shows. */
 export function formatAnnotationErrors(errors: readonly AnnotationError[]): string {
-  return errors.map((e) => `${e.annotation}=${JSON.stringify(e.value)} (accepted: ${e.accepted})`).join('; ');
+  // Values are quoted shortened: an annotation may hold up to 256 KiB, a denial message should not.
+  return errors.map((e) => `${e.annotation}=${JSON.stringify(shorten(e.value, 64))} (accepted: ${e.accepted})`).join('; ');
 }

@@ -1,19 +1,23 @@
 // A checked, read-only view of a pod given as plain JSON (a Pod or a workload's pod template).
 // The request object is never rebuilt from this view: it only tells the core what the pod holds.
 import type { Json, JsonObject } from './types.ts';
+import { quantityValue } from './values.ts';
 
 export interface ContainerView {
   readonly name: string;
   /** Where it sits: `containers` or `initContainers`. */
   readonly list: 'containers' | 'initContainers';
   readonly raw: JsonObject;
-  readonly ports: readonly number[];
+  /** Its TCP container ports (the protocol the proxy listens on; UDP and SCTP ports cannot clash). */
+  readonly tcpPorts: readonly number[];
   /** `restartPolicy: Always` on an init container: a native sidecar of the pod's own. */
   readonly nativeSidecar: boolean;
   /** UID it runs as: its own securityContext, else the pod's. */
   readonly runAsUser: number | undefined;
   /** Primary GID it runs as: its own securityContext, else the pod's. */
   readonly runAsGroup: number | undefined;
+  /** Its CPU and memory limits are set and its requests (where given) equal them: Guaranteed QoS. */
+  readonly guaranteed: boolean;
 }
 
 export interface PodView {
@@ -33,6 +37,8 @@ export interface PodView {
   readonly volumeNames: readonly string[];
   readonly hasVolumes: boolean;
   readonly hostNetwork: boolean;
+  /** The pod can only run on Windows nodes (spec.os, or a node selector or required affinity on kubernetes.io/os). */
+  readonly windows: boolean;
   readonly serviceAccountName: string | undefined;
   readonly restartPolicy: string | undefined;
   readonly terminationGracePeriodSeconds: number | undefined;
@@ -97,11 +103,12 @@ function readContainers(
     if (!isObject(item)) throw new PodShapeError(`${path} must be an object`);
     const name = optionalString(item, 'name', `${path}.name`);
     if (name === undefined || name === '') throw new PodShapeError(`${path}.name is missing`);
-    const ports = (optionalArray(item, 'ports', `${path}.ports`) ?? []).map((port, i) => {
+    const tcpPorts = (optionalArray(item, 'ports', `${path}.ports`) ?? []).flatMap((port, i) => {
       if (!isObject(port)) throw new PodShapeError(`${path}.ports[${i}] must be an object`);
       const containerPort = optionalInteger(port, 'containerPort', `${path}.ports[${i}].containerPort`);
       if (containerPort === undefined) throw new PodShapeError(`${path}.ports[${i}].containerPort is missing`);
-      return containerPort;
+      const protocol = optionalString(port, 'protocol', `${path}.ports[${i}].protocol`) ?? 'TCP';
+      return protocol === 'TCP' ? [containerPort] : [];
     });
     const securityContext = optionalObject(item, 'securityContext', `${path}.securityContext`);
     const runAsUser = optionalInteger(securityContext, 'runAsUser', `${path}.securityContext.runAsUser`) ?? pod.runAsUser;
@@ -110,11 +117,61 @@ function readContainers(
       name,
       list,
       raw: item,
-      ports,
+      tcpPorts,
       nativeSidecar: list === 'initContainers' && item['restartPolicy'] === 'Always',
       runAsUser,
       runAsGroup,
+      guaranteed: hasGuaranteedResources(item['resources']),
     };
+  });
+}
+
+/**
+ * Whether resources qualify a container for Guaranteed QoS: CPU and memory limits set, requests
+ * equal to them (an unset request defaults to its limit). Read leniently, like the scheduler fields.
+ */
+function hasGuaranteedResources(resources: Json | undefined): boolean {
+  if (!isObject(resources)) return false;
+  const limits = isObject(resources['limits']) ? resources['limits'] : {};
+  const requests = isObject(resources['requests']) ? resources['requests'] : {};
+  return (['cpu', 'memory'] as const).every((name) => {
+    const limit = limits[name];
+    const request = requests[name] ?? limit;
+    return typeof limit === 'string' && typeof request === 'string' && quantityValue(limit) === quantityValue(request);
+  });
+}
+
+const OS_LABEL = 'kubernetes.io/os';
+
+/**
+ * Whether the pod can only be scheduled on Windows nodes. Read leniently: a field of an unexpected
+ * shape is ignored here (the API server validates scheduling fields itself).
+ */
+function runsOnWindows(spec: JsonObject): boolean {
+  const os = spec['os'];
+  if (isObject(os) && os['name'] === 'windows') return true;
+  const nodeSelector = spec['nodeSelector'];
+  if (isObject(nodeSelector) && nodeSelector[OS_LABEL] === 'windows') return true;
+  // Required node affinity: its terms are ORed, so every one of them must ask for Windows only.
+  const affinity = spec['affinity'];
+  const nodeAffinity = isObject(affinity) ? affinity['nodeAffinity'] : undefined;
+  const required = isObject(nodeAffinity) ? nodeAffinity['requiredDuringSchedulingIgnoredDuringExecution'] : undefined;
+  const terms = isObject(required) ? required['nodeSelectorTerms'] : undefined;
+  if (!Array.isArray(terms) || terms.length === 0) return false;
+  return terms.every((term) => {
+    const expressions = isObject(term) ? term['matchExpressions'] : undefined;
+    return (
+      Array.isArray(expressions) &&
+      expressions.some(
+        (e) =>
+          isObject(e) &&
+          e['key'] === OS_LABEL &&
+          e['operator'] === 'In' &&
+          Array.isArray(e['values']) &&
+          e['values'].length > 0 &&
+          e['values'].every((v) => v === 'windows'),
+      )
+    );
   });
 }
 
@@ -161,6 +218,7 @@ export function readPod(object: unknown): ReadPodResult {
         volumeNames,
         hasVolumes: Array.isArray(volumes),
         hostNetwork: hostNetwork === true,
+        windows: runsOnWindows(spec),
         serviceAccountName: optionalString(spec, 'serviceAccountName', 'spec.serviceAccountName'),
         restartPolicy: optionalString(spec, 'restartPolicy', 'spec.restartPolicy'),
         terminationGracePeriodSeconds: optionalInteger(

@@ -29,6 +29,10 @@ export const REASONS = {
     action: 'skip',
     sentence: `The annotation ${INJECT_ANNOTATION} is neither "true" nor "false", so the pod is left alone.`,
   },
+  'windows-pod': {
+    action: 'skip',
+    sentence: "The pod runs on Windows nodes, where envoy-init's iptables rules and the Linux Envoy sidecar cannot run.",
+  },
   'host-network': {
     action: 'skip',
     sentence: "The pod uses hostNetwork: its iptables rules would rewrite the node's own network.",
@@ -84,11 +88,13 @@ export const WARNINGS = {
   'namespace-excluded': "Pod not injected although it opts in: the injector's config excludes namespace {namespace}.",
   'invalid-inject-annotation': `Pod not injected: annotation ${INJECT_ANNOTATION} is {value}; use "true" or "false".`,
   'host-network': "Pod not injected: it uses hostNetwork, and capturing its traffic would rewrite the node's network.",
+  'windows-pod': 'Pod not injected: it runs on Windows nodes, where iptables capture and the Linux proxy cannot run.',
   'container-name-taken': 'Pod not injected: its container name {name} is reserved for the proxy; rename it to inject the pod.',
   'other-mesh-present': "Pod not injected: another mesh's proxy already captures its traffic ({containers}).",
   // injected, but something will not work as the user expects
   'proxy-uid-container': "Container {container} runs as {identity}, the proxy's, so its traffic bypasses the proxy.",
   'pod-will-not-complete': 'Pod will not complete: classic sidecars never exit. {fix}',
+  'qos-downgraded': "Pod loses Guaranteed QoS: the injected containers' requests differ from their limits.",
   'drain-exceeds-grace-period':
     'Proxy drain ({drain}s) is not shorter than terminationGracePeriodSeconds ({grace}s): it will be cut off.',
   'unknown-annotation': 'Ignored unknown annotation {annotation}.{suggestion}',
@@ -102,6 +108,7 @@ export const SKIP_WARNING_CODES: ReadonlySet<WarningCode> = new Set<WarningCode>
   'namespace-excluded',
   'invalid-inject-annotation',
   'host-network',
+  'windows-pod',
   'container-name-taken',
   'other-mesh-present',
 ]);

@@ -84,8 +84,9 @@ export function envoyArgs(proxy: EffectiveProxyConfig): string[] {
     `$(${BOOTSTRAP_ENV})`,
     '--log-level',
     proxy.logLevel,
-    // --concurrency 0 would still mean one worker: "0 = one per core" is Envoy's default when the
-    // flag is absent, and --cpuset-threads counts the CPUs the container may run on, not the node's.
+    // --concurrency 0 would still mean one worker. Without the flag Envoy runs one worker per CPU;
+    // --cpuset-threads counts the CPUs of the container's cpuset instead, which is every CPU of the
+    // node unless the kubelet's static CPU manager pinned the container (a CPU limit does not count).
     ...(proxy.concurrency > 0 ? ['--concurrency', String(proxy.concurrency)] : ['--cpuset-threads']),
     // Hot restart needs shared memory and a second process; pods restart containers instead.
     '--disable-hot-restart',
@@ -109,6 +110,8 @@ export function renderBootstrap(bootstrap: JsonObject): string {
 
 /** Linux's limit on one argument or environment string (MAX_ARG_STRLEN), terminating NUL included. */
 export const MAX_EXEC_STRING_BYTES = 128 * 1024;
+/** What expanding the few downward-API references can add at most (names, namespace, node, IPs). */
+const EXPANSION_ROOM_BYTES = 4 * 1024;
 
 /**
  * Returns the size in bytes of the bootstrap as the kubelet passes it to Envoy (in the environment
@@ -116,9 +119,10 @@ export const MAX_EXEC_STRING_BYTES = 128 * 1024;
  */
 export function oversizedBootstrap(sidecar: Container): number | undefined {
   const value = sidecar.env?.find((e) => e.name === BOOTSTRAP_ENV)?.value ?? '';
-  // `NAME=value` plus the terminating NUL, before the kubelet expands the short downward-API references.
+  // `NAME=value` plus the terminating NUL. The kubelet then expands the downward-API references,
+  // which can only grow it (a pod name may be 253 characters): leave room for that.
   const bytes = Buffer.byteLength(`${BOOTSTRAP_ENV}=${value}`) + 1;
-  return bytes > MAX_EXEC_STRING_BYTES ? bytes : undefined;
+  return bytes + EXPANSION_ROOM_BYTES > MAX_EXEC_STRING_BYTES ? bytes : undefined;
 }
 
 /** Returns the envoy container that runs the proxy with the pod's bootstrap. */

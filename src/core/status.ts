@@ -28,11 +28,13 @@ export function canonicalJson(value: unknown): string {
 }
 
 /**
- * Returns a short hash of the effective proxy configuration: pods whose hash differs from what the
- * injector would produce today carry a stale sidecar.
+ * Returns a short hash of what a pod's injected proxy is made from: the effective proxy
+ * configuration and the injector version that rendered it (a new version may render the same
+ * configuration differently). Pods whose hash differs from what the injector would produce today
+ * carry a stale sidecar.
  */
-export function hashProxyConfig(proxy: EffectiveProxyConfig): string {
-  return createHash('sha256').update(canonicalJson(proxy)).digest('hex').slice(0, 16);
+export function hashProxyConfig(proxy: EffectiveProxyConfig, injectorVersion: string): string {
+  return createHash('sha256').update(canonicalJson({ injectorVersion, proxy })).digest('hex').slice(0, 16);
 }
 
 /** Returns the status annotation's value. */

@@ -51,7 +51,7 @@ export interface ProxySettings {
   readonly image: string;
   readonly resources: ProxyResources;
   readonly logLevel: LogLevel;
-  /** Envoy worker threads; 0 means one per CPU core. */
+  /** Envoy worker threads; 0 means one per CPU of the container's cpuset (--cpuset-threads). */
   readonly concurrency: number;
   /** Whether the proxy runs as a native sidecar (an init container with restartPolicy Always). */
   readonly nativeSidecar: boolean;

@@ -47,7 +47,9 @@ const CIDR_LIST = 'a comma-separated list of IPv4/IPv6 CIDRs (e.g. "10.0.0.0/8,f
 export function parseCidr(text: string): Parsed<string> {
   const [address = '', prefix, ...rest] = text.trim().split('/');
   const family = isIP(address);
-  if (family === 0 || rest.length > 0) return bad('an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8');
+  // isIP accepts an IPv6 zone (fe80::1%eth0), which iptables does not: a rule with one would fail
+  // in envoy-init instead of the pod being denied here.
+  if (family === 0 || rest.length > 0 || address.includes('%')) return bad('an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8');
   if (prefix === undefined) return ok(address);
   const max = family === 4 ? 32 : 128;
   if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) {
@@ -129,9 +131,10 @@ export function parseCpu(text: string): Parsed<string> {
 /** Parses a memory quantity such as `128Mi` or `1Gi`. */
 export function parseMemory(text: string): Parsed<string> {
   const value = text.trim();
-  return QUANTITY.test(value) && Number.isFinite(quantityValue(value))
-    ? ok(value)
-    : bad('a Kubernetes memory quantity such as 128Mi or 1Gi');
+  // Memory is counted in bytes: the sub-unit suffixes (`128m` is 0.128 bytes, a common slip for
+  // `128M`) give a container no memory at all, which the kubelet then refuses to create.
+  const bytes = QUANTITY.test(value) && !/[num]$/.test(value) ? quantityValue(value) : Number.NaN;
+  return Number.isFinite(bytes) && bytes >= 1 ? ok(value) : bad('a Kubernetes memory quantity in bytes such as 128Mi or 1Gi');
 }
 
 // Image reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest].

@@ -53,7 +53,7 @@ export function assessPod(pod: JsonObject, namespaceLabels: Readonly<Record<stri
     if (status === undefined) return { state: 'stale', detail: `its ${STATUS_ANNOTATION} annotation is not one this injector writes` };
     const resolved = resolveOverrides(annotations, config, runtime);
     if (!resolved.ok) return { state: 'stale', detail: `its annotations are no longer valid: ${formatAnnotationErrors(resolved.errors)}` };
-    const expected = hashProxyConfig(resolved.config);
+    const expected = hashProxyConfig(resolved.config, runtime.version);
     if (expected === status.configHash) return { state: 'injected', detail: `config hash ${expected}` };
     return {
       state: 'stale',

@@ -28,6 +28,8 @@ export interface AppDeps {
   readonly tls?: { readonly key: string; readonly cert: string };
   /** Readiness beyond "the process runs" (TLS loaded, caBundle in sync); ready when absent. */
   readonly readiness?: () => Readiness;
+  /** Liveness beyond "the process answers": false after a fault it must be restarted for; alive when absent. */
+  readonly liveness?: () => Readiness;
   /** Called after every admission. */
   readonly onAdmission?: (outcome: AdmissionOutcome, durationSeconds: number) => void;
   /** This instance's metrics (see metrics.ts), served at /metrics; without them there is no /metrics. */
@@ -106,6 +108,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
       const release = limit.tryAcquire();
       if (release === undefined) {
+        // Counted with the other refused requests, so saturation can be alerted on.
+        deps.metrics?.recordRequestError(503);
         refusedSinceWarning++;
         // One line a second at most: an overload must not also flood the logs.
         if (Date.now() - lastWarning >= 1_000) {
@@ -148,7 +152,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     void reply.code(404).send({ error: 'not-found', message: `no route ${request.method} ${request.url}` });
   });
 
-  app.get(PATHS.healthz, async () => ({ status: 'ok' }));
+  app.get(PATHS.healthz, async (_request, reply) => {
+    const liveness = deps.liveness?.() ?? { ready: true };
+    if (!liveness.ready) return reply.code(503).send({ status: 'unhealthy', reason: liveness.reason ?? 'fault' });
+    return { status: 'ok' };
+  });
 
   app.get(PATHS.readyz, async (_request, reply) => {
     const readiness = deps.readiness?.() ?? { ready: true };

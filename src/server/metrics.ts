@@ -192,7 +192,7 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
         {
           version: runtime.version,
           config_hash: hashConfig(config),
-          proxy_config_hash: hashProxyConfig(proxy),
+          proxy_config_hash: hashProxyConfig(proxy, runtime.version),
           native_sidecar: String(proxy.nativeSidecar),
         },
         1,

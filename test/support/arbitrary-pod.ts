@@ -41,7 +41,7 @@ export const OVERRIDE_VALUES: { readonly [S in OverrideSetting]: { readonly vali
   'exclude-outbound-ports': { valid: ['', '5432', '3306,6379'], invalid: ['99999', 'redis', '1-100'] },
   'exclude-outbound-ip-ranges': {
     valid: ['', '10.0.0.0/8', '169.254.169.254/32,fd00::/8', '192.168.1.1', '0.0.0.0/0'],
-    invalid: ['10.0.0.0/33', '300.0.0.0/8', 'fd00::/129', 'example.com', '10.0.0.0/8/1', '*'],
+    invalid: ['10.0.0.0/33', '300.0.0.0/8', 'fd00::/129', 'example.com', '10.0.0.0/8/1', '*', 'fe80::1%eth0'],
   },
   'include-outbound-ip-ranges': { valid: ['*', '', '10.0.0.0/8', '10.0.0.0/8, 2001:db8::/32'], invalid: ['all', '10.0.0.0/-1', '1.2.3'] },
   'proxy-image': {
@@ -50,7 +50,7 @@ export const OVERRIDE_VALUES: { readonly [S in OverrideSetting]: { readonly vali
   },
   'proxy-cpu': { valid: ['100m', '2', '0.5', '1500m', '250m'], invalid: ['100x', '-1', 'm', '', '1.2.3'] },
   'proxy-cpu-limit': { valid: ['100m', '2', '0.5', '1500m'], invalid: ['lots', '2 cores'] },
-  'proxy-memory': { valid: ['64Mi', '128Mi', '1Gi', '2Gi', '512M'], invalid: ['1GB', '-5Mi', 'big'] },
+  'proxy-memory': { valid: ['64Mi', '128Mi', '1Gi', '2Gi', '512M'], invalid: ['1GB', '-5Mi', 'big', '128m'] },
   'proxy-memory-limit': { valid: ['128Mi', '1Gi', '2Gi', '512M'], invalid: ['1 Gi', 'Mi'] },
   'log-level': { valid: ['trace', 'debug', 'info', 'warning', 'warn', 'error', 'critical', 'off', 'INFO', ' debug '], invalid: ['verbose', '', 'fatal'] },
   concurrency: { valid: ['0', '2', '256', ' 4 '], invalid: ['-1', '257', 'two', '1.5', ''] },
@@ -172,7 +172,7 @@ const containerBody = fc
       ports: emptyOr(fc.array(containerPort, { maxLength: 3 })),
       env: fc.array(fc.record({ name: dnsLabel, value: fc.string({ maxLength: 10 }) }), { maxLength: 3 }),
       args: fc.array(fc.string({ maxLength: 6 }), { maxLength: 2 }),
-      resources: fc.constantFrom({}, { requests: { cpu: '50m' } }, { limits: { memory: '64Mi' } }),
+      resources: fc.constantFrom({}, { requests: { cpu: '50m' } }, { limits: { memory: '64Mi' } }, { limits: { cpu: '500m', memory: '64Mi' } }),
       securityContext,
       volumeMounts: fc.constant([{ name: 'data', mountPath: '/data' }]),
       unknown: unknownFields,
@@ -258,6 +258,9 @@ export const legalPod: fc.Arbitrary<Obj> = fc
     spec: fc.record(
       {
         hostNetwork: fc.oneof({ weight: 12, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }, { weight: 2, arbitrary: fc.constant(null) }),
+        // Mostly Linux; now and then a pod only Windows nodes can run (skipped: windows-pod).
+        os: fc.oneof({ weight: 12, arbitrary: fc.constant({ name: 'linux' }) }, { weight: 1, arbitrary: fc.constant({ name: 'windows' }) }),
+        nodeSelector: fc.constantFrom({}, { 'kubernetes.io/os': 'linux' }, { 'kubernetes.io/os': 'windows' }, { disk: 'ssd' }),
         securityContext: fc.record({ runAsUser: uid, runAsGroup: uid, fsGroup: fc.constant(2000) }, { requiredKeys: [] }),
         restartPolicy: fc.constantFrom('Always', 'Never', 'OnFailure'),
         terminationGracePeriodSeconds: fc.integer({ min: 0, max: 90 }),
@@ -449,6 +452,7 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
   }
   if (podLabel === 'disabled') skips.push('disabled-by-pod-label');
   if (pod['spec']['hostNetwork'] === true) skips.push('host-network');
+  if (pod['spec']['os']?.['name'] === 'windows' || pod['spec']['nodeSelector']?.['kubernetes.io/os'] === 'windows') skips.push('windows-pod');
   if (has(annotations, STATUS_ANNOTATION) || names.includes(SIDECAR_CONTAINER_NAME) || names.includes(INIT_CONTAINER_NAME)) {
     skips.push('already-injected');
   }
@@ -458,7 +462,7 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
     const first = skips[0]!;
     const injectValue = has(annotations, INJECT_ANNOTATION) ? annotations[INJECT_ANNOTATION]!.trim().toLowerCase() : undefined;
     const optsIn = podLabel === 'enabled' || injectValue === 'true';
-    if (['host-network', 'invalid-inject-annotation', 'other-mesh-present'].includes(first)) warnings.unshift(first);
+    if (['host-network', 'windows-pod', 'invalid-inject-annotation', 'other-mesh-present'].includes(first)) warnings.unshift(first);
     if (first === 'namespace-excluded' && optsIn) warnings.unshift('namespace-excluded');
     if (first === 'already-injected' && !has(annotations, STATUS_ANNOTATION)) warnings.unshift('container-name-taken');
     return { action: 'skip', reasons: skips, warnings, invalidAnnotations: [] };
@@ -523,7 +527,13 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
 
   const denials: string[] = [];
   if (invalidAnnotations.length > 0) denials.push('invalid-annotations');
-  const declared = all.flatMap((c) => ((c['ports'] ?? []) as Obj[]).map((p) => p['containerPort'] as number));
+  // TCP ports of what runs beside the proxy: app containers, the pod's own native sidecars, and
+  // with a native proxy (started first, when every annotation is valid) all init containers.
+  const nativeProxy = invalidAnnotations.length === 0 && proxy.nativeSidecar;
+  const running = [...initContainers.filter((c) => nativeProxy || c['restartPolicy'] === 'Always'), ...containers];
+  const declared = running.flatMap((c) =>
+    ((c['ports'] ?? []) as Obj[]).filter((p) => (p['protocol'] ?? 'TCP') === 'TCP').map((p) => p['containerPort'] as number),
+  );
   if (declared.some((p) => PROXY_PORTS.includes(p))) denials.push('proxy-port-conflict');
   const volumes: Obj[] = pod['spec']['volumes'] ?? [];
   if (volumes.some((v) => v['name'] === XTABLES_LOCK_VOLUME_NAME)) denials.push('name-conflict');
@@ -553,6 +563,14 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
     owners.some((o) => o['kind'] === 'Job') ||
     ['Never', 'OnFailure'].includes(pod['spec']['restartPolicy']);
   if (!proxy.nativeSidecar && completes) warnings.push('pod-will-not-complete');
+  // Guaranteed QoS (every container at requests = limits, both CPU and memory) is lost unless the
+  // injected containers match: with the test configs they never do.
+  const guaranteed = (c: Obj) => {
+    const limits = c['resources']?.['limits'] ?? {};
+    const requests = c['resources']?.['requests'] ?? {};
+    return ['cpu', 'memory'].every((r) => limits[r] !== undefined && (requests[r] ?? limits[r]) === limits[r]);
+  };
+  if (all.every(guaranteed)) warnings.push('qos-downgraded');
   if (!proxy.nativeSidecar && proxy.drainSeconds >= (pod['spec']['terminationGracePeriodSeconds'] ?? 30)) warnings.push('drain-exceeds-grace-period');
   return { action: 'inject', reasons, warnings, invalidAnnotations: [], proxy };
 }

@@ -57,10 +57,15 @@ export function checkInjectedPod(pod: Obj): Obj {
   for (const name of status.containers) assert.ok(containers.some((c) => c['name'] === name), `container ${name} present`);
   for (const name of status.volumes) assert.ok(volumeNames.includes(name), `volume ${name} present`);
 
-  // Only the proxy declares the proxy's ports.
-  for (const c of all) {
+  // Nothing running beside the proxy listens on its TCP ports (UDP/SCTP cannot clash; a plain init
+  // container before a classic proxy has finished when it starts).
+  const nativeProxy = init.some((c) => c['name'] === SIDECAR_CONTAINER_NAME);
+  for (const c of [...init.filter((c) => nativeProxy || c['restartPolicy'] === 'Always'), ...containers]) {
     if (c['name'] === SIDECAR_CONTAINER_NAME) continue;
-    for (const p of c['ports'] ?? []) assert.ok(!PROXY_PORTS.includes(p['containerPort']), `${c['name']} does not use a proxy port`);
+    for (const p of c['ports'] ?? []) {
+      if ((p['protocol'] ?? 'TCP') !== 'TCP') continue;
+      assert.ok(!PROXY_PORTS.includes(p['containerPort']), `${c['name']} does not use a proxy port`);
+    }
   }
 
   // Every mount refers to a volume of the pod.

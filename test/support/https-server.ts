@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../../src/server/app.ts';
+import { createMetrics } from '../../src/server/metrics.ts';
 import { ensureLocalCertificates } from '../../src/tls/local.ts';
 import { testConfig, testRuntime } from './config.ts';
 import type { Target } from './raw-https.ts';
@@ -39,7 +40,10 @@ export async function removeCertificates(): Promise<void> {
 /** Starts a TLS webhook with the test config plus `env` overrides (ENVOY_INJECTOR_* names). */
 export async function startServer(env: Record<string, string> = {}, logger: Logger = pino({ level: 'silent' })): Promise<TestServer> {
   const tls = await sharedCertificates();
-  const app = buildApp({ config: testConfig(env), runtime: testRuntime, logger, tls: { key: tls.key, cert: tls.cert } });
+  const config = testConfig(env);
+  // With metrics, as serve builds it: tests can scrape what the server counted.
+  const metrics = createMetrics({ config, runtime: testRuntime, processMetrics: false });
+  const app = buildApp({ config, runtime: testRuntime, logger, metrics, tls: { key: tls.key, cert: tls.cert } });
   // Server-side sockets by the client's port, so a test can wait for the server to see a close.
   // The server may finish its side of the handshake after the client has: waiters come first then.
   const closed = new Map<number, { promise: Promise<void>; resolve: () => void }>();
