@@ -288,3 +288,30 @@ test('certs: writes a CA and a serving certificate for the names given, keeping 
   assert.equal(half.code, 1);
   assert.match(half.stderr, /^envoy-injector: .*ca\.key is missing while its pair is there; remove the other or pass --new-ca\n$/);
 });
+
+test('certs: a ca.key that does not belong to ca.crt fails with one line and writes nothing', async () => {
+  const first = join(dir, 'mismatch-1');
+  const second = join(dir, 'mismatch-2');
+  for (const out of [first, second]) assert.equal((await inProcess(runCerts, ['--out', out, '--dns-name', 'a.example'])).code, 0);
+  // The key of another CA lands next to the first CA's certificate (a copy from the wrong directory).
+  writeFileSync(join(first, 'ca.key'), readFileSync(join(second, 'ca.key')));
+  const before = Object.fromEntries(['ca.crt', 'ca.key', 'tls.crt', 'tls.key'].map((f) => [f, readFileSync(join(first, f), 'utf8')]));
+
+  const run = await cli(['certs', '--out', first, '--dns-name', 'a.example']);
+  assert.equal(run.code, 1);
+  assert.equal(run.stdout, '');
+  assert.equal(
+    run.stderr,
+    `envoy-injector: ${join(first, 'ca.key')} is not the key of the CA in ${join(first, 'ca.crt')}: put the matching key there, or pass --new-ca to make a new CA (then update every caBundle that trusts the old one)\n`,
+  );
+  for (const [file, text] of Object.entries(before)) assert.equal(readFileSync(join(first, file), 'utf8'), text, `${file} unchanged`);
+  // What was there still verifies: the serving certificate against the CA.
+  assert.ok(bundleTrusts(before['ca.crt'] as string, before['tls.crt'] as string));
+
+  // A key that does not parse at all is one line too.
+  writeFileSync(join(first, 'ca.key'), 'not a key\n');
+  const garbage = await inProcess(runCerts, ['--out', first, '--dns-name', 'a.example']);
+  assert.equal(garbage.code, 1);
+  assert.match(garbage.stderr, /^envoy-injector: .*ca\.key does not hold a private key \(.*\): put the CA's key there, or pass --new-ca to make a new CA.*\n$/);
+  assert.equal(readFileSync(join(first, 'tls.crt'), 'utf8'), before['tls.crt']);
+});
