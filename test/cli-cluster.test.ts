@@ -315,3 +315,31 @@ test('certs: a ca.key that does not belong to ca.crt fails with one line and wri
   assert.match(garbage.stderr, /^envoy-injector: .*ca\.key does not hold a private key \(.*\): put the CA's key there, or pass --new-ca to make a new CA.*\n$/);
   assert.equal(readFileSync(join(first, 'tls.crt'), 'utf8'), before['tls.crt']);
 });
+
+test('check: a dual-stack Service counts each replica once, however many EndpointSlices list it', async () => {
+  await healthyInstall();
+  fake.remove('endpointslices', NAMESPACE, 'envoy-injector-abcde');
+  // One replica, as the EndpointSlice controller writes it on a dual-stack cluster: a slice per family.
+  const replica = { kind: 'Pod', namespace: NAMESPACE, name: 'envoy-injector-7d9f8-x2x4z', uid: '5a1c6a43-7f76-4c1b-9a3e-0f1d2c3b4a59' };
+  for (const [suffix, addressType, address] of [['v4', 'IPv4', '10.0.0.10'], ['v6', 'IPv6', 'fd00:10::a']] as const) {
+    fake.put('endpointslices', {
+      metadata: { name: `envoy-injector-${suffix}`, namespace: NAMESPACE, labels: { 'kubernetes.io/service-name': 'envoy-injector' } },
+      addressType,
+      endpoints: [{ addresses: [address], conditions: { ready: true, serving: true, terminating: false }, targetRef: replica, nodeName: 'node-a' }],
+      ports: [{ name: 'https', port: 8443, protocol: 'TCP' }],
+    });
+  }
+  const run = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  assert.match(run.stdout, /^WARN {2}Service envoy-injector\/envoy-injector: 1 ready endpoint; one replica is a single point of failure$/m);
+
+  // A second replica, ready in one family only while it starts: two replicas, one of them not ready.
+  const second = { ...replica, name: 'envoy-injector-7d9f8-k8pq1', uid: '0b7e2f9c-3d41-4f6a-8c2b-6e5d4c3b2a19' };
+  const v4 = fake.get('endpointslices', NAMESPACE, 'envoy-injector-v4') as KubeObject;
+  v4['endpoints'].push({ addresses: ['10.0.0.11'], conditions: { ready: false }, targetRef: second });
+  fake.put('endpointslices', v4);
+  const v6 = fake.get('endpointslices', NAMESPACE, 'envoy-injector-v6') as KubeObject;
+  v6['endpoints'].push({ addresses: ['fd00:10::b'], conditions: { ready: false }, targetRef: second });
+  fake.put('endpointslices', v6);
+  const again = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  assert.match(again.stdout, /^WARN {2}Service envoy-injector\/envoy-injector: 1 ready endpoint \(1 not ready\); one replica is a single point of failure$/m);
+});

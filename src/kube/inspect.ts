@@ -74,6 +74,35 @@ function running(pod: JsonObject): boolean {
   return phase !== 'Succeeded' && phase !== 'Failed' && metadataOf(pod)['deletionTimestamp'] === undefined;
 }
 
+/** Which replica an endpoint is: its pod (the same in every slice) or, without one, its addresses. */
+function endpointIdentity(endpoint: JsonObject): string {
+  const ref = isObject(endpoint['targetRef']) ? endpoint['targetRef'] : undefined;
+  if (ref !== undefined && typeof ref['uid'] === 'string' && ref['uid'] !== '') return `uid:${ref['uid']}`;
+  if (ref !== undefined && typeof ref['name'] === 'string') return `ref:${String(ref['kind'] ?? '')}/${String(ref['namespace'] ?? '')}/${ref['name']}`;
+  const addresses = Array.isArray(endpoint['addresses']) ? endpoint['addresses'].map(String).sort() : [];
+  return `addresses:${addresses.join(',')}`;
+}
+
+/**
+ * Returns how many distinct replicas the EndpointSlices of a Service list as ready and not ready. A
+ * dual-stack Service has one slice per address family, so one replica appears in several slices:
+ * it counts once, as ready if any slice lists it ready.
+ */
+export function countEndpoints(slices: readonly JsonObject[]): { ready: number; notReady: number } {
+  const readiness = new Map<string, boolean>();
+  for (const slice of slices) {
+    for (const endpoint of (Array.isArray(slice['endpoints']) ? slice['endpoints'] : []).filter(isObject)) {
+      const conditions = isObject(endpoint['conditions']) ? endpoint['conditions'] : {};
+      // An unset `ready` means ready (EndpointConditions).
+      const ready = conditions['ready'] !== false;
+      const key = endpointIdentity(endpoint);
+      readiness.set(key, (readiness.get(key) ?? false) || ready);
+    }
+  }
+  const ready = [...readiness.values()].filter(Boolean).length;
+  return { ready, notReady: readiness.size - ready };
+}
+
 /** Options of an inspection. */
 export interface InspectOptions {
   /** The Secret holding the served certificate (default: tls.secretName). */
@@ -178,17 +207,7 @@ export async function inspectInstallation(
   } else {
     const ports = (isObject(service['spec']) && Array.isArray(service['spec']['ports']) ? service['spec']['ports'] : []).filter(isObject);
     if (!ports.some((p) => p['port'] === servicePort)) add('fail', 'service', `Service ${namespace}/${serviceName} has no port ${servicePort}, which the webhooks call`);
-    const slices = await resources.listEndpointSlices(namespace, serviceName);
-    let ready = 0;
-    let notReady = 0;
-    for (const slice of slices) {
-      for (const endpoint of (Array.isArray(slice['endpoints']) ? slice['endpoints'] : []).filter(isObject)) {
-        const conditions = isObject(endpoint['conditions']) ? endpoint['conditions'] : {};
-        // An unset `ready` means ready (EndpointConditions).
-        if (conditions['ready'] === false) notReady++;
-        else ready++;
-      }
-    }
+    const { ready, notReady } = countEndpoints(await resources.listEndpointSlices(namespace, serviceName));
     const others = notReady > 0 ? ` (${notReady} not ready)` : '';
     if (ready === 0) add('fail', 'service', `Service ${namespace}/${serviceName} has no ready endpoints${others}: pod creations the webhooks match fail while it has none`);
     else add(ready === 1 ? 'warn' : 'ok', 'service', `Service ${namespace}/${serviceName}: ${ready} ready endpoint${ready === 1 ? '' : 's'}${others}${ready === 1 ? '; one replica is a single point of failure' : ''}`);
