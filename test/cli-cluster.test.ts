@@ -343,3 +343,26 @@ test('check: a dual-stack Service counts each replica once, however many Endpoin
   const again = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
   assert.match(again.stdout, /^WARN {2}Service envoy-injector\/envoy-injector: 1 ready endpoint \(1 not ready\); one replica is a single point of failure$/m);
 });
+
+test('check: labelled namespaces whose Pod Security level refuses envoy-init are warned about', async () => {
+  await healthyInstall();
+  namespace('shop', { 'envoy-injector.io/inject': 'enabled', 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'v1.30' });
+  namespace('payments', { 'envoy-injector.io/inject': 'enabled', 'pod-security.kubernetes.io/enforce': 'baseline' });
+  namespace('batch', { 'envoy-injector.io/inject': 'enabled', 'pod-security.kubernetes.io/enforce': 'privileged', 'pod-security.kubernetes.io/warn': 'restricted' });
+  // Not labelled for injection: its level does not matter to the injector.
+  namespace('web', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+  const run = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  const json = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE, '-o', 'json']);
+  const findings = JSON.parse(json.stdout) as { level: string; check: string; message: string }[];
+  const label = { ok: 'OK  ', info: 'INFO', warn: 'WARN', fail: 'FAIL' } as Record<string, string>;
+  const namespaceLines = findings.filter((f) => f.check === 'namespaces').map((f) => `${label[f.level]}  ${f.message}`);
+  for (const line of namespaceLines) assert.ok(run.stdout.includes(`${line}\n`), `printed: ${line}`);
+  assert.deepEqual(namespaceLines, [
+    'OK    3 namespaces labelled envoy-injector.io/inject=enabled: batch, payments, shop',
+    'WARN  payments enforces Pod Security "baseline": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set pod-security.kubernetes.io/enforce=privileged on the namespace (or exempt it in the API server\'s PodSecurity configuration), or stop injecting there',
+    'WARN  shop enforces Pod Security "restricted": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set pod-security.kubernetes.io/enforce=privileged on the namespace (or exempt it in the API server\'s PodSecurity configuration), or stop injecting there',
+    'INFO  batch: kubectl prints a Pod Security warning for every injected pod (pod-security.kubernetes.io/warn=restricted): envoy-init runs as root with NET_ADMIN and NET_RAW',
+    'INFO  labelled but excluded (never injected): kube-system',
+  ]);
+  assert.equal(run.code, 0, 'warnings only');
+});

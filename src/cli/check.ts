@@ -16,7 +16,8 @@ const USAGE = `Usage: envoy-injector check [options]
 
 Checks an installation through your kubeconfig: the MutatingWebhookConfiguration and its caBundle
 against the certificate the replicas serve (read from their Secret), the Service's ready endpoints,
-the namespaces labelled for injection, and pods there that run without the proxy or with a stale one.
+the namespaces labelled for injection (and whether their Pod Security level refuses injected pods),
+and pods there that run without the proxy or with a stale one.
 Run it with the config file the injector runs with (manifests/config.yaml). Exits 1 on a failure.
 
 Options:

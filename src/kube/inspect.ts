@@ -103,6 +103,38 @@ export function countEndpoints(slices: readonly JsonObject[]): { ready: number; 
   return { ready, notReady: readiness.size - ready };
 }
 
+/** Pod Security Standards levels that refuse envoy-init (root, NET_ADMIN and NET_RAW). */
+const REFUSING_POD_SECURITY_LEVELS: readonly string[] = ['baseline', 'restricted'];
+const POD_SECURITY_LABEL = 'pod-security.kubernetes.io';
+
+/**
+ * Returns what the Pod Security labels of injected namespaces mean for injected pods: Pod Security
+ * admission checks the pod after the webhooks mutated it, and envoy-init runs as root with NET_ADMIN
+ * and NET_RAW, which `baseline` (those capabilities) and `restricted` (root too) forbid. `enforce`
+ * refuses every injected pod (warn); `warn` only makes kubectl print a warning (info).
+ */
+export function podSecurityFindings(namespaces: readonly JsonObject[]): { level: FindingLevel; message: string }[] {
+  const enforced: { level: FindingLevel; message: string }[] = [];
+  const warned: { level: FindingLevel; message: string }[] = [];
+  for (const ns of [...namespaces].sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
+    const labels = stringMap(metadataOf(ns)['labels']);
+    const enforce = labels[`${POD_SECURITY_LABEL}/enforce`];
+    const warn = labels[`${POD_SECURITY_LABEL}/warn`];
+    if (enforce !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(enforce)) {
+      enforced.push({
+        level: 'warn',
+        message: `${nameOf(ns)} enforces Pod Security "${enforce}": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set ${POD_SECURITY_LABEL}/enforce=privileged on the namespace (or exempt it in the API server's PodSecurity configuration), or stop injecting there`,
+      });
+    } else if (warn !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(warn)) {
+      warned.push({
+        level: 'info',
+        message: `${nameOf(ns)}: kubectl prints a Pod Security warning for every injected pod (${POD_SECURITY_LABEL}/warn=${warn}): envoy-init runs as root with NET_ADMIN and NET_RAW`,
+      });
+    }
+  }
+  return [...enforced, ...warned];
+}
+
 /** Options of an inspection. */
 export interface InspectOptions {
   /** The Secret holding the served certificate (default: tls.secretName). */
@@ -215,11 +247,14 @@ export async function inspectInstallation(
 
   // 4. Labelled namespaces, and 5. the pods in them (plus pods that opted in by label elsewhere).
   const excluded = (ns: string) => ns === namespace || config.excludedNamespaces.includes(ns);
-  const labelled = (await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`)).map(nameOf).sort();
+  const labelledObjects = await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`);
+  const labelled = labelledObjects.map(nameOf).sort();
   const active = labelled.filter((ns) => !excluded(ns));
   const ignored = labelled.filter(excluded);
   if (active.length === 0) add('warn', 'namespaces', `no namespace is labelled ${INJECT_LABEL}=${INJECT_LABEL_ENABLED}: only pods labelled so are injected`);
   else add('ok', 'namespaces', `${active.length} namespace${active.length === 1 ? '' : 's'} labelled ${INJECT_LABEL}=${INJECT_LABEL_ENABLED}: ${active.join(', ')}`);
+  const security = podSecurityFindings(labelledObjects.filter((ns) => !excluded(nameOf(ns))));
+  for (const finding of security) add(finding.level, 'namespaces', finding.message);
   if (ignored.length > 0) add('info', 'namespaces', `labelled but excluded (never injected): ${ignored.join(', ')}`);
 
   const pods = new Map<string, { pod: JsonObject; labels: Record<string, string> }>();
