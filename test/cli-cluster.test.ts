@@ -21,7 +21,7 @@ import { bundleTrusts, certificateCovers, generateCa, serviceDnsNames } from '..
 import { ensureSecretBundle } from '../src/tls/secret-bundle.ts';
 import { VERSION } from '../src/version.ts';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './support/fake-apiserver.ts';
-import { manifestWebhookConfiguration, NAMESPACE } from './support/fake-apiserver-cluster.ts';
+import { manifestWebhookConfiguration, NAMESPACE, nodeObject } from './support/fake-apiserver-cluster.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 const MANIFEST_CONFIG = new URL('../manifests/config.yaml', import.meta.url).pathname;
@@ -129,6 +129,8 @@ async function healthyInstall(): Promise<string> {
     spec: { selector: { 'app.kubernetes.io/name': 'envoy-injector' }, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
   });
   endpoints([true, true]);
+  fake.put('nodes', nodeObject('node-a', 'v1.31.0'));
+  fake.put('nodes', nodeObject('node-b', 'v1.30.4'));
   namespace(NAMESPACE, { 'envoy-injector.io/inject': 'disabled' });
   namespace('kube-system', { 'envoy-injector.io/inject': 'enabled' });
   namespace('shop', { 'envoy-injector.io/inject': 'enabled' });
@@ -157,6 +159,7 @@ test('check: a healthy installation', async () => {
       'OK    MutatingWebhookConfiguration envoy-injector: by-namespace.envoy-injector.io (failurePolicy Fail), by-pod-label.envoy-injector.io (failurePolicy Fail) → Service envoy-injector/envoy-injector:443/mutate',
       `OK    the caBundle of every webhook trusts the serving certificate in Secret envoy-injector/envoy-injector-tls (expires ${notAfter})`,
       'OK    Service envoy-injector/envoy-injector: 2 ready endpoints',
+      'OK    nativeSidecar auto: API server v1.31.0, every kubelet ≥ 1.29 (2 nodes): native sidecars',
       'OK    1 namespace labelled envoy-injector.io/inject=enabled: shop',
       'INFO  labelled but excluded (never injected): kube-system',
       'OK    default: 1 running pod: 1 injected',
@@ -212,7 +215,7 @@ test('check: a broken installation names every problem and exits 1', async () =>
   assert.equal(json.code, 1);
   const findings = JSON.parse(json.stdout) as { level: string; check: string; message: string }[];
   assert.equal(findings.filter((f) => f.level === 'fail').length, 4);
-  assert.deepEqual([...new Set(findings.map((f) => f.check))], ['webhook-configuration', 'ca-bundle', 'service', 'namespaces', 'pods']);
+  assert.deepEqual([...new Set(findings.map((f) => f.check))], ['webhook-configuration', 'ca-bundle', 'service', 'nodes', 'namespaces', 'pods']);
 });
 
 test('check: a missing installation and API errors are one clear line each', async () => {
@@ -365,4 +368,38 @@ test('check: labelled namespaces whose Pod Security level refuses envoy-init are
     'INFO  labelled but excluded (never injected): kube-system',
   ]);
   assert.equal(run.code, 0, 'warnings only');
+});
+
+test('check: nodes whose kubelet is older than 1.29, with native sidecars possible, are warned about', async () => {
+  await healthyInstall();
+  fake.put('nodes', nodeObject('node-c', 'v1.28.15-eks-c9a6e6e'));
+  const nodeLines = (stdout: string) => stdout.split('\n').filter((l) => /kubelet|nativeSidecar/.test(l));
+
+  // auto: classic sidecars for replicas starting now, but one started before node-c joined is native.
+  const auto = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  assert.deepEqual(nodeLines(auto.stdout), [
+    'WARN  1 of 3 nodes runs a kubelet older than 1.29 (node-c v1.28.15-eks-c9a6e6e): nativeSidecar auto gives classic sidecars while they remain, but a replica started before such a node joined still injects native sidecars, which hang in Init there — restart the injector after adding one (kubectl -n envoy-injector rollout restart deployment/envoy-injector)',
+  ]);
+
+  // true: every injected pod that lands on node-c hangs.
+  const forced = await cli(['check', '-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE], { ENVOY_INJECTOR_NATIVE_SIDECAR: 'true' });
+  assert.equal(forced.stderr, '');
+  assert.deepEqual(nodeLines(forced.stdout), [
+    'WARN  1 of 3 nodes runs a kubelet older than 1.29 (node-c v1.28.15-eks-c9a6e6e): with nativeSidecar true, injected pods scheduled there hang in Init (the envoy init container never exits) — set nativeSidecar to auto or false, or upgrade those nodes',
+  ]);
+
+  // false: the kubelets do not matter, and the nodes are not even listed.
+  fake.requests.length = 0;
+  const classic = await cli(['check', '-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE], { ENVOY_INJECTOR_NATIVE_SIDECAR: 'false' });
+  assert.deepEqual(nodeLines(classic.stdout), []);
+  assert.equal(fake.requests.filter((r) => r.resource === 'nodes').length, 0);
+
+  // Nodes that may not be listed: said, not guessed.
+  fake.hook = (request) =>
+    request.resource === 'nodes' ? { status: 403, reason: 'Forbidden', message: 'nodes is forbidden: User "jane" cannot list resource "nodes" in API group "" at the cluster scope' } : undefined;
+  const refused = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  assert.deepEqual(nodeLines(refused.stdout), [
+    'WARN  nativeSidecar auto: could not list the nodes to check their kubelets (listing nodes: nodes is forbidden: User "jane" cannot list resource "nodes" in API group "" at the cluster scope (HTTP 403))',
+  ]);
+  fake.hook = undefined;
 });

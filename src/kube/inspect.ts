@@ -13,6 +13,7 @@ import { CERT_FILES } from '../tls/local.ts';
 import { KubeApiError } from './api-error.ts';
 import { webhookCaBundles } from './ca-bundle.ts';
 import type { KubeResources } from './resources.ts';
+import { describeOlderKubelets, NATIVE_SIDECAR_MIN_MINOR, type KubeletSurvey } from './version.ts';
 
 /** How bad a finding is: `fail` makes `check` exit non-zero. */
 export type FindingLevel = 'ok' | 'info' | 'warn' | 'fail';
@@ -21,7 +22,7 @@ export type FindingLevel = 'ok' | 'info' | 'warn' | 'fail';
 export interface Finding {
   readonly level: FindingLevel;
   /** Which check produced it. */
-  readonly check: 'webhook-configuration' | 'ca-bundle' | 'service' | 'namespaces' | 'pods';
+  readonly check: 'webhook-configuration' | 'ca-bundle' | 'service' | 'nodes' | 'namespaces' | 'pods';
   readonly message: string;
 }
 
@@ -135,11 +136,53 @@ export function podSecurityFindings(namespaces: readonly JsonObject[]): { level:
   return [...enforced, ...warned];
 }
 
+/** What `check` learnt about native sidecars and the nodes' kubelets (nothing with `nativeSidecar: false`). */
+export interface NativeSidecarCheck {
+  readonly setting: 'auto' | 'true';
+  /** How `auto` resolves now. */
+  readonly detail?: string;
+  /** The nodes' kubelets, when they could be listed. */
+  readonly kubelets?: KubeletSurvey;
+  /** What could not be checked. */
+  readonly problem?: string;
+}
+
+/**
+ * Returns what the nodes' kubelets mean for the native sidecars the webhook may inject: a kubelet
+ * older than 1.29 runs an init container with `restartPolicy: Always` as an ordinary one that never
+ * exits, so an injected pod scheduled there hangs in Init.
+ */
+export function nativeSidecarFindings(check: NativeSidecarCheck, namespace: string): { level: FindingLevel; message: string }[] {
+  const { setting, kubelets, problem, detail } = check;
+  if (problem !== undefined) return [{ level: 'warn', message: `nativeSidecar ${setting}: ${problem}` }];
+  if (kubelets === undefined) return detail === undefined ? [] : [{ level: 'info', message: `nativeSidecar ${setting}: ${detail}` }];
+  if (kubelets.older.length === 0) {
+    return [{ level: 'ok', message: setting === 'auto' && detail !== undefined ? `nativeSidecar auto: ${detail}` : `nativeSidecar true: every kubelet ≥ 1.${NATIVE_SIDECAR_MIN_MINOR} (${kubelets.nodes} node${kubelets.nodes === 1 ? '' : 's'})` }];
+  }
+  const older = describeOlderKubelets(kubelets);
+  if (setting === 'true') {
+    return [
+      {
+        level: 'warn',
+        message: `${older}: with nativeSidecar true, injected pods scheduled there hang in Init (the envoy init container never exits) — set nativeSidecar to auto or false, or upgrade those nodes`,
+      },
+    ];
+  }
+  return [
+    {
+      level: 'warn',
+      message: `${older}: nativeSidecar auto gives classic sidecars while they remain, but a replica started before such a node joined still injects native sidecars, which hang in Init there — restart the injector after adding one (kubectl -n ${namespace} rollout restart deployment/envoy-injector)`,
+    },
+  ];
+}
+
 /** Options of an inspection. */
 export interface InspectOptions {
   /** The Secret holding the served certificate (default: tls.secretName). */
   readonly secretName?: string;
   readonly now?: Date;
+  /** Native sidecars against the nodes' kubelets (see NativeSidecarCheck). */
+  readonly nativeSidecar?: NativeSidecarCheck;
 }
 
 /** Inspects the installation `config` describes; never throws for what it finds, only for API failures. */
@@ -245,7 +288,12 @@ export async function inspectInstallation(
     else add(ready === 1 ? 'warn' : 'ok', 'service', `Service ${namespace}/${serviceName}: ${ready} ready endpoint${ready === 1 ? '' : 's'}${others}${ready === 1 ? '; one replica is a single point of failure' : ''}`);
   }
 
-  // 4. Labelled namespaces, and 5. the pods in them (plus pods that opted in by label elsewhere).
+  // 4. The nodes' kubelets, when the webhook may inject native sidecars.
+  if (options.nativeSidecar !== undefined) {
+    for (const finding of nativeSidecarFindings(options.nativeSidecar, namespace)) add(finding.level, 'nodes', finding.message);
+  }
+
+  // 5. Labelled namespaces, and 6. the pods in them (plus pods that opted in by label elsewhere).
   const excluded = (ns: string) => ns === namespace || config.excludedNamespaces.includes(ns);
   const labelledObjects = await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`);
   const labelled = labelledObjects.map(nameOf).sort();
