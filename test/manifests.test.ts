@@ -362,6 +362,28 @@ test('the MutatingWebhookConfiguration: protocol settings and exactly the pods i
   }
 });
 
+test('memory: the limit holds the idle process plus every admission in flight at the body limit', () => {
+  const container = find('Deployment')['spec'].template.spec.containers[0];
+  const mebibytes = (quantity: string) => {
+    const match = /^(\d+)(Mi|Gi)$/.exec(quantity);
+    assert.ok(match, `memory quantity ${quantity} in Mi or Gi`);
+    return Number(match[1]) * (match[2] === 'Gi' ? 1024 : 1);
+  };
+  const limit = mebibytes(container.resources.limits.memory);
+  const request = mebibytes(container.resources.requests.memory);
+  // A review carries at most object and oldObject, each at most ~1.5 MiB (etcd's limit): the body
+  // limit admits that and little more.
+  assert.equal(config.server.bodyLimitBytes, 3 * 1024 * 1024);
+  assert.equal(config.server.maxConcurrentAdmissions, 32);
+  // Measured: ~157 MB resident when idle; a review in flight costs about twice its size in heap
+  // (the body, then the parsed JSON).
+  const idle = 160;
+  const inFlight = (config.server.maxConcurrentAdmissions * 2 * config.server.bodyLimitBytes) / (1024 * 1024);
+  assert.ok(limit >= (idle + inFlight) * 1.25, `limit ${limit}Mi holds ${idle}Mi idle + ${inFlight}Mi in flight with a quarter to spare`);
+  // Requested at least what it uses idle, so it is not the first to go under node memory pressure.
+  assert.ok(request >= idle, `request ${request}Mi covers the idle ${idle}Mi`);
+});
+
 test('the startup probe gives nativeSidecar auto its retries at start', () => {
   const container = find('Deployment')['spec'].template.spec.containers[0];
   const probe = container.startupProbe;
