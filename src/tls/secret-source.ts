@@ -74,6 +74,8 @@ export class SecretTlsSource extends MaterialHolder implements TlsSource {
   /** Whether the pass now scheduled is the quick one after a write (only one in a row). */
   #settling = false;
   #running: Promise<void> | undefined;
+  /** Passes started so far: a trust check whose read a pass overtook discards it. */
+  #passes = 0;
   #again = false;
   #stopped = false;
 
@@ -173,7 +175,9 @@ export class SecretTlsSource extends MaterialHolder implements TlsSource {
    */
   async #checkTrust(): Promise<void> {
     if (this.#running !== undefined || this.#stopped) return;
-    const webhooks = await this.#readCaBundles();
+    const passes = this.#passes;
+    // A pass that started meanwhile has read (or written) a newer caBundle: keep that one.
+    const webhooks = await this.#readCaBundles(() => this.#passes === passes && this.#running === undefined);
     if (webhooks === undefined || webhooks.length === 0 || this.#running !== undefined || this.#stopped) return;
     const served = this.current();
     const untrusted = served !== undefined && !caBundlesTrust(webhooks, served.cert, this.#now());
@@ -192,14 +196,15 @@ export class SecretTlsSource extends MaterialHolder implements TlsSource {
   }
 
   /**
-   * Reads the webhooks' caBundles into the basis of readiness; returns them, or undefined when the
-   * read failed (the last ones read stay the basis: an API server hiccup must not take every replica
-   * out of the Service at once).
+   * Reads the webhooks' caBundles into the basis of readiness, unless `current()` says a newer read
+   * superseded this one; returns them, or undefined when the read failed or was superseded (the last
+   * ones read stay the basis: an API server hiccup must not take every replica out of the Service).
    */
-  async #readCaBundles(): Promise<readonly WebhookCaBundle[] | undefined> {
+  async #readCaBundles(current: () => boolean = () => true): Promise<readonly WebhookCaBundle[] | undefined> {
     const { webhookConfigName } = this.#options;
     try {
       const configuration = await this.#resources.getWebhookConfiguration(webhookConfigName);
+      if (!current()) return undefined;
       const webhooks = configuration === undefined ? [] : webhookCaBundles(configuration);
       this.#setWebhooks(configuration === undefined ? 'not-found' : 'found', webhooks);
       return webhooks;
@@ -232,6 +237,7 @@ export class SecretTlsSource extends MaterialHolder implements TlsSource {
   /** Runs one pass; returns whether it wrote the Secret or the caBundle. */
   async #pass(): Promise<boolean> {
     const { namespace, secretName, webhookConfigName } = this.#options;
+    this.#passes++;
     this.#lastError = undefined;
     let wrote = false;
     let candidate: ServingMaterial;
