@@ -530,3 +530,36 @@ test('carried CAs: the annotation is written and read back, a renewal keeps them
   const written = secretWithBundle(secret, { namespace: NAMESPACE, name: SECRET }, dropped.bundle) as KubeObject;
   assert.deepEqual(written['metadata'].annotations, { team: 'platform' });
 });
+
+test('a pass that wrote is followed by one soon after, which undoes a racing replica\'s stale write', async () => {
+  freshInstall();
+  // resync of an hour and no trust checks: only the pass after the write can notice anything here.
+  const source = new SecretTlsSource(
+    {
+      namespace: NAMESPACE,
+      secretName: SECRET,
+      webhookConfigName: WEBHOOK,
+      dnsNames: [SERVICE_HOST],
+      renewBeforeDays: 30,
+      resyncMs: 60 * 60 * 1000,
+      trustCheckMs: 60 * 60 * 1000,
+    },
+    createKubeResources(fake.kubeConfig()),
+    captureLogger('silent').logger,
+    () => new Date(),
+  );
+  try {
+    await source.start();
+    const ca = secretData('ca.crt');
+    assert.deepEqual(caBundles(), [ca, ca]);
+    // A replica that read an older Secret writes its caBundle just after ours.
+    const stale = await generateCa();
+    const mwc = fake.get('mutatingwebhookconfigurations', undefined, WEBHOOK) as KubeObject;
+    for (const webhook of mwc['webhooks']) webhook.clientConfig.caBundle = Buffer.from(stale.cert).toString('base64');
+    fake.put('mutatingwebhookconfigurations', mwc);
+    await eventually('the caBundle restored by the follow-up pass', () => caBundles().every((bundle) => bundle === ca));
+    assert.deepEqual(source.readiness(), { ready: true });
+  } finally {
+    source.stop();
+  }
+});

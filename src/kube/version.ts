@@ -48,8 +48,9 @@ export interface DetectOptions {
   readonly retryDelayMs?: number;
 }
 
-/** Defaults of DetectOptions, and the retries the server makes at start. */
+/** Defaults of DetectOptions. */
 export const DETECT_DEFAULTS = { attempts: 1, timeoutMs: 3000, nodesTimeoutMs: 5000, retryDelayMs: 500 } as const;
+/** Tries the server makes at start: its choice holds for its whole life, so a blip must not decide it. */
 export const SERVER_DETECT_ATTEMPTS = 3;
 
 /**
