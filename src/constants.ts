@@ -113,3 +113,10 @@ export const OTHER_MESH_CONTAINERS: readonly string[] = [
   'consul-dataplane',
   'envoy-sidecar',
 ];
+
+/**
+ * Annotation on the Secret of `tls.mode: secret`: until when the CAs carried over from before a CA
+ * reset (the Secret deleted or unusable) stay in its trust bundle, so replicas still serving a
+ * certificate of the old CA stay trusted until they switch; after it they are dropped.
+ */
+export const CARRIED_CAS_UNTIL_ANNOTATION = `${DOMAIN}/carried-cas-until`;

@@ -1,7 +1,8 @@
 // Resolves the facts the core needs about where it runs, once at start (server and CLI alike).
+import type { Logger } from 'pino';
 import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
 import { loadKubeConfig } from './kube/client.ts';
-import { detectNativeSidecarSupport } from './kube/version.ts';
+import { detectNativeSidecarSupport, type DetectOptions } from './kube/version.ts';
 import { VERSION } from './version.ts';
 
 export interface ResolvedRuntime {
@@ -10,15 +11,29 @@ export interface ResolvedRuntime {
   readonly nativeSidecarDetail: string;
 }
 
+/** How `resolveRuntime` asks the cluster, and where it reports what it could not check. */
+export interface ResolveOptions extends DetectOptions {
+  /** Logs at warn what could not be checked (the server passes its logger; the CLI prints the detail). */
+  readonly logger?: Logger;
+}
+
 /** Returns the runtime facts for `config`, asking the API server only when `nativeSidecar: auto`. */
-export async function resolveRuntime(config: InjectorConfig): Promise<ResolvedRuntime> {
+export async function resolveRuntime(config: InjectorConfig, options: ResolveOptions = {}): Promise<ResolvedRuntime> {
   if (config.nativeSidecar !== 'auto') {
     return {
       runtime: { version: VERSION, nativeSidecarSupported: config.nativeSidecar === 'true' },
       nativeSidecarDetail: `nativeSidecar: ${config.nativeSidecar}`,
     };
   }
-  const support = await detectNativeSidecarSupport(loadKubeConfig());
+  const { logger, ...detect } = options;
+  const support = await detectNativeSidecarSupport(loadKubeConfig(), detect);
+  if (support.warning !== undefined) {
+    // Decided once for the life of the process: say so where an admin looks.
+    logger?.warn(
+      { nativeSidecar: support.supported ? 'native' : 'classic', warning: support.warning },
+      `nativeSidecar auto: ${support.warning}; ${support.supported ? 'going by the API server version alone' : 'classic sidecars'} until restarted`,
+    );
+  }
   return {
     runtime: { version: VERSION, nativeSidecarSupported: support.supported },
     nativeSidecarDetail: `nativeSidecar: auto (${support.detail})`,

@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
 import { loadKubeConfig } from './kube/client.ts';
 import type { KubeResources } from './kube/resources.ts';
+import { SERVER_DETECT_ATTEMPTS } from './kube/version.ts';
 import { resolveRuntime } from './runtime.ts';
 import { buildApp } from './server/app.ts';
 import { createMetrics } from './server/metrics.ts';
@@ -99,7 +100,8 @@ export async function serve(config: InjectorConfig): Promise<void> {
   // The config was read just before serve() is called, and is not read again while serving.
   const configLoadedAt = new Date();
   const logger = createLogger(config);
-  const { runtime, nativeSidecarDetail } = await resolveRuntime(config);
+  // A failed lookup would fix the sidecar mode for the life of the process: retry a few times first.
+  const { runtime, nativeSidecarDetail } = await resolveRuntime(config, { logger, attempts: SERVER_DETECT_ATTEMPTS });
   const kubeConfig = config.tls.mode === 'secret' ? loadKubeConfig() : undefined;
   // An exception that escaped every handler leaves the process in a state nobody planned for: it
   // keeps answering (admissions in flight finish) but /healthz fails, so the kubelet restarts it

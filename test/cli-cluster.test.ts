@@ -21,7 +21,7 @@ import { bundleTrusts, certificateCovers, generateCa, serviceDnsNames } from '..
 import { ensureSecretBundle } from '../src/tls/secret-bundle.ts';
 import { VERSION } from '../src/version.ts';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './support/fake-apiserver.ts';
-import { manifestWebhookConfiguration, NAMESPACE } from './support/fake-apiserver-cluster.ts';
+import { manifestWebhookConfiguration, NAMESPACE, nodeObject } from './support/fake-apiserver-cluster.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 const MANIFEST_CONFIG = new URL('../manifests/config.yaml', import.meta.url).pathname;
@@ -129,6 +129,8 @@ async function healthyInstall(): Promise<string> {
     spec: { selector: { 'app.kubernetes.io/name': 'envoy-injector' }, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
   });
   endpoints([true, true]);
+  fake.put('nodes', nodeObject('node-a', 'v1.31.0'));
+  fake.put('nodes', nodeObject('node-b', 'v1.30.4'));
   namespace(NAMESPACE, { 'envoy-injector.io/inject': 'disabled' });
   namespace('kube-system', { 'envoy-injector.io/inject': 'enabled' });
   namespace('shop', { 'envoy-injector.io/inject': 'enabled' });
@@ -157,6 +159,7 @@ test('check: a healthy installation', async () => {
       'OK    MutatingWebhookConfiguration envoy-injector: by-namespace.envoy-injector.io (failurePolicy Fail), by-pod-label.envoy-injector.io (failurePolicy Fail) → Service envoy-injector/envoy-injector:443/mutate',
       `OK    the caBundle of every webhook trusts the serving certificate in Secret envoy-injector/envoy-injector-tls (expires ${notAfter})`,
       'OK    Service envoy-injector/envoy-injector: 2 ready endpoints',
+      'OK    nativeSidecar auto: API server v1.31.0, every kubelet ≥ 1.29 (2 nodes): native sidecars',
       'OK    1 namespace labelled envoy-injector.io/inject=enabled: shop',
       'INFO  labelled but excluded (never injected): kube-system',
       'OK    default: 1 running pod: 1 injected',
@@ -212,7 +215,7 @@ test('check: a broken installation names every problem and exits 1', async () =>
   assert.equal(json.code, 1);
   const findings = JSON.parse(json.stdout) as { level: string; check: string; message: string }[];
   assert.equal(findings.filter((f) => f.level === 'fail').length, 4);
-  assert.deepEqual([...new Set(findings.map((f) => f.check))], ['webhook-configuration', 'ca-bundle', 'service', 'namespaces', 'pods']);
+  assert.deepEqual([...new Set(findings.map((f) => f.check))], ['webhook-configuration', 'ca-bundle', 'service', 'nodes', 'namespaces', 'pods']);
 });
 
 test('check: a missing installation and API errors are one clear line each', async () => {
@@ -287,4 +290,116 @@ test('certs: writes a CA and a serving certificate for the names given, keeping 
   const half = await inProcess(runCerts, ['--out', out]);
   assert.equal(half.code, 1);
   assert.match(half.stderr, /^envoy-injector: .*ca\.key is missing while its pair is there; remove the other or pass --new-ca\n$/);
+});
+
+test('certs: a ca.key that does not belong to ca.crt fails with one line and writes nothing', async () => {
+  const first = join(dir, 'mismatch-1');
+  const second = join(dir, 'mismatch-2');
+  for (const out of [first, second]) assert.equal((await inProcess(runCerts, ['--out', out, '--dns-name', 'a.example'])).code, 0);
+  // The key of another CA lands next to the first CA's certificate (a copy from the wrong directory).
+  writeFileSync(join(first, 'ca.key'), readFileSync(join(second, 'ca.key')));
+  const before = Object.fromEntries(['ca.crt', 'ca.key', 'tls.crt', 'tls.key'].map((f) => [f, readFileSync(join(first, f), 'utf8')]));
+
+  const run = await cli(['certs', '--out', first, '--dns-name', 'a.example']);
+  assert.equal(run.code, 1);
+  assert.equal(run.stdout, '');
+  assert.equal(
+    run.stderr,
+    `envoy-injector: ${join(first, 'ca.key')} is not the key of the CA in ${join(first, 'ca.crt')}: put the matching key there, or pass --new-ca to make a new CA (then update every caBundle that trusts the old one)\n`,
+  );
+  for (const [file, text] of Object.entries(before)) assert.equal(readFileSync(join(first, file), 'utf8'), text, `${file} unchanged`);
+  // What was there still verifies: the serving certificate against the CA.
+  assert.ok(bundleTrusts(before['ca.crt'] as string, before['tls.crt'] as string));
+
+  // A key that does not parse at all is one line too.
+  writeFileSync(join(first, 'ca.key'), 'not a key\n');
+  const garbage = await inProcess(runCerts, ['--out', first, '--dns-name', 'a.example']);
+  assert.equal(garbage.code, 1);
+  assert.match(garbage.stderr, /^envoy-injector: .*ca\.key does not hold a private key \(.*\): put the CA's key there, or pass --new-ca to make a new CA.*\n$/);
+  assert.equal(readFileSync(join(first, 'tls.crt'), 'utf8'), before['tls.crt']);
+});
+
+test('check: a dual-stack Service counts each replica once, however many EndpointSlices list it', async () => {
+  await healthyInstall();
+  fake.remove('endpointslices', NAMESPACE, 'envoy-injector-abcde');
+  // One replica, as the EndpointSlice controller writes it on a dual-stack cluster: a slice per family.
+  const replica = { kind: 'Pod', namespace: NAMESPACE, name: 'envoy-injector-7d9f8-x2x4z', uid: '5a1c6a43-7f76-4c1b-9a3e-0f1d2c3b4a59' };
+  for (const [suffix, addressType, address] of [['v4', 'IPv4', '10.0.0.10'], ['v6', 'IPv6', 'fd00:10::a']] as const) {
+    fake.put('endpointslices', {
+      metadata: { name: `envoy-injector-${suffix}`, namespace: NAMESPACE, labels: { 'kubernetes.io/service-name': 'envoy-injector' } },
+      addressType,
+      endpoints: [{ addresses: [address], conditions: { ready: true, serving: true, terminating: false }, targetRef: replica, nodeName: 'node-a' }],
+      ports: [{ name: 'https', port: 8443, protocol: 'TCP' }],
+    });
+  }
+  const run = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  assert.match(run.stdout, /^WARN {2}Service envoy-injector\/envoy-injector: 1 ready endpoint; one replica is a single point of failure$/m);
+
+  // A second replica, ready in one family only while it starts: two replicas, one of them not ready.
+  const second = { ...replica, name: 'envoy-injector-7d9f8-k8pq1', uid: '0b7e2f9c-3d41-4f6a-8c2b-6e5d4c3b2a19' };
+  const v4 = fake.get('endpointslices', NAMESPACE, 'envoy-injector-v4') as KubeObject;
+  v4['endpoints'].push({ addresses: ['10.0.0.11'], conditions: { ready: false }, targetRef: second });
+  fake.put('endpointslices', v4);
+  const v6 = fake.get('endpointslices', NAMESPACE, 'envoy-injector-v6') as KubeObject;
+  v6['endpoints'].push({ addresses: ['fd00:10::b'], conditions: { ready: false }, targetRef: second });
+  fake.put('endpointslices', v6);
+  const again = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  assert.match(again.stdout, /^WARN {2}Service envoy-injector\/envoy-injector: 1 ready endpoint \(1 not ready\); one replica is a single point of failure$/m);
+});
+
+test('check: labelled namespaces whose Pod Security level refuses envoy-init are warned about', async () => {
+  await healthyInstall();
+  namespace('shop', { 'envoy-injector.io/inject': 'enabled', 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'v1.30' });
+  namespace('payments', { 'envoy-injector.io/inject': 'enabled', 'pod-security.kubernetes.io/enforce': 'baseline' });
+  namespace('batch', { 'envoy-injector.io/inject': 'enabled', 'pod-security.kubernetes.io/enforce': 'privileged', 'pod-security.kubernetes.io/warn': 'restricted' });
+  // Not labelled for injection: its level does not matter to the injector.
+  namespace('web', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+  const run = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  const json = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE, '-o', 'json']);
+  const findings = JSON.parse(json.stdout) as { level: string; check: string; message: string }[];
+  const label = { ok: 'OK  ', info: 'INFO', warn: 'WARN', fail: 'FAIL' } as Record<string, string>;
+  const namespaceLines = findings.filter((f) => f.check === 'namespaces').map((f) => `${label[f.level]}  ${f.message}`);
+  for (const line of namespaceLines) assert.ok(run.stdout.includes(`${line}\n`), `printed: ${line}`);
+  assert.deepEqual(namespaceLines, [
+    'OK    3 namespaces labelled envoy-injector.io/inject=enabled: batch, payments, shop',
+    'WARN  payments enforces Pod Security "baseline": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set pod-security.kubernetes.io/enforce=privileged on the namespace (or exempt it in the API server\'s PodSecurity configuration), or stop injecting there',
+    'WARN  shop enforces Pod Security "restricted": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set pod-security.kubernetes.io/enforce=privileged on the namespace (or exempt it in the API server\'s PodSecurity configuration), or stop injecting there',
+    'INFO  batch: kubectl prints a Pod Security warning for every injected pod (pod-security.kubernetes.io/warn=restricted): envoy-init runs as root with NET_ADMIN and NET_RAW',
+    'INFO  labelled but excluded (never injected): kube-system',
+  ]);
+  assert.equal(run.code, 0, 'warnings only');
+});
+
+test('check: nodes whose kubelet is older than 1.29, with native sidecars possible, are warned about', async () => {
+  await healthyInstall();
+  fake.put('nodes', nodeObject('node-c', 'v1.28.15-eks-c9a6e6e'));
+  const nodeLines = (stdout: string) => stdout.split('\n').filter((l) => /kubelet|nativeSidecar/.test(l));
+
+  // auto: classic sidecars for replicas starting now, but one started before node-c joined is native.
+  const auto = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  assert.deepEqual(nodeLines(auto.stdout), [
+    'WARN  1 of 3 nodes runs a kubelet older than 1.29 (node-c v1.28.15-eks-c9a6e6e): nativeSidecar auto gives classic sidecars while they remain, but a replica started before such a node joined still injects native sidecars, which hang in Init there — restart the injector after adding one (kubectl -n envoy-injector rollout restart deployment/envoy-injector)',
+  ]);
+
+  // true: every injected pod that lands on node-c hangs.
+  const forced = await cli(['check', '-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE], { ENVOY_INJECTOR_NATIVE_SIDECAR: 'true' });
+  assert.equal(forced.stderr, '');
+  assert.deepEqual(nodeLines(forced.stdout), [
+    'WARN  1 of 3 nodes runs a kubelet older than 1.29 (node-c v1.28.15-eks-c9a6e6e): with nativeSidecar true, injected pods scheduled there hang in Init (the envoy init container never exits) — set nativeSidecar to auto or false, or upgrade those nodes',
+  ]);
+
+  // false: the kubelets do not matter, and the nodes are not even listed.
+  fake.requests.length = 0;
+  const classic = await cli(['check', '-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE], { ENVOY_INJECTOR_NATIVE_SIDECAR: 'false' });
+  assert.deepEqual(nodeLines(classic.stdout), []);
+  assert.equal(fake.requests.filter((r) => r.resource === 'nodes').length, 0);
+
+  // Nodes that may not be listed: said, not guessed.
+  fake.hook = (request) =>
+    request.resource === 'nodes' ? { status: 403, reason: 'Forbidden', message: 'nodes is forbidden: User "jane" cannot list resource "nodes" in API group "" at the cluster scope' } : undefined;
+  const refused = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE]);
+  assert.deepEqual(nodeLines(refused.stdout), [
+    'WARN  nativeSidecar auto: could not list the nodes to check their kubelets (listing nodes: nodes is forbidden: User "jane" cannot list resource "nodes" in API group "" at the cluster scope (HTTP 403))',
+  ]);
+  fake.hook = undefined;
 });

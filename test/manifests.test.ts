@@ -17,6 +17,7 @@ import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_INIT_IMAGE, loadConfig } from '../src/config.ts';
 import { INJECT_LABEL, PATHS, WEBHOOK_PORT } from '../src/constants.ts';
+import { maxDetectionMs, SERVER_DETECT_ATTEMPTS } from '../src/kube/version.ts';
 
 const DIR = new URL('../manifests/', import.meta.url).pathname;
 type Obj = Record<string, any>;
@@ -251,15 +252,19 @@ test('the PodDisruptionBudget keeps one replica and the Service targets the webh
   assert.equal(containerPort.containerPort, WEBHOOK_PORT);
 });
 
-test('RBAC: only its own Secret and its own webhook configuration, by name (create excepted, in its namespace)', () => {
+test('RBAC: only its own Secret and its own webhook configuration, by name (create excepted, in its namespace), and listing nodes', () => {
   const account = find('ServiceAccount');
   const role = find('Role');
   const clusterRole = find('ClusterRole');
+  // The one list grant: the nodes, read-only, for their kubelet versions (nativeSidecar: auto).
+  const listNodes = { apiGroups: [''], resources: ['nodes'], verbs: ['list'] };
   for (const rule of [...role['rules'], ...clusterRole['rules']] as Obj[]) {
     for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames']) {
       assert.ok(!(rule[field] ?? []).includes('*'), `no wildcard in ${field}`);
     }
-    assert.ok(!rule['verbs'].some((v: string) => ['list', 'watch', 'delete', 'deletecollection', 'patch', 'escalate', 'bind', 'impersonate'].includes(v)), `verbs ${rule['verbs']}`);
+    assert.ok(!rule['verbs'].some((v: string) => ['watch', 'delete', 'deletecollection', 'patch', 'escalate', 'bind', 'impersonate', 'proxy'].includes(v)), `verbs ${rule['verbs']}`);
+    if (rule['verbs'].includes('list')) assert.deepEqual(rule, listNodes, 'list only on nodes');
+    if (rule['resources'].includes('nodes')) assert.deepEqual(rule['verbs'], ['list'], 'nodes: list only (no get of nodes/proxy, no writes)');
   }
   assert.deepEqual(role['rules'], [
     { apiGroups: [''], resources: ['secrets'], resourceNames: [config.tls.secretName], verbs: ['get', 'update'] },
@@ -274,7 +279,10 @@ test('RBAC: only its own Secret and its own webhook configuration, by name (crea
       resourceNames: [config.tls.webhookConfigName],
       verbs: ['get', 'update'],
     },
+    listNodes,
   ]);
+  // Nothing cluster-wide about Secrets: those rules live in the namespaced Role only.
+  assert.ok(!(clusterRole['rules'] as Obj[]).some((r) => r['resources'].includes('secrets')));
   for (const [binding, target] of [
     [find('RoleBinding'), role],
     [find('ClusterRoleBinding'), clusterRole],
@@ -352,4 +360,37 @@ test('the MutatingWebhookConfiguration: protocol settings and exactly the pods i
   for (const [name, namespace, namespaceLabels, podLabels, expected] of cases) {
     assert.deepEqual(calledBy(namespace, namespaceLabels, podLabels), expected, name);
   }
+});
+
+test('memory: the limit holds the idle process plus every admission in flight at the body limit', () => {
+  const container = find('Deployment')['spec'].template.spec.containers[0];
+  const mebibytes = (quantity: string) => {
+    const match = /^(\d+)(Mi|Gi)$/.exec(quantity);
+    assert.ok(match, `memory quantity ${quantity} in Mi or Gi`);
+    return Number(match[1]) * (match[2] === 'Gi' ? 1024 : 1);
+  };
+  const limit = mebibytes(container.resources.limits.memory);
+  const request = mebibytes(container.resources.requests.memory);
+  // A review carries at most object and oldObject, each at most ~1.5 MiB (etcd's limit): the body
+  // limit admits that and little more.
+  assert.equal(config.server.bodyLimitBytes, 3 * 1024 * 1024);
+  assert.equal(config.server.maxConcurrentAdmissions, 32);
+  // Measured: ~157 MB resident when idle; a review in flight costs about twice its size in heap
+  // (the body, then the parsed JSON).
+  const idle = 160;
+  const inFlight = (config.server.maxConcurrentAdmissions * 2 * config.server.bodyLimitBytes) / (1024 * 1024);
+  assert.ok(limit >= (idle + inFlight) * 1.25, `limit ${limit}Mi holds ${idle}Mi idle + ${inFlight}Mi in flight with a quarter to spare`);
+  // Requested at least what it uses idle, so it is not the first to go under node memory pressure.
+  assert.ok(request >= idle, `request ${request}Mi covers the idle ${idle}Mi`);
+});
+
+test('the startup probe gives nativeSidecar auto its retries at start', () => {
+  const container = find('Deployment')['spec'].template.spec.containers[0];
+  const probe = container.startupProbe;
+  assert.deepEqual({ path: probe.httpGet.path, port: probe.httpGet.port, scheme: probe.httpGet.scheme }, { path: PATHS.healthz, port: 'https', scheme: 'HTTPS' });
+  // The server listens only once the version and the nodes were asked (retries included): the
+  // probe must allow for that, twice over, before the liveness probe may restart the container.
+  const budgetMs = ((probe.initialDelaySeconds ?? 0) + probe.periodSeconds * probe.failureThreshold) * 1000;
+  assert.ok(budgetMs >= 2 * maxDetectionMs({ attempts: SERVER_DETECT_ATTEMPTS }), `startup budget ${budgetMs} ms`);
+  assert.ok(budgetMs <= 120_000, 'a replica that cannot start is noticed within two minutes');
 });

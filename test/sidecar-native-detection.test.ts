@@ -1,7 +1,8 @@
 // `nativeSidecar: auto` (SPEC.md §4): at start the injector asks the API server its version
-// (GET /version) and uses native sidecars from Kubernetes 1.29. Here the API server is a small
-// in-process HTTPS server answering in its wire format (version.Info), reached through a real
-// kubeconfig file and @kubernetes/client-node, over TLS verified against its CA.
+// (GET /version) and uses native sidecars from Kubernetes 1.29 (when every node's kubelet is 1.29
+// too: native-sidecar-kubelets.test.ts). Here the API server is a small in-process HTTPS server
+// answering in its wire format (version.Info, a NodeList), reached through a real kubeconfig file and
+// @kubernetes/client-node, over TLS verified against its CA.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -98,8 +99,21 @@ function kubeconfigFor(serverUrl: string): KubeConfig {
   return kc;
 }
 
+/** Answers GET /version with `gitVersion`, and the node list with one node whose kubelet runs it too. */
 function answerVersion(major: string, minor: string, gitVersion: string): Handler {
   return (req, res) => {
+    if (req.method === 'GET' && req.url?.startsWith('/api/v1/nodes?')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          kind: 'NodeList',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: '4711' },
+          items: [{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1' }, status: { nodeInfo: { kubeletVersion: gitVersion } } }],
+        }),
+      );
+      return;
+    }
     if (req.method !== 'GET' || req.url !== '/version') {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 }));
@@ -134,8 +148,19 @@ test('Kubernetes 1.29: native sidecars, asked with the kubeconfig credentials ov
   seen.length = 0;
   const kc = kubeconfigFor(`https://127.0.0.1:${port}`);
   const support = await detectNativeSidecarSupport(kc);
-  assert.deepEqual(support, { supported: true, detail: 'API server v1.29.4: native sidecars' });
-  assert.deepEqual(seen, [{ method: 'GET', url: '/version', authorization: 'Bearer test-token' }]);
+  assert.deepEqual(support, {
+    supported: true,
+    detail: 'API server v1.29.4, every kubelet ≥ 1.29 (1 node): native sidecars',
+    kubelets: { nodes: 1, older: [] },
+  });
+  // The version and the nodes are asked side by side.
+  assert.deepEqual(
+    [...seen].sort((a, b) => String(a.url).localeCompare(String(b.url))),
+    [
+      { method: 'GET', url: '/api/v1/nodes?limit=200', authorization: 'Bearer test-token' },
+      { method: 'GET', url: '/version', authorization: 'Bearer test-token' },
+    ],
+  );
 });
 
 test('managed clusters report "30+": native sidecars', async () => {
@@ -158,19 +183,17 @@ test('an API server refusing the request: classic sidecars', async () => {
   };
   const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`));
   assert.equal(support.supported, false);
-  // One line: client-node's multi-line error (code, body, headers) is cut to its first line.
-  assert.match(support.detail, /^could not read the API server's version \(HTTP-Code: 401\); classic sidecars$/);
+  // One line with the API server's own words (client-node's error spans lines: code, body, headers).
+  assert.equal(support.detail, "could not read the API server's version (reading the API server's version: Unauthorized (HTTP 401)); classic sidecars");
 });
 
 test('an API server that does not answer in time: classic sidecars after the timeout', async () => {
   handler = () => {
     /* holds the request: the injector must not wait forever at start */
   };
-  const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`), 300);
-  assert.deepEqual(support, {
-    supported: false,
-    detail: "could not read the API server's version (asking the API server its version timed out after 300 ms); classic sidecars",
-  });
+  const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`), { timeoutMs: 300, nodesTimeoutMs: 300 });
+  const warning = "could not read the API server's version (reading the API server's version: the API server did not answer in time)";
+  assert.deepEqual(support, { supported: false, detail: `${warning}; classic sidecars`, warning });
 });
 
 test('nothing listening at the server address: classic sidecars', async () => {
@@ -186,7 +209,8 @@ test('nothing listening at the server address: classic sidecars', async () => {
 test('an API server leaving major and minor empty: the version is read from gitVersion', async () => {
   handler = answerVersion('', '', 'v1.30.2-eks-1234');
   const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`));
-  assert.deepEqual(support, { supported: true, detail: 'API server v1.30.2-eks-1234: native sidecars' });
+  assert.equal(support.supported, true);
+  assert.equal(support.detail, 'API server v1.30.2-eks-1234, every kubelet ≥ 1.29 (1 node): native sidecars');
   handler = answerVersion('', '', 'v1.27.1');
   assert.equal((await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`))).supported, false);
 });
@@ -213,12 +237,12 @@ test('at start, `auto` resolves through the kubeconfig of the environment; true/
     seen.length = 0;
     const auto = await resolveRuntime(testConfig({ ENVOY_INJECTOR_NATIVE_SIDECAR: 'auto' }));
     assert.equal(auto.runtime.nativeSidecarSupported, true);
-    assert.equal(auto.nativeSidecarDetail, 'nativeSidecar: auto (API server v1.31.2: native sidecars)');
-    assert.equal(seen.length, 1);
+    assert.equal(auto.nativeSidecarDetail, 'nativeSidecar: auto (API server v1.31.2, every kubelet ≥ 1.29 (1 node): native sidecars)');
+    assert.equal(seen.length, 2, 'the version and the nodes');
     const fixed = await resolveRuntime(testConfig({ ENVOY_INJECTOR_NATIVE_SIDECAR: 'false' }));
     assert.equal(fixed.runtime.nativeSidecarSupported, false);
     assert.equal(fixed.nativeSidecarDetail, 'nativeSidecar: false');
-    assert.equal(seen.length, 1, 'an explicit setting does not ask the API server');
+    assert.equal(seen.length, 2, 'an explicit setting does not ask the API server');
   } finally {
     for (const [key, value] of Object.entries(saved)) {
       if (value === undefined) delete process.env[key];

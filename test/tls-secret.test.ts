@@ -11,6 +11,7 @@ import { createKubeResources } from '../src/kube/resources.ts';
 import { startInjector, type RunningInjector } from '../src/serve.ts';
 import { certificateCovers, generateCa, generateServingCert, splitPemCertificates } from '../src/tls/certificates.ts';
 import { planSecretBundle, readSecretBundle } from '../src/tls/secret-bundle.ts';
+import { SecretTlsSource } from '../src/tls/secret-source.ts';
 import { testRuntime } from './support/config.ts';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './support/fake-apiserver.ts';
 import {
@@ -349,5 +350,216 @@ test('a Secret someone else left unusable is repaired in place, keeping its othe
     assert.deepEqual(replica.tls.readiness(), { ready: true });
   } finally {
     await replica.close();
+  }
+});
+
+test('a CA reset by one replica never leaves another ready but untrusted; the old CA is dropped after the grace', async () => {
+  freshInstall();
+  let offsetMs = 0;
+  const now = () => new Date(Date.now() + offsetMs);
+  const replicas = await start(2, { now });
+  const [a, b] = replicas as [RunningInjector, RunningInjector];
+  // Timers off: the test runs every pass itself, so b runs none until it is told to.
+  for (const replica of replicas) replica.tls.stop();
+  /**
+   * What the API server sees: with each webhook's caBundle as it is now, every replica that says it
+   * is ready completes a TLS handshake (and /readyz answers 200). Returns how many were ready.
+   */
+  const apiServerView = async (phase: string): Promise<number> => {
+    let ready = 0;
+    for (const [name, replica] of [['a', a], ['b', b]] as const) {
+      if (!replica.tls.readiness().ready) continue;
+      ready++;
+      for (const ca of new Set(caBundles())) {
+        const result = await httpsRequest(port(replica), '/readyz', { ca }).catch((error: Error) => ({ status: 0, body: error.message }));
+        assert.equal(result.status, 200, `${phase}: replica ${name} is ready, but a client trusting the caBundle gets: ${result.body}`);
+      }
+    }
+    return ready;
+  };
+  try {
+    assert.equal(await apiServerView('installed'), 2);
+    const firstCa = secretData('ca.crt');
+    const oldFingerprint = b.tls.current()?.fingerprint;
+
+    // An admin deletes the Secret to start over with a new CA; only replica a runs its pass.
+    fake.remove('secrets', NAMESPACE, SECRET);
+    await a.tls.resync();
+    assert.equal(b.tls.current()?.fingerprint, oldFingerprint, 'b still serves the certificate of the old CA');
+    assert.equal(await apiServerView('a reset the CA, b has not run its pass'), 2, 'b stays trusted, so it stays ready');
+    const [newCa, ...carried] = splitPemCertificates(secretData('ca.crt'));
+    assert.notEqual(newCa, firstCa, 'a new CA');
+    assert.deepEqual(carried, [firstCa], 'the CA the caBundle trusted is carried into the new trust bundle');
+    assert.deepEqual(caBundles(), [secretData('ca.crt'), secretData('ca.crt')]);
+
+    // b's pass adopts the new certificate; the caBundle it reconciles is the same one.
+    const writes = fake.writes('mutatingwebhookconfigurations', { succeeded: true }).length;
+    await b.tls.resync();
+    assert.equal(b.tls.current()?.cert, secretData('tls.crt'));
+    assert.equal(fake.writes('mutatingwebhookconfigurations', { succeeded: true }).length, writes, 'the replicas agree on the caBundle');
+    assert.equal(await apiServerView('both on the new CA'), 2);
+
+    // Before the grace ends nothing changes; after it, the old CA (a leaked one, say) is dropped.
+    await a.tls.resync();
+    assert.equal(splitPemCertificates(caBundles()[0] as string).length, 2);
+    offsetMs = 24 * 60 * 60 * 1000;
+    await a.tls.resync();
+    assert.deepEqual(splitPemCertificates(secretData('ca.crt')), [newCa]);
+    assert.deepEqual(caBundles(), [newCa, newCa]);
+    await b.tls.resync();
+    assert.equal(await apiServerView('after the grace'), 2);
+    assert.equal(fake.get('secrets', NAMESPACE, SECRET)?.['metadata'].annotations?.['envoy-injector.io/carried-cas-until'], undefined);
+  } finally {
+    await Promise.all(replicas.map((r) => r.close()));
+  }
+});
+
+test('a replica left on a dropped CA is not ready as soon as it reads the caBundle, even when its Secret read fails', async () => {
+  freshInstall();
+  let offsetMs = 0;
+  const now = () => new Date(Date.now() + offsetMs);
+  const replicas = await start(2, { now });
+  const [a, b] = replicas as [RunningInjector, RunningInjector];
+  for (const replica of replicas) replica.tls.stop();
+  try {
+    const oldFingerprint = b.tls.current()?.fingerprint;
+    fake.remove('secrets', NAMESPACE, SECRET);
+    await a.tls.resync();
+    // b never manages a pass during the whole grace (say its Secret reads fail); then a drops the old CA.
+    offsetMs = 24 * 60 * 60 * 1000;
+    await a.tls.resync();
+    const newCa = secretData('ca.crt');
+    assert.equal(splitPemCertificates(newCa).length, 1);
+    assert.deepEqual(caBundles(), [newCa, newCa]);
+
+    fake.hook = (request) =>
+      request.resource === 'secrets' ? { status: 503, reason: 'ServiceUnavailable', message: 'etcdserver: request timed out' } : undefined;
+    await b.tls.resync();
+    assert.equal(b.tls.current()?.fingerprint, oldFingerprint, 'b could not read the new certificate');
+    const readiness = b.tls.readiness();
+    assert.equal(readiness.ready, false, 'the caBundle b read no longer trusts what it serves');
+    assert.match(readiness.reason ?? '', /does not trust the serving certificate/);
+
+    // Once it can read the Secret, it switches and is ready again.
+    fake.hook = undefined;
+    await b.tls.resync();
+    assert.deepEqual(b.tls.readiness(), { ready: true });
+    assert.equal((await httpsRequest(port(b), '/readyz', { ca: newCa })).status, 200);
+  } finally {
+    await Promise.all(replicas.map((r) => r.close()));
+  }
+});
+
+test('between passes the caBundle is read alone: a replica is not ready while it does not trust it, and restores it on its own', async () => {
+  freshInstall();
+  const { logger, lines } = captureLogger('info');
+  // resync of an hour: only the trust checks (every 100 ms here) can notice anything in this test.
+  const source = new SecretTlsSource(
+    {
+      namespace: NAMESPACE,
+      secretName: SECRET,
+      webhookConfigName: WEBHOOK,
+      dnsNames: [SERVICE_HOST],
+      renewBeforeDays: 30,
+      resyncMs: 60 * 60 * 1000,
+      trustCheckMs: 100,
+    },
+    createKubeResources(fake.kubeConfig()),
+    logger,
+    () => new Date(),
+  );
+  try {
+    await source.start();
+    assert.deepEqual(source.readiness(), { ready: true });
+    const ca = secretData('ca.crt');
+
+    // Someone (a GitOps tool, say) overwrites both caBundles with another CA, and for now the
+    // replica cannot write the configuration back.
+    fake.hook = (request) =>
+      request.resource === 'mutatingwebhookconfigurations' && request.method === 'PUT'
+        ? { status: 403, reason: 'Forbidden', message: 'mutatingwebhookconfigurations.admissionregistration.k8s.io "envoy-injector" is forbidden' }
+        : undefined;
+    const other = await generateCa();
+    const mwc = fake.get('mutatingwebhookconfigurations', undefined, WEBHOOK) as KubeObject;
+    for (const webhook of mwc['webhooks']) webhook.clientConfig.caBundle = Buffer.from(other.cert).toString('base64');
+    fake.put('mutatingwebhookconfigurations', mwc);
+    await eventually('the replica reports not ready', () => !source.readiness().ready);
+    assert.match(source.readiness().reason ?? '', /does not trust the serving certificate/);
+
+    // Once it may write again, a trust check runs a pass that restores the caBundle: ready again.
+    fake.hook = undefined;
+    await eventually('the caBundle restored', () => caBundles().every((bundle) => bundle === ca));
+    await eventually('ready again', () => source.readiness().ready);
+    assert.ok(lines.some((line) => line.msg === 'caBundle changed since the last pass; running a pass now'));
+    assert.ok(lines.some((line) => line.msg === 'caBundle updated'));
+  } finally {
+    source.stop();
+  }
+});
+
+test('carried CAs: the annotation is written and read back, a renewal keeps them, and a deadline that does not parse drops them', async () => {
+  const now = new Date();
+  const oldCa = await generateCa(now);
+  const plan = await planSecretBundle(undefined, [SERVICE_HOST], now, 30, { trustedNow: async () => oldCa.cert, graceMs: 5 * 60 * 1000 });
+  assert.equal(plan.action, 'generate');
+  assert.equal(plan.bundle.carriedUntil?.getTime(), now.getTime() + 5 * 60 * 1000);
+  assert.deepEqual(splitPemCertificates(plan.bundle.trustBundle).slice(1), splitPemCertificates(oldCa.cert));
+
+  const { secretWithBundle } = await import('../src/tls/secret-bundle.ts');
+  const secret = secretWithBundle(undefined, { namespace: NAMESPACE, name: SECRET }, plan.bundle) as KubeObject;
+  assert.equal(secret['metadata'].annotations['envoy-injector.io/carried-cas-until'], plan.bundle.carriedUntil?.toISOString());
+  const read = readSecretBundle(secret);
+  assert.ok(!('problem' in read));
+  assert.equal(read.carriedUntil?.getTime(), plan.bundle.carriedUntil?.getTime());
+  assert.equal((await planSecretBundle(read, [SERVICE_HOST], now, 30)).action, 'reuse');
+
+  // A renewal (here: a new name) during the grace keeps the carried CAs and their deadline.
+  const renewed = await planSecretBundle(read, [SERVICE_HOST, 'extra.example'], now, 30);
+  assert.equal(renewed.action, 'renew');
+  assert.equal(renewed.bundle.trustBundle, read.trustBundle);
+  assert.equal(renewed.bundle.carriedUntil?.getTime(), read.carriedUntil?.getTime());
+
+  // Someone mangled the deadline: treated as passed, the carried CAs go, and so does the annotation.
+  secret['metadata'].annotations['envoy-injector.io/carried-cas-until'] = 'soon';
+  secret['metadata'].annotations['team'] = 'platform';
+  const mangled = readSecretBundle(secret);
+  assert.ok(!('problem' in mangled));
+  const dropped = await planSecretBundle(mangled, [SERVICE_HOST], now, 30);
+  assert.equal(dropped.action, 'drop-carried');
+  assert.deepEqual(splitPemCertificates(dropped.bundle.trustBundle), splitPemCertificates(plan.bundle.caCert));
+  const written = secretWithBundle(secret, { namespace: NAMESPACE, name: SECRET }, dropped.bundle) as KubeObject;
+  assert.deepEqual(written['metadata'].annotations, { team: 'platform' });
+});
+
+test('a pass that wrote is followed by one soon after, which undoes a racing replica\'s stale write', async () => {
+  freshInstall();
+  // resync of an hour and no trust checks: only the pass after the write can notice anything here.
+  const source = new SecretTlsSource(
+    {
+      namespace: NAMESPACE,
+      secretName: SECRET,
+      webhookConfigName: WEBHOOK,
+      dnsNames: [SERVICE_HOST],
+      renewBeforeDays: 30,
+      resyncMs: 60 * 60 * 1000,
+      trustCheckMs: 60 * 60 * 1000,
+    },
+    createKubeResources(fake.kubeConfig()),
+    captureLogger('silent').logger,
+    () => new Date(),
+  );
+  try {
+    await source.start();
+    const ca = secretData('ca.crt');
+    assert.deepEqual(caBundles(), [ca, ca]);
+    // A replica that read an older Secret writes its caBundle just after ours.
+    const stale = await generateCa();
+    const mwc = fake.get('mutatingwebhookconfigurations', undefined, WEBHOOK) as KubeObject;
+    for (const webhook of mwc['webhooks']) webhook.clientConfig.caBundle = Buffer.from(stale.cert).toString('base64');
+    fake.put('mutatingwebhookconfigurations', mwc);
+    await eventually('the caBundle restored by the follow-up pass', () => caBundles().every((bundle) => bundle === ca));
+    assert.deepEqual(source.readiness(), { ready: true });
+  } finally {
+    source.stop();
   }
 });

@@ -7,16 +7,18 @@ import { loadConfig } from '../config.ts';
 import type { InjectorRuntime } from '../core/types.ts';
 import { UsageError } from '../errors.ts';
 import { loadKubeConfig } from '../kube/client.ts';
-import { inspectInstallation, type Finding } from '../kube/inspect.ts';
+import { inspectInstallation, type Finding, type NativeSidecarCheck } from '../kube/inspect.ts';
 import { createKubeResources } from '../kube/resources.ts';
-import { detectNativeSidecarSupport } from '../kube/version.ts';
+import { detectNativeSidecarSupport, readKubeletSurvey } from '../kube/version.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `Usage: envoy-injector check [options]
 
 Checks an installation through your kubeconfig: the MutatingWebhookConfiguration and its caBundle
 against the certificate the replicas serve (read from their Secret), the Service's ready endpoints,
-the namespaces labelled for injection, and pods there that run without the proxy or with a stale one.
+the nodes' kubelets when native sidecars may be injected, the namespaces labelled for injection (and
+whether their Pod Security level refuses injected pods), and pods there that run without the proxy
+or with a stale one.
 Run it with the config file the injector runs with (manifests/config.yaml). Exits 1 on a failure.
 
 Options:
@@ -85,11 +87,32 @@ export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'writ
   }
   if (kc.getCurrentCluster() === null) throw new UsageError('the kubeconfig has no current cluster');
 
-  // The proxy config hash depends on native sidecars, which `auto` resolves from the cluster's version.
-  const nativeSidecarSupported =
-    config.nativeSidecar === 'auto' ? (await detectNativeSidecarSupport(kc)).supported : config.nativeSidecar === 'true';
+  // The proxy config hash depends on native sidecars, which `auto` resolves from the cluster (the
+  // API server's version and the nodes' kubelets), as a replica starting now would.
+  const resources = createKubeResources(kc);
+  let nativeSidecar: NativeSidecarCheck | undefined;
+  let nativeSidecarSupported = config.nativeSidecar === 'true';
+  if (config.nativeSidecar === 'auto') {
+    const support = await detectNativeSidecarSupport(kc);
+    nativeSidecarSupported = support.supported;
+    nativeSidecar = {
+      setting: 'auto',
+      detail: support.detail,
+      ...(support.kubelets === undefined ? {} : { kubelets: support.kubelets }),
+      ...(support.warning === undefined ? {} : { problem: support.warning }),
+    };
+  } else if (config.nativeSidecar === 'true') {
+    try {
+      nativeSidecar = { setting: 'true', kubelets: await readKubeletSurvey(resources) };
+    } catch (error) {
+      nativeSidecar = { setting: 'true', problem: `could not list the nodes to check their kubelets (${(error as Error).message})` };
+    }
+  }
   const runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported };
-  const findings = await inspectInstallation(createKubeResources(kc), config, runtime, values.secret === undefined ? {} : { secretName: values.secret });
+  const findings = await inspectInstallation(resources, config, runtime, {
+    ...(values.secret === undefined ? {} : { secretName: values.secret }),
+    ...(nativeSidecar === undefined ? {} : { nativeSidecar }),
+  });
 
   if (output === 'json') out.write(`${JSON.stringify(findings, null, 2)}\n`);
   else {

@@ -13,6 +13,7 @@ import { CERT_FILES } from '../tls/local.ts';
 import { KubeApiError } from './api-error.ts';
 import { webhookCaBundles } from './ca-bundle.ts';
 import type { KubeResources } from './resources.ts';
+import { describeOlderKubelets, NATIVE_SIDECAR_MIN_MINOR, type KubeletSurvey } from './version.ts';
 
 /** How bad a finding is: `fail` makes `check` exit non-zero. */
 export type FindingLevel = 'ok' | 'info' | 'warn' | 'fail';
@@ -21,7 +22,7 @@ export type FindingLevel = 'ok' | 'info' | 'warn' | 'fail';
 export interface Finding {
   readonly level: FindingLevel;
   /** Which check produced it. */
-  readonly check: 'webhook-configuration' | 'ca-bundle' | 'service' | 'namespaces' | 'pods';
+  readonly check: 'webhook-configuration' | 'ca-bundle' | 'service' | 'nodes' | 'namespaces' | 'pods';
   readonly message: string;
 }
 
@@ -74,11 +75,114 @@ function running(pod: JsonObject): boolean {
   return phase !== 'Succeeded' && phase !== 'Failed' && metadataOf(pod)['deletionTimestamp'] === undefined;
 }
 
+/** Which replica an endpoint is: its pod (the same in every slice) or, without one, its addresses. */
+function endpointIdentity(endpoint: JsonObject): string {
+  const ref = isObject(endpoint['targetRef']) ? endpoint['targetRef'] : undefined;
+  if (ref !== undefined && typeof ref['uid'] === 'string' && ref['uid'] !== '') return `uid:${ref['uid']}`;
+  if (ref !== undefined && typeof ref['name'] === 'string') return `ref:${String(ref['kind'] ?? '')}/${String(ref['namespace'] ?? '')}/${ref['name']}`;
+  const addresses = Array.isArray(endpoint['addresses']) ? endpoint['addresses'].map(String).sort() : [];
+  return `addresses:${addresses.join(',')}`;
+}
+
+/**
+ * Returns how many distinct replicas the EndpointSlices of a Service list as ready and not ready. A
+ * dual-stack Service has one slice per address family, so one replica appears in several slices:
+ * it counts once, as ready if any slice lists it ready.
+ */
+export function countEndpoints(slices: readonly JsonObject[]): { ready: number; notReady: number } {
+  const readiness = new Map<string, boolean>();
+  for (const slice of slices) {
+    for (const endpoint of (Array.isArray(slice['endpoints']) ? slice['endpoints'] : []).filter(isObject)) {
+      const conditions = isObject(endpoint['conditions']) ? endpoint['conditions'] : {};
+      // An unset `ready` means ready (EndpointConditions).
+      const ready = conditions['ready'] !== false;
+      const key = endpointIdentity(endpoint);
+      readiness.set(key, (readiness.get(key) ?? false) || ready);
+    }
+  }
+  const ready = [...readiness.values()].filter(Boolean).length;
+  return { ready, notReady: readiness.size - ready };
+}
+
+/** Pod Security Standards levels that refuse envoy-init (root, NET_ADMIN and NET_RAW). */
+const REFUSING_POD_SECURITY_LEVELS: readonly string[] = ['baseline', 'restricted'];
+const POD_SECURITY_LABEL = 'pod-security.kubernetes.io';
+
+/**
+ * Returns what the Pod Security labels of injected namespaces mean for injected pods: Pod Security
+ * admission checks the pod after the webhooks mutated it, and envoy-init runs as root with NET_ADMIN
+ * and NET_RAW, which `baseline` (those capabilities) and `restricted` (root too) forbid. `enforce`
+ * refuses every injected pod (warn); `warn` only makes kubectl print a warning (info).
+ */
+export function podSecurityFindings(namespaces: readonly JsonObject[]): { level: FindingLevel; message: string }[] {
+  const enforced: { level: FindingLevel; message: string }[] = [];
+  const warned: { level: FindingLevel; message: string }[] = [];
+  for (const ns of [...namespaces].sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
+    const labels = stringMap(metadataOf(ns)['labels']);
+    const enforce = labels[`${POD_SECURITY_LABEL}/enforce`];
+    const warn = labels[`${POD_SECURITY_LABEL}/warn`];
+    if (enforce !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(enforce)) {
+      enforced.push({
+        level: 'warn',
+        message: `${nameOf(ns)} enforces Pod Security "${enforce}": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set ${POD_SECURITY_LABEL}/enforce=privileged on the namespace (or exempt it in the API server's PodSecurity configuration), or stop injecting there`,
+      });
+    } else if (warn !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(warn)) {
+      warned.push({
+        level: 'info',
+        message: `${nameOf(ns)}: kubectl prints a Pod Security warning for every injected pod (${POD_SECURITY_LABEL}/warn=${warn}): envoy-init runs as root with NET_ADMIN and NET_RAW`,
+      });
+    }
+  }
+  return [...enforced, ...warned];
+}
+
+/** What `check` learnt about native sidecars and the nodes' kubelets (nothing with `nativeSidecar: false`). */
+export interface NativeSidecarCheck {
+  readonly setting: 'auto' | 'true';
+  /** How `auto` resolves now. */
+  readonly detail?: string;
+  /** The nodes' kubelets, when they could be listed. */
+  readonly kubelets?: KubeletSurvey;
+  /** What could not be checked. */
+  readonly problem?: string;
+}
+
+/**
+ * Returns what the nodes' kubelets mean for the native sidecars the webhook may inject: a kubelet
+ * older than 1.29 runs an init container with `restartPolicy: Always` as an ordinary one that never
+ * exits, so an injected pod scheduled there hangs in Init.
+ */
+export function nativeSidecarFindings(check: NativeSidecarCheck, namespace: string): { level: FindingLevel; message: string }[] {
+  const { setting, kubelets, problem, detail } = check;
+  if (problem !== undefined) return [{ level: 'warn', message: `nativeSidecar ${setting}: ${problem}` }];
+  if (kubelets === undefined) return detail === undefined ? [] : [{ level: 'info', message: `nativeSidecar ${setting}: ${detail}` }];
+  if (kubelets.older.length === 0) {
+    return [{ level: 'ok', message: setting === 'auto' && detail !== undefined ? `nativeSidecar auto: ${detail}` : `nativeSidecar true: every kubelet ≥ 1.${NATIVE_SIDECAR_MIN_MINOR} (${kubelets.nodes} node${kubelets.nodes === 1 ? '' : 's'})` }];
+  }
+  const older = describeOlderKubelets(kubelets);
+  if (setting === 'true') {
+    return [
+      {
+        level: 'warn',
+        message: `${older}: with nativeSidecar true, injected pods scheduled there hang in Init (the envoy init container never exits) — set nativeSidecar to auto or false, or upgrade those nodes`,
+      },
+    ];
+  }
+  return [
+    {
+      level: 'warn',
+      message: `${older}: nativeSidecar auto gives classic sidecars while they remain, but a replica started before such a node joined still injects native sidecars, which hang in Init there — restart the injector after adding one (kubectl -n ${namespace} rollout restart deployment/envoy-injector)`,
+    },
+  ];
+}
+
 /** Options of an inspection. */
 export interface InspectOptions {
   /** The Secret holding the served certificate (default: tls.secretName). */
   readonly secretName?: string;
   readonly now?: Date;
+  /** Native sidecars against the nodes' kubelets (see NativeSidecarCheck). */
+  readonly nativeSidecar?: NativeSidecarCheck;
 }
 
 /** Inspects the installation `config` describes; never throws for what it finds, only for API failures. */
@@ -178,29 +282,27 @@ export async function inspectInstallation(
   } else {
     const ports = (isObject(service['spec']) && Array.isArray(service['spec']['ports']) ? service['spec']['ports'] : []).filter(isObject);
     if (!ports.some((p) => p['port'] === servicePort)) add('fail', 'service', `Service ${namespace}/${serviceName} has no port ${servicePort}, which the webhooks call`);
-    const slices = await resources.listEndpointSlices(namespace, serviceName);
-    let ready = 0;
-    let notReady = 0;
-    for (const slice of slices) {
-      for (const endpoint of (Array.isArray(slice['endpoints']) ? slice['endpoints'] : []).filter(isObject)) {
-        const conditions = isObject(endpoint['conditions']) ? endpoint['conditions'] : {};
-        // An unset `ready` means ready (EndpointConditions).
-        if (conditions['ready'] === false) notReady++;
-        else ready++;
-      }
-    }
+    const { ready, notReady } = countEndpoints(await resources.listEndpointSlices(namespace, serviceName));
     const others = notReady > 0 ? ` (${notReady} not ready)` : '';
     if (ready === 0) add('fail', 'service', `Service ${namespace}/${serviceName} has no ready endpoints${others}: pod creations the webhooks match fail while it has none`);
     else add(ready === 1 ? 'warn' : 'ok', 'service', `Service ${namespace}/${serviceName}: ${ready} ready endpoint${ready === 1 ? '' : 's'}${others}${ready === 1 ? '; one replica is a single point of failure' : ''}`);
   }
 
-  // 4. Labelled namespaces, and 5. the pods in them (plus pods that opted in by label elsewhere).
+  // 4. The nodes' kubelets, when the webhook may inject native sidecars.
+  if (options.nativeSidecar !== undefined) {
+    for (const finding of nativeSidecarFindings(options.nativeSidecar, namespace)) add(finding.level, 'nodes', finding.message);
+  }
+
+  // 5. Labelled namespaces, and 6. the pods in them (plus pods that opted in by label elsewhere).
   const excluded = (ns: string) => ns === namespace || config.excludedNamespaces.includes(ns);
-  const labelled = (await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`)).map(nameOf).sort();
+  const labelledObjects = await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`);
+  const labelled = labelledObjects.map(nameOf).sort();
   const active = labelled.filter((ns) => !excluded(ns));
   const ignored = labelled.filter(excluded);
   if (active.length === 0) add('warn', 'namespaces', `no namespace is labelled ${INJECT_LABEL}=${INJECT_LABEL_ENABLED}: only pods labelled so are injected`);
   else add('ok', 'namespaces', `${active.length} namespace${active.length === 1 ? '' : 's'} labelled ${INJECT_LABEL}=${INJECT_LABEL_ENABLED}: ${active.join(', ')}`);
+  const security = podSecurityFindings(labelledObjects.filter((ns) => !excluded(nameOf(ns))));
+  for (const finding of security) add(finding.level, 'namespaces', finding.message);
   if (ignored.length > 0) add('info', 'namespaces', `labelled but excluded (never injected): ${ignored.join(', ')}`);
 
   const pods = new Map<string, { pod: JsonObject; labels: Record<string, string> }>();

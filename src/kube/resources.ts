@@ -14,6 +14,14 @@ import { callRaw, KUBE_REQUEST_TIMEOUT_MS } from './raw.ts';
 
 /** Page size of list calls; pages are followed with `continue`. */
 const LIST_PAGE_SIZE = 500;
+/** Page size of the node list: a Node is several KB, and only two of its fields are kept. */
+const NODE_PAGE_SIZE = 200;
+
+/** A node's name and the version its kubelet reports (status.nodeInfo.kubeletVersion, "" when unset). */
+export interface NodeKubelet {
+  readonly name: string;
+  readonly kubeletVersion: string;
+}
 
 /** Raw-JSON access to the objects envoy-injector reads and writes. */
 export interface KubeResources {
@@ -35,6 +43,8 @@ export interface KubeResources {
   listNamespaces(labelSelector: string): Promise<JsonObject[]>;
   /** Pods of one namespace, or of all namespaces when `namespace` is undefined, matching a label selector. */
   listPods(namespace: string | undefined, labelSelector?: string): Promise<JsonObject[]>;
+  /** Every node's kubelet version (only these two fields are kept of each page). */
+  listNodeKubelets(): Promise<NodeKubelet[]>;
 }
 
 async function orUndefined(read: Promise<JsonObject>): Promise<JsonObject | undefined> {
@@ -46,18 +56,31 @@ async function orUndefined(read: Promise<JsonObject>): Promise<JsonObject | unde
   }
 }
 
-/** Follows `continue` tokens until the list is complete. */
-async function listAll(what: string, page: (cont: string | undefined) => Promise<JsonObject>): Promise<JsonObject[]> {
-  const items: JsonObject[] = [];
+/** Follows `continue` tokens until the list is complete, keeping what `keep` makes of each item. */
+async function listAll<T = JsonObject>(
+  what: string,
+  page: (cont: string | undefined) => Promise<JsonObject>,
+  keep: (item: JsonObject) => T = (item) => item as T,
+): Promise<T[]> {
+  const items: T[] = [];
   let cont: string | undefined;
   do {
     const list = await page(cont);
     if (!Array.isArray(list['items'])) throw new Error(`${what}: the API server answered without items`);
-    for (const item of list['items']) if (typeof item === 'object' && item !== null && !Array.isArray(item)) items.push(item);
+    for (const item of list['items']) if (typeof item === 'object' && item !== null && !Array.isArray(item)) items.push(keep(item));
     const metadata = list['metadata'] as { continue?: unknown } | undefined;
     cont = typeof metadata?.continue === 'string' && metadata.continue !== '' ? metadata.continue : undefined;
   } while (cont !== undefined);
   return items;
+}
+
+/** A node's name and kubelet version, read from the Node object. */
+function nodeKubelet(node: JsonObject): NodeKubelet {
+  const field = (object: unknown, key: string): unknown =>
+    typeof object === 'object' && object !== null && !Array.isArray(object) ? (object as JsonObject)[key] : undefined;
+  const name = field(node['metadata'], 'name');
+  const version = field(field(node['status'], 'nodeInfo'), 'kubeletVersion');
+  return { name: typeof name === 'string' ? name : '', kubeletVersion: typeof version === 'string' ? version : '' };
 }
 
 /** Returns KubeResources talking to the cluster of `kc`. */
@@ -120,6 +143,13 @@ export function createKubeResources(kc: KubeConfig, timeoutMs: number = KUBE_REQ
           undefined,
           timeoutMs,
         ),
+      ),
+    listNodeKubelets: () =>
+      listAll(
+        'listing nodes',
+        (cont) =>
+          callRaw('listing nodes', (o) => core.listNode({ limit: NODE_PAGE_SIZE, ...(cont === undefined ? {} : { _continue: cont }) }, o), undefined, timeoutMs),
+        nodeKubelet,
       ),
     listPods: (namespace, labelSelector) => {
       const what = namespace === undefined ? 'listing pods in all namespaces' : `listing pods in namespace ${namespace}`;

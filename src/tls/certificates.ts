@@ -1,6 +1,6 @@
 // Generating and checking the webhook's CA and serving certificate (with selfsigned), shared by the
 // local default, the self-bootstrapped Secret and the `certs` command.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { generate } from 'selfsigned';
 
@@ -18,8 +18,13 @@ export const CA_VALIDITY_DAYS = 3650;
 /** Validity of a generated serving certificate. */
 export const SERVING_VALIDITY_DAYS = 365;
 
-/** Returns a new self-signed CA (ECDSA P-256, SHA-256). */
-export async function generateCa(now: Date = new Date(), commonName = 'envoy-injector CA'): Promise<{ cert: string; key: string }> {
+/**
+ * Returns a new self-signed CA (ECDSA P-256, SHA-256) named `envoy-injector CA <random>`: during a
+ * CA rotation or reset a caBundle holds two of them, and OpenSSL-based clients pick the issuer of a
+ * certificate by its name alone (these certificates carry no key identifiers), so two CAs of one
+ * name would make the certificates of one of them fail with "certificate signature failure".
+ */
+export async function generateCa(now: Date = new Date(), commonName = `envoy-injector CA ${randomBytes(4).toString('hex')}`): Promise<{ cert: string; key: string }> {
   const result = await generate([{ name: 'commonName', value: commonName }], {
     keyType: 'ec',
     curve: 'P-256',

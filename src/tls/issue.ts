@@ -1,11 +1,11 @@
 // Issuing a CA and a serving certificate into a directory on request (`envoy-injector certs`): the
 // serving certificate is always new; a CA already in the directory is kept (so a caBundle that trusts
 // it keeps working) unless a new one is asked for or it cannot be used.
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InjectorError } from '../errors.ts';
-import { generateCa, generateServingCert, type CertificateBundle } from './certificates.ts';
+import { bundleTrusts, generateCa, generateServingCert, type CertificateBundle } from './certificates.ts';
 import { CERT_FILES } from './local.ts';
 
 /** What `issueCertificates` wrote. */
@@ -26,7 +26,11 @@ function readIfPresent(path: string): string | undefined {
   }
 }
 
-/** Returns the CA in `dir` if both its files are there and usable, or why not. */
+/**
+ * Returns the CA in `dir` if both its files are there and usable, or why a new one may be made (no
+ * CA, or one that cannot sign the new certificate); throws for what only the admin can sort out (a
+ * half pair, a key that is not the CA's), since a new CA would silently untrust every caBundle.
+ */
 function existingCa(dir: string, now: Date, validityDays: number): { cert: string; key: string } | { reason: string } {
   const cert = readIfPresent(join(dir, CERT_FILES.caCert));
   const key = readIfPresent(join(dir, CERT_FILES.caKey));
@@ -37,13 +41,30 @@ function existingCa(dir: string, now: Date, validityDays: number): { cert: strin
       `${join(dir, cert === undefined ? CERT_FILES.caCert : CERT_FILES.caKey)} is missing while its pair is there; remove the other or pass --new-ca`,
     );
   }
+  let ca: X509Certificate;
   try {
-    const ca = new X509Certificate(cert);
-    if (!ca.ca) return { reason: `${CERT_FILES.caCert} is not a CA certificate` };
-    // The serving certificate must not outlive the CA that signs it.
-    if (new Date(ca.validTo).getTime() < now.getTime() + validityDays * 24 * 60 * 60 * 1000) return { reason: 'the CA expires before the new certificate would' };
+    ca = new X509Certificate(cert);
   } catch (error) {
     return { reason: `${CERT_FILES.caCert} does not parse (${(error as Error).message})` };
+  }
+  if (!ca.ca) return { reason: `${CERT_FILES.caCert} is not a CA certificate` };
+  // The serving certificate must not outlive the CA that signs it.
+  if (new Date(ca.validTo).getTime() < now.getTime() + validityDays * 24 * 60 * 60 * 1000) return { reason: 'the CA expires before the new certificate would' };
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (error) {
+    throw new InjectorError(
+      'tls',
+      `${join(dir, CERT_FILES.caKey)} does not hold a private key (${(error as Error).message}): put the CA's key there, or pass --new-ca to make a new CA (then update every caBundle that trusts the old one)`,
+    );
+  }
+  // Signing with another key would give a certificate that the caBundle (this ca.crt) cannot verify.
+  if (!ca.checkPrivateKey(privateKey)) {
+    throw new InjectorError(
+      'tls',
+      `${join(dir, CERT_FILES.caKey)} is not the key of the CA in ${join(dir, CERT_FILES.caCert)}: put the matching key there, or pass --new-ca to make a new CA (then update every caBundle that trusts the old one)`,
+    );
   }
   return { cert, key };
 }
@@ -77,6 +98,10 @@ export async function issueCertificates(
       serving = await generateServingCert(ca, names, now, options.validityDays);
     } catch (error) {
       throw new InjectorError('tls', `cannot sign with the CA in ${dir} (${(error as Error).message}); pass --new-ca to replace it`, { cause: error });
+    }
+    // Checked as a client given ca.crt as its caBundle would, before anything is written.
+    if (!bundleTrusts(ca.cert, serving.cert, now)) {
+      throw new InjectorError('tls', `the certificate signed with the CA in ${dir} does not verify against its ${CERT_FILES.caCert}; nothing was written; pass --new-ca to replace the CA`);
     }
     mkdirSync(dir, { recursive: true });
     // Keys are private; chmod too, since `mode` only applies to a file that did not exist.

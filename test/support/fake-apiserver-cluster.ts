@@ -104,3 +104,54 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Returns a Node as the kubelet registers and updates it, running kubelet `kubeletVersion`. */
+export function nodeObject(name: string, kubeletVersion: string): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name,
+      labels: {
+        'kubernetes.io/hostname': name,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        'node.kubernetes.io/instance-type': 'm6i.large',
+        'topology.kubernetes.io/zone': 'eu-west-1a',
+      },
+      annotations: { 'node.alpha.kubernetes.io/ttl': '0', 'volumes.kubernetes.io/controller-managed-attach-detach': 'true' },
+    },
+    spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'], providerID: `aws:///eu-west-1a/i-0${name.length}f3c2b1a0e9d8c7` },
+    status: {
+      capacity: { cpu: '2', memory: '7941456Ki', pods: '29', 'ephemeral-storage': '20959212Ki' },
+      allocatable: { cpu: '1930m', memory: '7251280Ki', pods: '29', 'ephemeral-storage': '18242267924' },
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          lastHeartbeatTime: '2025-06-01T10:00:00Z',
+          lastTransitionTime: '2025-05-01T10:00:00Z',
+          reason: 'KubeletReady',
+          message: 'kubelet is posting ready status',
+        },
+      ],
+      addresses: [
+        { type: 'InternalIP', address: '10.0.1.17' },
+        { type: 'Hostname', address: name },
+      ],
+      daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+      nodeInfo: {
+        machineID: 'ec2a1b5c7d9e4f0a8b6c4d2e0f1a3b5c',
+        systemUUID: 'ec2a1b5c-7d9e-4f0a-8b6c-4d2e0f1a3b5c',
+        bootID: '3f6c1e2a-9b8d-4c7e-a5f4-2d1c0b9a8e7f',
+        kernelVersion: '6.1.132-147.221.amzn2023.x86_64',
+        osImage: 'Amazon Linux 2023.7.20250512',
+        containerRuntimeVersion: 'containerd://1.7.27',
+        kubeletVersion,
+        kubeProxyVersion: kubeletVersion,
+        operatingSystem: 'linux',
+        architecture: 'amd64',
+      },
+    },
+  };
+}

@@ -31,6 +31,7 @@ const RESOURCES: readonly ResourceType[] = [
   { resource: 'pods', group: '', version: 'v1', kind: 'Pod', namespaced: true },
   { resource: 'services', group: '', version: 'v1', kind: 'Service', namespaced: true },
   { resource: 'namespaces', group: '', version: 'v1', kind: 'Namespace', namespaced: false },
+  { resource: 'nodes', group: '', version: 'v1', kind: 'Node', namespaced: false },
   { resource: 'endpointslices', group: 'discovery.k8s.io', version: 'v1', kind: 'EndpointSlice', namespaced: true },
   {
     resource: 'mutatingwebhookconfigurations',
@@ -54,6 +55,9 @@ export interface RecordedRequest {
 /** What a hook sees of a request before the server handles it. */
 export interface FakeRequest {
   readonly method: string;
+  /** The URL path, e.g. `/version` or `/api/v1/nodes`. */
+  readonly path: string;
+  /** The resource (`secrets`, `nodes`, …), or `version` for GET /version. */
   readonly resource: string;
   readonly namespace: string | undefined;
   readonly name: string | undefined;
@@ -150,7 +154,9 @@ function selectorMatches(selector: string, labels: Record<string, string>): bool
 }
 
 /** Starts the server on 127.0.0.1 with a fresh CA; `token` is the bearer token it accepts. */
-export async function startFakeApiServer(options: { token?: string; version?: { major: string; minor: string } } = {}): Promise<FakeApiServer> {
+export async function startFakeApiServer(
+  options: { token?: string; version?: { major: string; minor: string; gitVersion?: string } } = {},
+): Promise<FakeApiServer> {
   const token = options.token ?? 'test-token';
   const version = options.version ?? { major: '1', minor: '31' };
   const tls = await generateBundle(['127.0.0.1', 'localhost']);
@@ -211,10 +217,23 @@ export async function startFakeApiServer(options: { token?: string; version?: { 
     const method = req.method ?? 'GET';
     if (req.headers.authorization !== `Bearer ${token}`) return { code: 401, body: status(401, 'Unauthorized', 'Unauthorized'), resource: '' };
     if (url.pathname === '/version') {
+      // version.Info, as k8s.io/apimachinery serves it (open to every authenticated client).
+      const failure = await fake.hook?.({ method, path: url.pathname, resource: 'version', namespace: undefined, name: undefined, body: undefined });
+      if (failure) return { code: failure.status, body: status(failure.status, failure.reason, failure.message), resource: 'version' };
       return {
         code: 200,
-        body: { major: version.major, minor: version.minor, gitVersion: `v${version.major}.${version.minor}.0`, platform: 'linux/amd64' },
-        resource: '',
+        body: {
+          major: version.major,
+          minor: version.minor,
+          gitVersion: version.gitVersion ?? `v${version.major}.${version.minor}.0`,
+          gitCommit: '0000000000000000000000000000000000000000',
+          gitTreeState: 'clean',
+          buildDate: '2025-01-01T00:00:00Z',
+          goVersion: 'go1.23.4',
+          compiler: 'gc',
+          platform: 'linux/amd64',
+        },
+        resource: 'version',
       };
     }
     // /api/v1/... or /apis/<group>/<version>/...; then [namespaces/<ns>/]<resource>[/<name>]
@@ -249,9 +268,17 @@ export async function startFakeApiServer(options: { token?: string; version?: { 
         return { code: 400, body: status(400, 'BadRequest', `the object provided is unrecognized (${(error as Error).message})`), resource };
       }
     }
-    const failure = await fake.hook?.({ method, resource, namespace, name, body });
+    const failure = await fake.hook?.({ method, path: url.pathname, resource, namespace, name, body });
     if (failure) {
-      return { code: failure.status, body: status(failure.status, failure.reason, failure.message), resource, ...(namespace === undefined ? {} : { namespace }), ...(name === undefined ? {} : { name }) };
+      // A refusal names what was refused, as the API server's authorizer does (details.kind is the resource).
+      const refused = failure.reason === 'Forbidden' ? { kind: resource, ...(name === undefined ? {} : { name }) } : undefined;
+      return {
+        code: failure.status,
+        body: status(failure.status, failure.reason, failure.message, refused),
+        resource,
+        ...(namespace === undefined ? {} : { namespace }),
+        ...(name === undefined ? {} : { name }),
+      };
     }
     const at = { resource, ...(namespace === undefined ? {} : { namespace }), ...(name === undefined ? {} : { name }) };
 
