@@ -18,7 +18,7 @@ import {
   parseMemory,
   parsePort,
   parsePortList,
-  quantityValue,
+  requestsAboveLimits,
   type Parsed,
 } from './core/values.ts';
 import { ConfigError } from './errors.ts';
@@ -265,14 +265,10 @@ export function loadConfig(options: LoadConfigOptions = {}): InjectorConfig {
 }
 
 function checkRequestsWithinLimits(resources: InjectorConfig['proxy']['resources'], path: string): void {
-  for (const resource of ['cpu', 'memory'] as const) {
-    const request = resources.requests[resource];
-    const limit = resources.limits[resource];
-    if (request !== undefined && limit !== undefined && quantityValue(request) > quantityValue(limit)) {
-      throw new ConfigError(
-        `${path}.requests.${resource}`,
-        `invalid config ${path}.requests.${resource}=${JSON.stringify(request)}: expected no more than ${path}.limits.${resource} (${limit})`,
-      );
-    }
-  }
+  const [resource] = requestsAboveLimits(resources);
+  if (resource === undefined) return;
+  throw new ConfigError(
+    `${path}.requests.${resource}`,
+    `invalid config ${path}.requests.${resource}=${JSON.stringify(resources.requests[resource])}: expected no more than ${path}.limits.${resource} (${resources.limits[resource]})`,
+  );
 }

@@ -22,8 +22,8 @@ import { formatAnnotationErrors, resolveOverrides } from './overrides.ts';
 import { readPod, type PodView } from './pod.ts';
 import { reason, shorten, warning, type Reason, type Warning } from './reasons.ts';
 import { closest } from './suggest.ts';
-import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ProxyResources } from './types.ts';
-import { parseBoolean, quantityValue } from './values.ts';
+import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime } from './types.ts';
+import { isGuaranteed, parseBoolean } from './values.ts';
 
 export type Decision =
   | {
@@ -246,7 +246,7 @@ function injectionWarnings(
   // Guaranteed QoS needs every container (init containers included) at requests = limits; the
   // injected ones must match too, or the pod silently becomes Burstable (and loses pinned CPUs).
   const all = [...pod.initContainers, ...pod.containers];
-  if (all.every((c) => c.guaranteed) && !(guaranteedResources(proxy.resources) && guaranteedResources(proxy.initResources))) {
+  if (all.every((c) => c.guaranteed) && !(isGuaranteed(proxy.resources) && isGuaranteed(proxy.initResources))) {
     warnings.push(warning('qos-downgraded'));
   }
   const grace = pod.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
@@ -254,15 +254,6 @@ function injectionWarnings(
     warnings.push(warning('drain-exceeds-grace-period', { drain: String(proxy.drainSeconds), grace: String(grace) }));
   }
   return warnings;
-}
-
-/** Whether resources set CPU and memory limits with requests equal to them. */
-function guaranteedResources(resources: ProxyResources): boolean {
-  return (['cpu', 'memory'] as const).every((name) => {
-    const limit = resources.limits[name];
-    const request = resources.requests[name] ?? limit;
-    return limit !== undefined && request !== undefined && quantityValue(limit) === quantityValue(request);
-  });
 }
 
 function runsToCompletion(pod: PodView, ctx: AdmissionContext): boolean {

@@ -14,7 +14,7 @@ import {
   parseLogLevel,
   parseMemory,
   parsePortList,
-  quantityValue,
+  requestsAboveLimits,
   type Parsed,
 } from './values.ts';
 
@@ -119,23 +119,19 @@ export function resolveOverrides(
 
 /** A request above its limit would be refused by the API server; say which annotation caused it. */
 function checkRequestsWithinLimits(draft: Draft, overrides: Readonly<Record<string, string>>): AnnotationError[] {
-  const errors: AnnotationError[] = [];
-  for (const resource of ['cpu', 'memory'] as const) {
-    const request = draft.resources.requests[resource];
-    const limit = draft.resources.limits[resource];
-    if (request === undefined || limit === undefined) continue;
-    if (quantityValue(request) <= quantityValue(limit)) continue;
+  return requestsAboveLimits(draft.resources).map((resource) => {
+    const request = draft.resources.requests[resource] as string;
+    const limit = draft.resources.limits[resource] as string;
     const requestKey = overrideAnnotation(resource === 'cpu' ? 'proxy-cpu' : 'proxy-memory');
     const limitKey = overrideAnnotation(resource === 'cpu' ? 'proxy-cpu-limit' : 'proxy-memory-limit');
     const annotation = overrides[requestKey] !== undefined ? requestKey : limitKey;
     const hint = overrides[limitKey] === undefined ? `; set ${limitKey} as well` : '';
-    errors.push({
+    return {
       annotation,
       value: annotation === requestKey ? request : limit,
       accepted: `a ${resource} request no larger than its limit (request ${request}, limit ${limit}${hint})`,
-    });
-  }
-  return errors;
+    };
+  });
 }
 
 /** Formats annotation errors as the one message a denied pod shows. */

@@ -1,7 +1,7 @@
 // A checked, read-only view of a pod given as plain JSON (a Pod or a workload's pod template).
 // The request object is never rebuilt from this view: it only tells the core what the pod holds.
-import type { Json, JsonObject } from './types.ts';
-import { quantityValue } from './values.ts';
+import type { Json, JsonObject, ProxyResources } from './types.ts';
+import { isGuaranteed } from './values.ts';
 
 export interface ContainerView {
   readonly name: string;
@@ -121,24 +121,21 @@ function readContainers(
       nativeSidecar: list === 'initContainers' && item['restartPolicy'] === 'Always',
       runAsUser,
       runAsGroup,
-      guaranteed: hasGuaranteedResources(item['resources']),
+      guaranteed: isGuaranteed(readResources(item['resources'])),
     };
   });
 }
 
-/**
- * Whether resources qualify a container for Guaranteed QoS: CPU and memory limits set, requests
- * equal to them (an unset request defaults to its limit). Read leniently, like the scheduler fields.
- */
-function hasGuaranteedResources(resources: Json | undefined): boolean {
-  if (!isObject(resources)) return false;
-  const limits = isObject(resources['limits']) ? resources['limits'] : {};
-  const requests = isObject(resources['requests']) ? resources['requests'] : {};
-  return (['cpu', 'memory'] as const).every((name) => {
-    const limit = limits[name];
-    const request = requests[name] ?? limit;
-    return typeof limit === 'string' && typeof request === 'string' && quantityValue(limit) === quantityValue(request);
-  });
+/** Reads a container's resources leniently (the API server validated them), as far as QoS needs. */
+function readResources(resources: Json | undefined): ProxyResources {
+  const list = (value: Json | undefined) => {
+    const map = isObject(value) ? value : {};
+    return {
+      ...(typeof map['cpu'] === 'string' ? { cpu: map['cpu'] } : {}),
+      ...(typeof map['memory'] === 'string' ? { memory: map['memory'] } : {}),
+    };
+  };
+  return isObject(resources) ? { requests: list(resources['requests']), limits: list(resources['limits']) } : { requests: {}, limits: {} };
 }
 
 const OS_LABEL = 'kubernetes.io/os';

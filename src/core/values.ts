@@ -1,7 +1,7 @@
 // Parsers for the value syntaxes shared by annotations, config files, environment and CLI flags.
 // Each returns the parsed value or the sentence describing what is accepted.
 import { isIP } from 'node:net';
-import { LOG_LEVELS, type AllOr, type LogLevel } from './types.ts';
+import { LOG_LEVELS, type AllOr, type LogLevel, type ProxyResources } from './types.ts';
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly accepted: string };
 
@@ -118,6 +118,27 @@ export function quantityValue(text: string): number {
   const number = Number(match[1]);
   if (/^[eE]/.test(suffix)) return number * 10 ** Number(suffix.slice(1));
   return number * (SUFFIX_FACTOR[suffix] ?? Number.NaN);
+}
+
+/** Returns the resources (cpu, memory) whose request is above its limit: the API server refuses those. */
+export function requestsAboveLimits(resources: ProxyResources): ('cpu' | 'memory')[] {
+  return (['cpu', 'memory'] as const).filter((name) => {
+    const request = resources.requests[name];
+    const limit = resources.limits[name];
+    return request !== undefined && limit !== undefined && quantityValue(request) > quantityValue(limit);
+  });
+}
+
+/**
+ * Whether resources qualify a container for Guaranteed QoS: CPU and memory limits set, and requests
+ * equal to them (an unset request defaults to its limit, as the API server does).
+ */
+export function isGuaranteed(resources: ProxyResources): boolean {
+  return (['cpu', 'memory'] as const).every((name) => {
+    const limit = resources.limits[name];
+    const request = resources.requests[name] ?? limit;
+    return limit !== undefined && request !== undefined && quantityValue(limit) === quantityValue(request);
+  });
 }
 
 /** Parses a CPU quantity such as `100m` or `2`. */

@@ -2,11 +2,11 @@
 // serving certificate is always new; a CA already in the directory is kept (so a caBundle that trusts
 // it keeps working) unless a new one is asked for or it cannot be used.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InjectorError } from '../errors.ts';
 import { bundleTrusts, generateCa, generateServingCert, type CertificateBundle } from './certificates.ts';
-import { CERT_FILES } from './local.ts';
+import { CERT_FILES, readIfPresent } from './local.ts';
 
 /** What `issueCertificates` wrote. */
 export interface IssuedCertificates {
@@ -15,15 +15,6 @@ export interface IssuedCertificates {
   readonly ca: { readonly action: 'kept' | 'generated'; readonly reason?: string };
   /** Paths written, by role. */
   readonly files: { readonly caCert: string; readonly caKey: string; readonly cert: string; readonly key: string };
-}
-
-function readIfPresent(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
 }
 
 /**

@@ -11,7 +11,8 @@ export const CERT_FILES = { caCert: 'ca.crt', caKey: 'ca.key', cert: 'tls.crt', 
 /** Names every local serving certificate carries, so a local API server can call the webhook. */
 export const LOCAL_NAMES: readonly string[] = ['localhost', '127.0.0.1', '::1'];
 
-function readIfPresent(path: string): string | undefined {
+/** Returns a file's text, or undefined when it does not exist (any other error is thrown). */
+export function readIfPresent(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
