@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { describeConfigKeys } from '../src/config.ts';
-import { KNOWN_ANNOTATIONS, OVERRIDE_SETTINGS } from '../src/constants.ts';
+import { KNOWN_ANNOTATIONS, annotationNames } from '../src/core/settings.ts';
+
+const OVERRIDE_SETTINGS = annotationNames();
 import { REASONS, WARNINGS } from '../src/core/reasons.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');

@@ -4,9 +4,10 @@
 import { Buffer } from 'node:buffer';
 import { X509Certificate } from 'node:crypto';
 import { INJECT_LABEL, INJECT_LABEL_ENABLED, PATHS, STATUS_ANNOTATION } from '../constants.ts';
+import { admissionContext } from '../core/context.ts';
 import { decide } from '../core/decide.ts';
-import { formatAnnotationErrors, resolveOverrides } from '../core/overrides.ts';
-import { parseStatus, hashProxyConfig } from '../core/status.ts';
+import { proxyDrift } from '../core/drift.ts';
+import { formatAnnotationErrors } from '../core/overrides.ts';
 import type { InjectorConfig, InjectorRuntime, Json, JsonObject } from '../core/types.ts';
 import { bundleTrusts, certificateCovers, splitPemCertificates } from '../tls/certificates.ts';
 import { CERT_FILES } from '../tls/local.ts';
@@ -47,22 +48,25 @@ const day = (date: Date) => date.toISOString().slice(0, 10);
  */
 export function assessPod(pod: JsonObject, namespaceLabels: Readonly<Record<string, string>>, config: InjectorConfig, runtime: InjectorRuntime): PodAssessment {
   const metadata = metadataOf(pod);
-  const annotations = stringMap(metadata['annotations']);
-  const statusText = annotations[STATUS_ANNOTATION];
-  if (statusText !== undefined) {
-    const status = parseStatus(statusText);
-    if (status === undefined) return { state: 'stale', detail: `its ${STATUS_ANNOTATION} annotation is not one this injector writes` };
-    const resolved = resolveOverrides(annotations, config, runtime);
-    if (!resolved.ok) return { state: 'stale', detail: `its annotations are no longer valid: ${formatAnnotationErrors(resolved.errors)}` };
-    const expected = hashProxyConfig(resolved.config, runtime.version);
-    if (expected === status.configHash) return { state: 'injected', detail: `config hash ${expected}` };
-    return {
-      state: 'stale',
-      detail: `config hash ${status.configHash} (injected by ${status.version}); the current config gives ${expected}`,
-    };
-  }
   const namespace = String(metadata['namespace'] ?? '');
-  const { decision } = decide(pod, { kind: 'Pod', operation: 'CREATE', namespace, namespaceLabels }, config, runtime);
+  const ctx = admissionContext({ namespace, namespaceLabels });
+  const drift = proxyDrift(pod, ctx, config, runtime);
+  switch (drift?.state) {
+    case undefined:
+      break;
+    case 'unknown-status':
+      return { state: 'stale', detail: `its ${STATUS_ANNOTATION} annotation is not one this injector writes` };
+    case 'invalid-annotations':
+      return { state: 'stale', detail: `its annotations are no longer valid: ${formatAnnotationErrors(drift.errors)}` };
+    case 'current':
+      return { state: 'injected', detail: `config hash ${drift.configHash}` };
+    case 'stale':
+      return {
+        state: 'stale',
+        detail: `config hash ${drift.status.configHash} (injected by ${drift.status.version}); the current config gives ${drift.expectedHash}`,
+      };
+  }
+  const { decision } = decide(pod, ctx, config, runtime);
   const reasons = decision.reasons.map((r) => r.code).join(', ');
   if (decision.action === 'inject') return { state: 'not-injected', detail: `would be injected now (${reasons})` };
   if (decision.action === 'deny') return { state: 'would-deny', detail: decision.reasons.map((r) => r.message).join(' ') };
