@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { Draft } from './core/lens.ts';
-import { DEFAULT_PROXY_IMAGE, ENV_PREFIX, INIT_IMAGE_REPOSITORY, SETTINGS, defaultOf, envVarFor, type Setting, type SettingsTable } from './core/settings.ts';
+import { INIT_IMAGE_REPOSITORY, SETTINGS, defaultOf, envVarFor, type Setting, type SettingsTable } from './core/settings.ts';
 import { closest } from './core/suggest.ts';
 import type { InjectorConfig } from './core/types.ts';
 import type { ValueType } from './core/value-types.ts';
@@ -12,7 +12,7 @@ import { requestsAboveLimits, type Parsed } from './core/values.ts';
 import { ConfigError } from './errors.ts';
 import { VERSION } from './version.ts';
 
-export { DEFAULT_PROXY_IMAGE, ENV_PREFIX, envVarFor };
+export { envVarFor };
 
 /** Environment variable naming the config file (the `--config` flag takes precedence). */
 export const CONFIG_FILE_ENV = 'ENVOY_INJECTOR_CONFIG';

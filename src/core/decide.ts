@@ -240,7 +240,7 @@ function skipReasons(facts: PodFacts): Reason[] {
 }
 
 /** Whether the pod already carries this injector's proxy. */
-export function isInjected(facts: Pick<PodFacts, 'statusAnnotation' | 'proxyNamedContainer'>): boolean {
+function isInjected(facts: Pick<PodFacts, 'statusAnnotation' | 'proxyNamedContainer'>): boolean {
   return facts.statusAnnotation || facts.proxyNamedContainer !== undefined;
 }
 

@@ -7,8 +7,6 @@ import { SETTINGS, type SettingsTable } from './settings.ts';
 import type { InjectionStatus } from './status.ts';
 import type { AdmissionContext, InjectorConfig, InjectorRuntime, JsonObject } from './types.ts';
 
-export { workloadName } from './plan.ts';
-
 /** The outcome of one injection: the decision and, when injected, the pod, its patch and what was added. */
 export interface InjectionResult {
   readonly decision: Decision;
