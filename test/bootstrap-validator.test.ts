@@ -19,6 +19,7 @@ import {
   type Violation,
 } from './support/envoy-proto.ts';
 import { bootstrapRuleViolations } from './support/envoy-proto-rules.ts';
+import { admissionContext } from '../src/core/context.ts';
 
 type Obj = Record<string, any>;
 
@@ -30,7 +31,7 @@ const POD = {
 };
 
 function bootstrapFor(config = testConfig()): Obj {
-  const result = injectPod(POD, { kind: 'Pod', operation: 'CREATE', namespace: 'shop' }, config, testRuntime);
+  const result = injectPod(POD, admissionContext({ namespace: 'shop' }), config, testRuntime);
   assert.ok(result.pod);
   return bootstrapOf(result.pod as Obj);
 }

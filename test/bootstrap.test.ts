@@ -10,6 +10,7 @@ import type { EffectiveProxyConfig, InjectorConfig } from '../src/core/types.ts'
 import { checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { assertValidBootstrap } from './support/envoy-proto-check.ts';
+import { admissionContext } from '../src/core/context.ts';
 
 type Obj = Record<string, any>;
 
@@ -208,7 +209,7 @@ test('every combination of the settings that shape the proxy gives a valid pod a
                   'envoy-injector.io/concurrency': concurrency,
                   'envoy-injector.io/log-level': count % 2 === 0 ? 'debug' : 'warn',
                 };
-                const result = injectPod(pod(annotations), { kind: 'Pod', operation: 'CREATE', namespace: 'ns' }, config, testRuntime);
+                const result = injectPod(pod(annotations), admissionContext({ namespace: 'ns' }), config, testRuntime);
                 assert.equal(result.decision.action, 'inject');
                 checkInjectedPod(result.pod as Obj);
                 count++;

@@ -22,6 +22,7 @@ import { ensureSecretBundle } from '../src/tls/secret-bundle.ts';
 import { VERSION } from '../src/version.ts';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './support/fake-apiserver.ts';
 import { manifestWebhookConfiguration, NAMESPACE, nodeObject } from './support/fake-apiserver-cluster.ts';
+import { admissionContext } from '../src/core/context.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 const MANIFEST_CONFIG = new URL('../manifests/config.yaml', import.meta.url).pathname;
@@ -96,7 +97,7 @@ function pod(ns: string, name: string, options: { labels?: Record<string, string
     spec,
   };
   if (options.injectedWith !== undefined) {
-    const result = injectPod(object, { kind: 'Pod', operation: 'CREATE', namespace: ns }, options.injectedWith, runtime);
+    const result = injectPod(object, admissionContext({ namespace: ns }), options.injectedWith, runtime);
     assert.equal(result.decision.action, 'inject', `${name} is injected`);
     object = result.pod as JsonObject;
   }

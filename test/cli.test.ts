@@ -11,6 +11,7 @@ import { formatInjectReports, injectDocuments } from '../src/cli/inject.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { bootstrapOf, checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testRuntime } from './support/config.ts';
+import { admissionContext } from '../src/core/context.ts';
 
 const MIXED = new URL('./testdata/cli/mixed.yaml', import.meta.url).pathname;
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
@@ -153,7 +154,7 @@ test('bootstrap: prints exactly the bootstrap the injected pod runs with', () =>
     metadata: { name: 'web-0', namespace: 'shop', labels: { app: 'web' } },
     spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'nginx' }] },
   };
-  const injected = injectPod(pod, { kind: 'Pod', operation: 'CREATE', namespace: 'shop' }, testConfig(), testRuntime).pod;
+  const injected = injectPod(pod, admissionContext({ namespace: 'shop' }), testConfig(), testRuntime).pod;
   assert.ok(injected);
   const dir = mkdtempSync(join(tmpdir(), 'envoy-injector-cli-'));
   try {

@@ -10,8 +10,9 @@ import { injectPod } from '../src/core/inject.ts';
 import type { InjectorConfig, JsonObject, TrafficPolicy } from '../src/core/types.ts';
 import { parseInitArgs } from '../src/iptables/options.ts';
 import { testConfig, testRuntime } from './support/config.ts';
+import { admissionContext } from '../src/core/context.ts';
 
-const CTX = { kind: 'Pod', operation: 'CREATE', namespace: 'demo' } as const;
+const CTX = admissionContext({ namespace: 'demo' });
 
 function podWith(annotations: Record<string, string>): JsonObject {
   return {

@@ -15,6 +15,7 @@ import { checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { applyJsonPatch } from './support/patch.ts';
 import { decodeResponse, reviewFor, type DecodedResponse } from './support/review.ts';
+import { admissionContext } from '../src/core/context.ts';
 
 /** Kubernetes asks webhooks to keep each warning under 120 characters where possible. */
 const RECOMMENDED_LENGTH = 120;
@@ -267,7 +268,7 @@ test('every warning the corpus produces is one line within 256 characters', () =
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
     for (const doc of parseDocuments(readFileSync(join(dir, file), 'utf8'), file)) {
       for (const target of findPodTargets(doc.toJS())) {
-        const result = injectPod(target.pod, { kind: 'Pod', operation: 'CREATE', namespace: 'default', workloadKind: target.kind }, config, testRuntime);
+        const result = injectPod(target.pod, admissionContext({ namespace: 'default', workloadKind: target.kind }), config, testRuntime);
         for (const w of formatWarnings(result.warnings.map((x) => x.message))) {
           count++;
           assert.doesNotMatch(w, /\p{Cc}/u, file);

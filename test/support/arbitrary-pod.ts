@@ -22,6 +22,7 @@ import {
   STATUS_ANNOTATION,
   XTABLES_LOCK_VOLUME_NAME,
 } from '../../src/constants.ts';
+import { admissionContext as contextOf } from '../../src/core/context.ts';
 import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../../src/core/types.ts';
 import { TEST_VERSION, testConfig } from './config.ts';
 
@@ -402,7 +403,7 @@ export function admissionContext(config: InjectorConfig): fc.Arbitrary<Admission
       },
       { requiredKeys: ['kind', 'operation', 'namespace'] },
     )
-    .map((ctx) => JSON.parse(JSON.stringify(ctx)) as AdmissionContext);
+    .map((facts) => contextOf(facts));
 }
 
 // ---------------------------------------------------------------------------------------------
