@@ -23,6 +23,7 @@ import { VERSION } from '../src/version.ts';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './support/fake-apiserver.ts';
 import { manifestWebhookConfiguration, NAMESPACE, nodeObject } from './support/fake-apiserver-cluster.ts';
 import { admissionContext } from '../src/core/context.ts';
+import { FINDINGS, type FindingCode } from '../src/check/findings.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 const MANIFEST_CONFIG = new URL('../manifests/config.yaml', import.meta.url).pathname;
@@ -214,8 +215,17 @@ test('check: a broken installation names every problem and exits 1', async () =>
   // JSON output carries the same findings.
   const json = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE, '-o', 'json']);
   assert.equal(json.code, 1);
-  const findings = JSON.parse(json.stdout) as { level: string; check: string; message: string }[];
+  const findings = JSON.parse(json.stdout) as { code: FindingCode; level: string; check: string; message: string }[];
   assert.equal(findings.filter((f) => f.level === 'fail').length, 4);
+  for (const f of findings) {
+    assert.deepEqual(Object.keys(f), ['code', 'level', 'check', 'message']);
+    assert.equal(f.level, FINDINGS[f.code].level, `${f.code} has its table's level`);
+    assert.equal(f.check, FINDINGS[f.code].check, `${f.code} has its table's check`);
+  }
+  assert.deepEqual(
+    findings.filter((f) => f.check === 'pods' && f.level !== 'ok').map((f) => f.code),
+    ['pod-not-injected', 'pod-would-be-denied', 'pod-not-injected', 'pod-stale-proxy', 'pods-need-attention', 'pods-need-attention'],
+  );
   assert.deepEqual([...new Set(findings.map((f) => f.check))], ['webhook-configuration', 'ca-bundle', 'service', 'nodes', 'namespaces', 'pods']);
 });
 

@@ -1,31 +1,22 @@
-// What `envoy-injector check` finds in a cluster (SPEC.md §9), as data: the webhook configuration and
-// its caBundle against the serving certificate, the Service's ready endpoints, the labelled
-// namespaces, and pods there that run without the proxy or with a stale one. The CLI formats it.
+// What `envoy-injector check` concludes about an installation (SPEC.md §9), as findings with stable
+// codes (findings.ts): the webhook configuration and its caBundle against the serving certificate,
+// the Service's ready endpoints, the nodes' kubelets, the labelled namespaces, and pods there that
+// run without the proxy or with a stale one. Pure: it judges the objects kube/installation.ts
+// fetched, and the CLI prints what it returns, as text or JSON.
 import { Buffer } from 'node:buffer';
 import { X509Certificate } from 'node:crypto';
-import { INJECT_LABEL, INJECT_LABEL_ENABLED, PATHS, STATUS_ANNOTATION } from '../constants.ts';
+import { PATHS, STATUS_ANNOTATION } from '../constants.ts';
 import { admissionContext } from '../core/context.ts';
 import { decide } from '../core/decide.ts';
 import { proxyDrift } from '../core/drift.ts';
-import { formatAnnotationErrors } from '../core/overrides.ts';
+import { formatAnnotationErrors, resolveSettings } from '../core/overrides.ts';
 import type { InjectorConfig, InjectorRuntime, Json, JsonObject } from '../core/types.ts';
+import type { InstallationObjects } from '../kube/installation.ts';
+import { describeOlderKubelets, NATIVE_SIDECAR_MIN_MINOR, type KubeletSurvey } from '../kube/version.ts';
+import { webhookCaBundles } from '../tls/ca-bundle.ts';
 import { bundleTrusts, certificateCovers, splitPemCertificates } from '../tls/certificates.ts';
 import { CERT_FILES } from '../tls/local.ts';
-import { KubeApiError } from './api-error.ts';
-import { webhookCaBundles } from './ca-bundle.ts';
-import type { KubeResources } from './resources.ts';
-import { describeOlderKubelets, NATIVE_SIDECAR_MIN_MINOR, type KubeletSurvey } from './version.ts';
-
-/** How bad a finding is: `fail` makes `check` exit non-zero. */
-export type FindingLevel = 'ok' | 'info' | 'warn' | 'fail';
-
-/** One thing `check` reports. */
-export interface Finding {
-  readonly level: FindingLevel;
-  /** Which check produced it. */
-  readonly check: 'webhook-configuration' | 'ca-bundle' | 'service' | 'nodes' | 'namespaces' | 'pods';
-  readonly message: string;
-}
+import { finding, type Finding, type FindingCode } from './findings.ts';
 
 /** What a pod's state means for its proxy. */
 export interface PodAssessment {
@@ -118,23 +109,27 @@ const POD_SECURITY_LABEL = 'pod-security.kubernetes.io';
  * and NET_RAW, which `baseline` (those capabilities) and `restricted` (root too) forbid. `enforce`
  * refuses every injected pod (warn); `warn` only makes kubectl print a warning (info).
  */
-export function podSecurityFindings(namespaces: readonly JsonObject[]): { level: FindingLevel; message: string }[] {
-  const enforced: { level: FindingLevel; message: string }[] = [];
-  const warned: { level: FindingLevel; message: string }[] = [];
+export function podSecurityFindings(namespaces: readonly JsonObject[]): Finding[] {
+  const enforced: Finding[] = [];
+  const warned: Finding[] = [];
   for (const ns of [...namespaces].sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
     const labels = stringMap(metadataOf(ns)['labels']);
     const enforce = labels[`${POD_SECURITY_LABEL}/enforce`];
     const warn = labels[`${POD_SECURITY_LABEL}/warn`];
     if (enforce !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(enforce)) {
-      enforced.push({
-        level: 'warn',
-        message: `${nameOf(ns)} enforces Pod Security "${enforce}": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set ${POD_SECURITY_LABEL}/enforce=privileged on the namespace (or exempt it in the API server's PodSecurity configuration), or stop injecting there`,
-      });
+      enforced.push(
+        finding(
+          'pod-security-enforced',
+          `${nameOf(ns)} enforces Pod Security "${enforce}": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set ${POD_SECURITY_LABEL}/enforce=privileged on the namespace (or exempt it in the API server's PodSecurity configuration), or stop injecting there`,
+        ),
+      );
     } else if (warn !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(warn)) {
-      warned.push({
-        level: 'info',
-        message: `${nameOf(ns)}: kubectl prints a Pod Security warning for every injected pod (${POD_SECURITY_LABEL}/warn=${warn}): envoy-init runs as root with NET_ADMIN and NET_RAW`,
-      });
+      warned.push(
+        finding(
+          'pod-security-warned',
+          `${nameOf(ns)}: kubectl prints a Pod Security warning for every injected pod (${POD_SECURITY_LABEL}/warn=${warn}): envoy-init runs as root with NET_ADMIN and NET_RAW`,
+        ),
+      );
     }
   }
   return [...enforced, ...warned];
@@ -156,63 +151,82 @@ export interface NativeSidecarCheck {
  * older than 1.29 runs an init container with `restartPolicy: Always` as an ordinary one that never
  * exits, so an injected pod scheduled there hangs in Init.
  */
-export function nativeSidecarFindings(check: NativeSidecarCheck, namespace: string): { level: FindingLevel; message: string }[] {
+export function nativeSidecarFindings(check: NativeSidecarCheck, namespace: string): Finding[] {
   const { setting, kubelets, problem, detail } = check;
-  if (problem !== undefined) return [{ level: 'warn', message: `nativeSidecar ${setting}: ${problem}` }];
-  if (kubelets === undefined) return detail === undefined ? [] : [{ level: 'info', message: `nativeSidecar ${setting}: ${detail}` }];
+  if (problem !== undefined) return [finding('native-sidecar-unchecked', `nativeSidecar ${setting}: ${problem}`)];
+  if (kubelets === undefined) return detail === undefined ? [] : [finding('native-sidecar-resolved', `nativeSidecar ${setting}: ${detail}`)];
   if (kubelets.older.length === 0) {
-    return [{ level: 'ok', message: setting === 'auto' && detail !== undefined ? `nativeSidecar auto: ${detail}` : `nativeSidecar true: every kubelet ≥ 1.${NATIVE_SIDECAR_MIN_MINOR} (${kubelets.nodes} node${kubelets.nodes === 1 ? '' : 's'})` }];
+    const nodes = `${kubelets.nodes} node${kubelets.nodes === 1 ? '' : 's'}`;
+    const message = setting === 'auto' && detail !== undefined ? `nativeSidecar auto: ${detail}` : `nativeSidecar true: every kubelet ≥ 1.${NATIVE_SIDECAR_MIN_MINOR} (${nodes})`;
+    return [finding('kubelets-run-native-sidecars', message)];
   }
   const older = describeOlderKubelets(kubelets);
   if (setting === 'true') {
     return [
-      {
-        level: 'warn',
-        message: `${older}: with nativeSidecar true, injected pods scheduled there hang in Init (the envoy init container never exits) — set nativeSidecar to auto or false, or upgrade those nodes`,
-      },
+      finding(
+        'kubelets-too-old',
+        `${older}: with nativeSidecar true, injected pods scheduled there hang in Init (the envoy init container never exits) — set nativeSidecar to auto or false, or upgrade those nodes`,
+      ),
     ];
   }
   return [
-    {
-      level: 'warn',
-      message: `${older}: nativeSidecar auto gives classic sidecars while they remain, but a replica started before such a node joined still injects native sidecars, which hang in Init there — restart the injector after adding one (kubectl -n ${namespace} rollout restart deployment/envoy-injector)`,
-    },
+    finding(
+      'kubelets-too-old-for-auto',
+      `${older}: nativeSidecar auto gives classic sidecars while they remain, but a replica started before such a node joined still injects native sidecars, which hang in Init there — restart the injector after adding one (kubectl -n ${namespace} rollout restart deployment/envoy-injector)`,
+    ),
   ];
 }
 
-/** Options of an inspection. */
-export interface InspectOptions {
-  /** The Secret holding the served certificate (default: tls.secretName). */
-  readonly secretName?: string;
-  readonly now?: Date;
+/** What `check` knows besides the fetched objects. */
+export interface AssessOptions {
+  readonly now: Date;
   /** Native sidecars against the nodes' kubelets (see NativeSidecarCheck). */
   readonly nativeSidecar?: NativeSidecarCheck;
 }
 
-/** Inspects the installation `config` describes; never throws for what it finds, only for API failures. */
-export async function inspectInstallation(
-  resources: KubeResources,
+/**
+ * Returns the namespace defaults (SPEC.md §4b) of the labelled namespaces that are invalid: pods there
+ * that do not set those settings themselves would be denied.
+ */
+export function namespaceAnnotationFindings(namespaces: readonly JsonObject[], config: InjectorConfig, runtime: InjectorRuntime): Finding[] {
+  return [...namespaces]
+    .sort((a, b) => nameOf(a).localeCompare(nameOf(b)))
+    .flatMap((ns) => {
+      const resolved = resolveSettings({}, { name: nameOf(ns), annotations: stringMap(metadataOf(ns)['annotations']) }, config, runtime);
+      if (resolved.ok) return [];
+      return [
+        finding(
+          'namespace-annotation-invalid',
+          `${nameOf(ns)}: invalid defaults for its pods, which are denied where they do not set their own: ${formatAnnotationErrors(resolved.errors)}`,
+        ),
+      ];
+    });
+}
+
+/** Judges the installation `config` describes from its fetched objects; every finding has a code. */
+export function assessInstallation(
+  objects: InstallationObjects,
   config: InjectorConfig,
   runtime: InjectorRuntime,
-  options: InspectOptions = {},
-): Promise<Finding[]> {
-  const now = options.now ?? new Date();
+  options: AssessOptions,
+): Finding[] {
+  const { now } = options;
   const findings: Finding[] = [];
-  const add = (level: FindingLevel, check: Finding['check'], message: string) => findings.push({ level, check, message });
+  const add = (code: FindingCode, message: string) => findings.push(finding(code, message));
   const { namespace } = config;
   const serviceName = config.tls.serviceName;
-  const secretName = options.secretName ?? config.tls.secretName;
+  const { secretName, secret, secretUnreadable } = objects;
 
   // 1. The webhook configuration and where it sends requests.
-  const configuration = await resources.getWebhookConfiguration(config.tls.webhookConfigName);
+  const configuration = objects.webhookConfiguration;
   const bundles = configuration === undefined ? [] : webhookCaBundles(configuration);
   // A webhook's service reference defaults to port 443 when it names none.
   let servicePort = 443;
   if (configuration === undefined) {
-    add('fail', 'webhook-configuration', `MutatingWebhookConfiguration ${config.tls.webhookConfigName} not found: nothing calls the injector (install it: kubectl apply -k manifests/)`);
+    add('webhook-configuration-missing', `MutatingWebhookConfiguration ${config.tls.webhookConfigName} not found: nothing calls the injector (install it: kubectl apply -k manifests/)`);
   } else {
     const webhooks = (Array.isArray(configuration['webhooks']) ? configuration['webhooks'] : []).filter(isObject);
-    if (webhooks.length === 0) add('fail', 'webhook-configuration', `MutatingWebhookConfiguration ${config.tls.webhookConfigName} has no webhooks`);
+    if (webhooks.length === 0) add('webhook-configuration-empty', `MutatingWebhookConfiguration ${config.tls.webhookConfigName} has no webhooks`);
     const described: string[] = [];
     for (const webhook of webhooks) {
       const name = String(webhook['name'] ?? '');
@@ -220,36 +234,27 @@ export async function inspectInstallation(
       const service = isObject(clientConfig['service']) ? clientConfig['service'] : undefined;
       described.push(`${name} (failurePolicy ${String(webhook['failurePolicy'] ?? 'Fail')})`);
       if (service === undefined) {
-        add('warn', 'webhook-configuration', `webhook ${name} calls ${String(clientConfig['url'] ?? 'nothing')}, not the Service ${namespace}/${serviceName}`);
+        add('webhook-calls-url', `webhook ${name} calls ${String(clientConfig['url'] ?? 'nothing')}, not the Service ${namespace}/${serviceName}`);
         continue;
       }
       const target = `${String(service['namespace'])}/${String(service['name'])}`;
-      if (target !== `${namespace}/${serviceName}`) add('warn', 'webhook-configuration', `webhook ${name} calls Service ${target}, but the config names ${namespace}/${serviceName}`);
-      if ((service['path'] ?? '/') !== PATHS.mutate) add('fail', 'webhook-configuration', `webhook ${name} calls path ${String(service['path'] ?? '/')}, not ${PATHS.mutate}`);
+      if (target !== `${namespace}/${serviceName}`) add('webhook-calls-other-service', `webhook ${name} calls Service ${target}, but the config names ${namespace}/${serviceName}`);
+      if ((service['path'] ?? '/') !== PATHS.mutate) add('webhook-wrong-path', `webhook ${name} calls path ${String(service['path'] ?? '/')}, not ${PATHS.mutate}`);
       if (typeof service['port'] === 'number') servicePort = service['port'];
     }
     if (webhooks.length > 0) {
-      add('ok', 'webhook-configuration', `MutatingWebhookConfiguration ${config.tls.webhookConfigName}: ${described.join(', ')} → Service ${namespace}/${serviceName}:${servicePort}${PATHS.mutate}`);
+      add('webhook-configuration-ok', `MutatingWebhookConfiguration ${config.tls.webhookConfigName}: ${described.join(', ')} → Service ${namespace}/${serviceName}:${servicePort}${PATHS.mutate}`);
     }
   }
 
   // 2. The caBundle against the certificate the replicas serve (read from their Secret).
-  let secret: JsonObject | undefined;
-  let secretUnreadable: string | undefined;
-  try {
-    secret = await resources.getSecret(namespace, secretName);
-  } catch (error) {
-    if (!(error instanceof KubeApiError) || error.status !== 403) throw error;
-    secretUnreadable = error.message;
-  }
   const missingBundle = bundles.filter((b) => b.caBundle === undefined).map((b) => b.name);
-  if (missingBundle.length > 0) add('fail', 'ca-bundle', `webhook ${missingBundle.join(', ')} has no caBundle: the API server cannot verify the injector`);
+  if (missingBundle.length > 0) add('ca-bundle-missing', `webhook ${missingBundle.join(', ')} has no caBundle: the API server cannot verify the injector`);
   if (secretUnreadable !== undefined) {
-    add('warn', 'ca-bundle', `cannot read Secret ${namespace}/${secretName} to compare the caBundle with the served certificate (${secretUnreadable})`);
+    add('secret-unreadable', `cannot read Secret ${namespace}/${secretName} to compare the caBundle with the served certificate (${secretUnreadable})`);
   } else if (secret === undefined) {
     add(
-      'fail',
-      'ca-bundle',
+      'secret-missing',
       config.tls.mode === 'secret'
         ? `Secret ${namespace}/${secretName} not found: the replicas have not created their certificate yet (are they running?)`
         : `Secret ${namespace}/${secretName} not found (with tls.mode files, name the mounted Secret with --secret)`,
@@ -260,90 +265,68 @@ export async function inspectInstallation(
     const pem = typeof encoded === 'string' ? Buffer.from(encoded, 'base64').toString('utf8') : '';
     const [leafPem] = splitPemCertificates(pem);
     if (leafPem === undefined) {
-      add('fail', 'ca-bundle', `Secret ${namespace}/${secretName} holds no certificate in ${CERT_FILES.cert}`);
+      add('secret-without-certificate', `Secret ${namespace}/${secretName} holds no certificate in ${CERT_FILES.cert}`);
     } else {
       const leaf = new X509Certificate(leafPem);
       const notAfter = new Date(leaf.validTo);
       const host = `${serviceName}.${namespace}.svc`;
       const untrusting = bundles.filter((b) => b.caBundle !== undefined && !bundleTrusts(b.caBundle, pem, now)).map((b) => b.name);
       if (untrusting.length > 0) {
-        add('fail', 'ca-bundle', `the caBundle of webhook ${untrusting.join(', ')} does not trust the serving certificate in Secret ${namespace}/${secretName}: the API server's calls fail TLS`);
+        add('ca-bundle-untrusting', `the caBundle of webhook ${untrusting.join(', ')} does not trust the serving certificate in Secret ${namespace}/${secretName}: the API server's calls fail TLS`);
       } else if (bundles.length > 0 && missingBundle.length === 0) {
-        add('ok', 'ca-bundle', `the caBundle of every webhook trusts the serving certificate in Secret ${namespace}/${secretName} (expires ${day(notAfter)})`);
+        add('ca-bundle-trusted', `the caBundle of every webhook trusts the serving certificate in Secret ${namespace}/${secretName} (expires ${day(notAfter)})`);
       }
-      if (!certificateCovers(leaf, host)) add('fail', 'ca-bundle', `the serving certificate does not name ${host}, the name the API server calls`);
-      if (notAfter.getTime() <= now.getTime()) add('fail', 'ca-bundle', `the serving certificate expired on ${day(notAfter)}`);
+      if (!certificateCovers(leaf, host)) add('certificate-wrong-name', `the serving certificate does not name ${host}, the name the API server calls`);
+      if (notAfter.getTime() <= now.getTime()) add('certificate-expired', `the serving certificate expired on ${day(notAfter)}`);
       else if (notAfter.getTime() <= now.getTime() + config.tls.renewBeforeDays * DAY_MS) {
-        add('warn', 'ca-bundle', `the serving certificate expires on ${day(notAfter)}, within tls.renewBeforeDays (${config.tls.renewBeforeDays})`);
+        add('certificate-expiring', `the serving certificate expires on ${day(notAfter)}, within tls.renewBeforeDays (${config.tls.renewBeforeDays})`);
       }
     }
   }
 
   // 3. The Service and its ready endpoints.
-  const service = await resources.getService(namespace, serviceName);
+  const service = objects.service;
   if (service === undefined) {
-    add('fail', 'service', `Service ${namespace}/${serviceName} not found: the API server cannot reach the webhook`);
+    add('service-missing', `Service ${namespace}/${serviceName} not found: the API server cannot reach the webhook`);
   } else {
     const ports = (isObject(service['spec']) && Array.isArray(service['spec']['ports']) ? service['spec']['ports'] : []).filter(isObject);
-    if (!ports.some((p) => p['port'] === servicePort)) add('fail', 'service', `Service ${namespace}/${serviceName} has no port ${servicePort}, which the webhooks call`);
-    const { ready, notReady } = countEndpoints(await resources.listEndpointSlices(namespace, serviceName));
+    if (!ports.some((p) => p['port'] === servicePort)) add('service-port-missing', `Service ${namespace}/${serviceName} has no port ${servicePort}, which the webhooks call`);
+    const { ready, notReady } = countEndpoints(objects.endpointSlices);
     const others = notReady > 0 ? ` (${notReady} not ready)` : '';
-    if (ready === 0) add('fail', 'service', `Service ${namespace}/${serviceName} has no ready endpoints${others}: pod creations the webhooks match fail while it has none`);
-    else add(ready === 1 ? 'warn' : 'ok', 'service', `Service ${namespace}/${serviceName}: ${ready} ready endpoint${ready === 1 ? '' : 's'}${others}${ready === 1 ? '; one replica is a single point of failure' : ''}`);
+    if (ready === 0) add('service-no-ready-endpoints', `Service ${namespace}/${serviceName} has no ready endpoints${others}: pod creations the webhooks match fail while it has none`);
+    else if (ready === 1) add('service-single-endpoint', `Service ${namespace}/${serviceName}: 1 ready endpoint${others}; one replica is a single point of failure`);
+    else add('service-ready', `Service ${namespace}/${serviceName}: ${ready} ready endpoints${others}`);
   }
 
   // 4. The nodes' kubelets, when the webhook may inject native sidecars.
-  if (options.nativeSidecar !== undefined) {
-    for (const finding of nativeSidecarFindings(options.nativeSidecar, namespace)) add(finding.level, 'nodes', finding.message);
-  }
+  if (options.nativeSidecar !== undefined) findings.push(...nativeSidecarFindings(options.nativeSidecar, namespace));
 
   // 5. Labelled namespaces, and 6. the pods in them (plus pods that opted in by label elsewhere).
   const excluded = (ns: string) => ns === namespace || config.excludedNamespaces.includes(ns);
-  const labelledObjects = await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`);
-  const labelled = labelledObjects.map(nameOf).sort();
+  const labelled = objects.labelledNamespaces.map(nameOf).sort();
   const active = labelled.filter((ns) => !excluded(ns));
   const ignored = labelled.filter(excluded);
-  if (active.length === 0) add('warn', 'namespaces', `no namespace is labelled ${INJECT_LABEL}=${INJECT_LABEL_ENABLED}: only pods labelled so are injected`);
-  else add('ok', 'namespaces', `${active.length} namespace${active.length === 1 ? '' : 's'} labelled ${INJECT_LABEL}=${INJECT_LABEL_ENABLED}: ${active.join(', ')}`);
-  const security = podSecurityFindings(labelledObjects.filter((ns) => !excluded(nameOf(ns))));
-  for (const finding of security) add(finding.level, 'namespaces', finding.message);
-  if (ignored.length > 0) add('info', 'namespaces', `labelled but excluded (never injected): ${ignored.join(', ')}`);
-
-  const pods = new Map<string, { pod: JsonObject; labels: Record<string, string> }>();
-  for (const ns of active) {
-    for (const pod of await resources.listPods(ns)) pods.set(`${ns}/${nameOf(pod)}`, { pod, labels: { [INJECT_LABEL]: INJECT_LABEL_ENABLED } });
-  }
-  // Pods that opted in by label: only in namespaces without the label (the second webhook's scope).
-  const optedIn = (await resources.listPods(undefined, `${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`)).filter((pod) => {
-    const ns = String(metadataOf(pod)['namespace'] ?? '');
-    return !excluded(ns) && !labelled.includes(ns);
-  });
-  const unlabelledWithLabel = new Set<string>();
-  for (const pod of optedIn) {
-    const ns = String(metadataOf(pod)['namespace'] ?? '');
-    unlabelledWithLabel.add(ns);
-    pods.set(`${ns}/${nameOf(pod)}`, { pod, labels: {} });
-  }
-  // The unlabelled namespaces of opted-in pods might carry `disabled`: look their labels up.
-  const namespaceLabels = new Map<string, Record<string, string>>();
-  if (unlabelledWithLabel.size > 0) {
-    for (const ns of await resources.listNamespaces(INJECT_LABEL)) namespaceLabels.set(nameOf(ns), stringMap(metadataOf(ns)['labels']));
-  }
+  if (active.length === 0) add('no-namespace-labelled', `no namespace is labelled envoy-injector.io/inject=enabled: only pods labelled so are injected`);
+  else add('namespaces-labelled', `${active.length} namespace${active.length === 1 ? '' : 's'} labelled envoy-injector.io/inject=enabled: ${active.join(', ')}`);
+  const activeObjects = objects.labelledNamespaces.filter((ns) => !excluded(nameOf(ns)));
+  findings.push(...podSecurityFindings(activeObjects));
+  findings.push(...namespaceAnnotationFindings(activeObjects, config, runtime));
+  if (ignored.length > 0) add('namespaces-excluded', `labelled but excluded (never injected): ${ignored.join(', ')}`);
 
   const counts = new Map<string, Record<PodAssessment['state'], number>>();
-  for (const [key, { pod, labels }] of [...pods].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const { key, pod, namespaceLabels } of objects.pods) {
     if (!running(pod)) continue;
     const ns = key.slice(0, key.indexOf('/'));
-    const assessment = assessPod(pod, namespaceLabels.get(ns) ?? labels, config, runtime);
+    const assessment = assessPod(pod, namespaceLabels, config, runtime);
     const count = counts.get(ns) ?? { injected: 0, stale: 0, 'not-injected': 0, skipped: 0, 'would-deny': 0 };
     count[assessment.state]++;
     counts.set(ns, count);
     if (assessment.state === 'not-injected') {
-      add('fail', 'pods', `${key}: runs without the proxy, ${assessment.detail}; it was created while the webhook was unreachable or before injection was enabled — restart its workload`);
+      add('pod-not-injected', `${key}: runs without the proxy, ${assessment.detail}; it was created while the webhook was unreachable or before injection was enabled — restart its workload`);
     } else if (assessment.state === 'stale') {
-      add('warn', 'pods', `${key}: stale proxy: ${assessment.detail} — restart its workload to update it`);
+      add('pod-stale-proxy', `${key}: stale proxy: ${assessment.detail} — restart its workload to update it`);
     } else if (assessment.state === 'would-deny') {
-      add('warn', 'pods', `${key}: runs without the proxy, and would be refused now: ${assessment.detail}`);
+      add('pod-would-be-denied', `${key}: runs without the proxy, and would be refused now: ${assessment.detail}`);
     }
   }
   for (const [ns, count] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
@@ -354,7 +337,7 @@ export async function inspectInstallation(
     if (count.skipped > 0) parts.push(`${count.skipped} skipped by design`);
     const total = Object.values(count).reduce((a, b) => a + b, 0);
     const healthy = count.stale === 0 && count['not-injected'] === 0 && count['would-deny'] === 0;
-    add(healthy ? 'ok' : 'info', 'pods', `${ns}: ${total} running pod${total === 1 ? '' : 's'}: ${parts.join(', ')}`);
+    add(healthy ? 'pods-healthy' : 'pods-need-attention', `${ns}: ${total} running pod${total === 1 ? '' : 's'}: ${parts.join(', ')}`);
   }
   return findings;
 }

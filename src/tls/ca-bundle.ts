@@ -4,9 +4,9 @@
 // is never overwritten — writing only when something differs, so replicas never fight.
 import { Buffer } from 'node:buffer';
 import type { Json, JsonObject } from '../core/types.ts';
-import { bundleTrusts, normalizePemBundle } from '../tls/certificates.ts';
-import { isConflict, KubeApiError } from './api-error.ts';
-import type { KubeResources } from './resources.ts';
+import { bundleTrusts, normalizePemBundle } from './certificates.ts';
+import { isConflict, KubeApiError } from '../kube/api-error.ts';
+import type { KubeResources } from '../kube/resources.ts';
 
 /** The caBundle one webhook entry carries, decoded. */
 export interface WebhookCaBundle {
