@@ -6,7 +6,7 @@ import { admissionContext } from '../core/context.ts';
 import { injectPod } from '../core/inject.ts';
 import { defaultProxyConfig, type ResolvedSetting } from '../core/overrides.ts';
 import { REASONS, type Action, type ReasonCode } from '../core/reasons.ts';
-import { SETTING, annotationKey, annotationOf, type SettingSource } from '../core/settings.ts';
+import { SETTING, annotationKey, annotationOf, type SettingSource, type SettingsTable } from '../core/settings.ts';
 import type { AllOr, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ResourceList } from '../core/types.ts';
 import { findPodTargets, parseDocuments } from './documents.ts';
 
@@ -21,6 +21,8 @@ export interface ExplainOptions {
   readonly namespaceAnnotations?: Readonly<Record<string, string>>;
   /** Also list every setting of an injected pod with its value and source (`--show-settings`). */
   readonly showSettings?: boolean;
+  /** The settings to resolve (tests extend the table); defaults to every setting of the injector. */
+  readonly settings?: SettingsTable;
   /** How native sidecars were resolved (`nativeSidecar: auto (…)`). */
   readonly nativeSidecarDetail: string;
 }
@@ -256,7 +258,7 @@ export function explainDocuments(
   runtime: InjectorRuntime,
   options: ExplainOptions,
 ): Explanation[] {
-  const defaults = defaultProxyConfig(config, runtime);
+  const defaults = defaultProxyConfig(config, runtime, options.settings);
   const explanations: Explanation[] = [];
   parseDocuments(text, source).forEach((doc, index) => {
     for (const target of findPodTargets(doc.toJS({ maxAliasCount: 100 }))) {
@@ -267,7 +269,7 @@ export function explainDocuments(
         namespaceLabels: options.namespaceLabels,
         namespaceAnnotations: options.namespaceAnnotations,
       });
-      const result = injectPod(target.pod, ctx, config, runtime);
+      const result = injectPod(target.pod, ctx, config, runtime, options.settings);
       const { decision } = result;
       const base = {
         document: index + 1,

@@ -93,7 +93,8 @@ export function defaultOf<C>(setting: Setting<C>, version: string): C {
   return typeof value === 'function' ? (value as (version: string) => C)(version) : value;
 }
 
-interface PodSpec<C, E> {
+/** How a new setting's pod part is declared (see `setting`). */
+export interface PodSpec<C, E> {
   readonly at: PathLens<EffectiveProxyConfig, E>;
   readonly annotation?: string;
   readonly accepted?: string;
@@ -105,7 +106,7 @@ interface PodSpec<C, E> {
 }
 
 // The type of a setting is the type of its place in the config: the syntax and default must fit it.
-interface SettingSpec<C, E> {
+export interface SettingSpec<C, E> {
   readonly config: PathLens<InjectorConfig, C>;
   readonly syntax: ValueType<NoInfer<C>>;
   readonly default: NoInfer<C> | ((injectorVersion: string) => NoInfer<C>);
@@ -122,12 +123,12 @@ function shower<T>(syntax: ValueType<T>): (value: T) => string {
 }
 
 /** Makes a setting whose pod value is its config value. */
-function setting<T>(spec: SettingSpec<T, T> & { readonly pod?: { readonly fromConfig?: undefined } }): Setting<T, T>;
+export function setting<T>(spec: SettingSpec<T, T> & { readonly pod?: { readonly fromConfig?: undefined } }): Setting<T, T>;
 /** Makes a setting whose pod value is resolved from its config value (it has its own syntax then). */
-function setting<C, E>(
+export function setting<C, E>(
   spec: SettingSpec<C, E> & { readonly pod: { readonly fromConfig: (value: C, runtime: InjectorRuntime) => E; readonly syntax: ValueType<E> } },
 ): Setting<C, E>;
-function setting<C, E>(spec: SettingSpec<C, E>): Setting<C, E> {
+export function setting<C, E>(spec: SettingSpec<C, E>): Setting<C, E> {
   const key = spec.config.path.join('.');
   const doc = typeof spec.doc === 'string' ? { description: spec.doc } : spec.doc;
   const pod = spec.pod;

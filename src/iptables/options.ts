@@ -22,9 +22,9 @@ export type ParsedInitArgs =
 
 /** The flags a person may give besides the policy: name with its value, and what it does. */
 export const OTHER_INIT_FLAGS: readonly { readonly flag: string; readonly default: string; readonly doc: string }[] = [
-  { flag: '--backend=auto|nft|legacy', default: 'auto', doc: 'iptables backend; auto: the one already holding rules in this namespace, else nft' },
-  { flag: '--dry-run', default: '', doc: 'print the restore input for a fresh pod namespace (IPv4, then IPv6) and change nothing; needs no privileges' },
-  { flag: '-h, --help', default: '', doc: 'show this help' },
+  { flag: '--backend=auto|nft|legacy', default: 'auto', doc: 'The iptables backend; auto: the one already holding rules in this namespace, else nft.' },
+  { flag: '--dry-run', default: '', doc: 'Print the restore input for a fresh pod namespace (IPv4, then IPv6) and change nothing; needs no privileges.' },
+  { flag: '-h, --help', default: '', doc: 'Show this help.' },
 ];
 
 /** The README's Markdown as terminal text: no backticks, links as their text. */
