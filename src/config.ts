@@ -25,6 +25,7 @@ export const DEFAULT_INIT_IMAGE = `${INIT_IMAGE_REPOSITORY}:v${VERSION}`;
  * boolean) as its text, and for a list also a YAML sequence of scalars (joined with commas).
  */
 function parseGiven<T>(syntax: ValueType<T>, value: unknown): Parsed<T> {
+  if (syntax.fromYaml !== undefined && typeof value === 'object' && value !== null) return syntax.fromYaml(value);
   if (syntax.list === true && Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')) {
     // An item holding a comma would become two items once joined.
     if (value.some((v) => String(v).includes(','))) return syntax.parse('\u0000');

@@ -203,6 +203,11 @@ test('a setting added as one table entry: config key and env var, validated anno
   assert.ok(parsed.ok);
   assert.deepEqual(pretendOf(parsed.proxy), ['eth1']);
   assert.notEqual(result.status?.configHash, injectPod(pod(''), ctx, config, testRuntime, TABLE).status?.configHash, 'it enters the config hash');
+  // Declared `hashed: false`, it does not (and the hash of everything else stays what it was).
+  const unhashed: SettingsTable = [...SETTINGS, { ...PRETEND, pod: { ...(PRETEND.pod as NonNullable<typeof PRETEND.pod>), hashed: false } }];
+  const hashOf = (value: string, table: SettingsTable) => injectPod(pod(value), ctx, config, testRuntime, table).status?.configHash;
+  assert.equal(hashOf('eth1', unhashed), hashOf('', unhashed));
+  assert.equal(hashOf('', unhashed), injectPod({ ...pod(''), metadata: { name: 'web' } }, ctx, testConfig(), testRuntime).status?.configHash);
 
   // A bad value denies the pod, listing the annotation; on the namespace too, naming it.
   const denied = decide(pod('Eth 1'), ctx, config, testRuntime, TABLE).decision;
@@ -233,4 +238,35 @@ test('a setting added as one table entry: config key and env var, validated anno
   // Without the entry, the same key is unknown: nothing else in the source knows it.
   assert.throws(() => loadConfig({ file: 'c.yaml', readFile: () => 'traffic:\n  excludeInterfaces: [eth2]\n', env: base }), /unknown config key traffic\.excludeInterfaces/);
   assert.deepEqual(decide(pod('eth1'), ctx, testConfig(), testRuntime).warnings.map((w) => w.code), ['unknown-annotation']);
+});
+
+test('a config-only setting may hold a YAML mapping (as proxy.bootstrapOverride will): one entry too', () => {
+  type Fragment = Readonly<Record<string, unknown>>;
+  const fragment: ValueType<Fragment> = {
+    parse: (text) => {
+      try {
+        const value: unknown = JSON.parse(text);
+        return typeof value === 'object' && value !== null && !Array.isArray(value) ? { ok: true, value: value as Fragment } : { ok: false, accepted: 'a mapping' };
+      } catch {
+        return { ok: false, accepted: 'a mapping' };
+      }
+    },
+    format: (value) => JSON.stringify(value),
+    fromYaml: (value) => (Array.isArray(value) ? { ok: false, accepted: 'a mapping' } : { ok: true, value: value as Fragment }),
+    hint: 'YAML',
+  };
+  const at: PathLens<InjectorConfig, Fragment> = {
+    path: ['proxy', 'pretendFragment'],
+    get: (source) => (source.proxy as unknown as { pretendFragment: Fragment }).pretendFragment,
+    set: (target, value) => {
+      ((target as { proxy?: Record<string, unknown> }).proxy ??= {})['pretendFragment'] = value;
+    },
+  };
+  const table: SettingsTable = [...SETTINGS, setting({ config: at, syntax: fragment, default: {}, doc: 'A bootstrap fragment.' })];
+  const yaml = 'proxy:\n  pretendFragment:\n    stats_sinks: [{ name: envoy.stat_sinks.statsd }]\n';
+  const config = loadConfig({ file: 'c.yaml', readFile: () => yaml, env: {}, settings: table });
+  assert.deepEqual(at.get(config), { stats_sinks: [{ name: 'envoy.stat_sinks.statsd' }] });
+  const fromEnv = loadConfig({ env: { ENVOY_INJECTOR_PROXY_PRETEND_FRAGMENT: '{"tracing":{}}' }, settings: table });
+  assert.deepEqual(at.get(fromEnv), { tracing: {} });
+  assert.throws(() => loadConfig({ file: 'c.yaml', readFile: () => 'proxy:\n  pretendFragment: [1]\n', env: {}, settings: table }), /expected a mapping/);
 });

@@ -5,7 +5,7 @@
 // annotation yet never reach envoy-init.
 import { builtInProxyConfig } from './overrides.ts';
 import type { Draft, PathLens } from './lens.ts';
-import { FIXED_VALUES, SETTINGS, type SettingsTable } from './settings.ts';
+import { FIXED_VALUES, SETTINGS, perTable, type SettingsTable } from './settings.ts';
 import type { EffectiveProxyConfig, TrafficPolicy } from './types.ts';
 import type { ValueType } from './value-types.ts';
 
@@ -18,12 +18,14 @@ export interface InitFlag<T = any> {
   readonly doc: string;
 }
 
+const initFlagsOf = perTable((table): readonly InitFlag[] => [
+  ...FIXED_VALUES.map((f) => ({ name: f.flag, syntax: f.syntax, at: f.at, doc: f.doc })),
+  ...table.flatMap((s) => (s.pod?.flag === undefined ? [] : [{ name: s.pod.flag, syntax: s.pod.syntax, at: s.pod.at, doc: s.doc.description }])),
+]);
+
 /** Returns every flag envoy-init takes from the injector, in the order they are rendered. */
-export function initFlags(table: SettingsTable = SETTINGS): InitFlag[] {
-  return [
-    ...FIXED_VALUES.map((f) => ({ name: f.flag, syntax: f.syntax, at: f.at, doc: f.doc })),
-    ...table.flatMap((s) => (s.pod?.flag === undefined ? [] : [{ name: s.pod.flag, syntax: s.pod.syntax, at: s.pod.at, doc: s.doc.description }])),
-  ];
+export function initFlags(table: SettingsTable = SETTINGS): readonly InitFlag[] {
+  return initFlagsOf(table);
 }
 
 /** Returns the `init-iptables` flags that make the init container apply `proxy`'s capture. */

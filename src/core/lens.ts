@@ -28,7 +28,12 @@ function lensAt<S, T>(path: readonly string[]): PathLens<S, T> {
   const last = path[path.length - 1] as string;
   return {
     path,
-    get: (source) => path.reduce<unknown>((node, key) => (node as Level)[key], source) as T,
+    get: (source) => {
+      // A loop, not reduce: lenses are read on every admission.
+      let node = source as unknown;
+      for (const key of path) node = (node as Level)[key];
+      return node as T;
+    },
     set: (target, value) => {
       let node = target as Level;
       for (const key of parents) {

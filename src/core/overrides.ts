@@ -64,6 +64,24 @@ function fromConfig(setting: Setting, config: InjectorConfig, runtime: InjectorR
   return { setting, value: setting.pod?.fromConfig(configured, runtime), source };
 }
 
+/**
+ * The config-given value of every pod setting, computed once per table, config and runtime (all
+ * three are made once and never changed): every admission starts from them.
+ */
+const CONFIG_VALUES = new WeakMap<SettingsTable, WeakMap<InjectorConfig, WeakMap<InjectorRuntime, ReadonlyMap<Setting, ResolvedSetting>>>>();
+function configValues(table: SettingsTable, config: InjectorConfig, runtime: InjectorRuntime): ReadonlyMap<Setting, ResolvedSetting> {
+  let byConfig = CONFIG_VALUES.get(table);
+  if (byConfig === undefined) CONFIG_VALUES.set(table, (byConfig = new WeakMap()));
+  let byRuntime = byConfig.get(config);
+  if (byRuntime === undefined) byConfig.set(config, (byRuntime = new WeakMap()));
+  let values = byRuntime.get(runtime);
+  if (values === undefined) {
+    values = new Map(podSettings(table).map((s) => [s, fromConfig(s, config, runtime)]));
+    byRuntime.set(runtime, values);
+  }
+  return values;
+}
+
 /** Returns the proxy configuration the injector's config alone gives a pod (no annotations). */
 export function defaultProxyConfig(config: InjectorConfig, runtime: InjectorRuntime, table: SettingsTable = SETTINGS): EffectiveProxyConfig {
   return buildProxyConfig(table, (setting) => setting.pod?.fromConfig(setting.config.get(config), runtime));
@@ -91,6 +109,7 @@ export function resolveSettings(
   table: SettingsTable = SETTINGS,
 ): SettingsResult {
   const errors: AnnotationError[] = [];
+  const configured = configValues(table, config, runtime);
   const resolved = new Map<Setting, ResolvedSetting>();
   for (const setting of podSettings(table)) {
     const pod = setting.pod;
@@ -100,7 +119,7 @@ export function resolveSettings(
     const inherited = key === undefined || own !== undefined ? undefined : namespace?.annotations[key];
     const text = own ?? inherited;
     if (key === undefined || text === undefined) {
-      resolved.set(setting, fromConfig(setting, config, runtime));
+      resolved.set(setting, configured.get(setting) ?? fromConfig(setting, config, runtime));
       continue;
     }
     const parsed = pod.syntax.parse(text);
@@ -110,7 +129,7 @@ export function resolveSettings(
       const where = source === 'namespace' ? { namespace: namespace?.name ?? '' } : {};
       errors.push({ annotation: key, value: text, accepted: parsed.accepted, ...where });
       // The rest is still checked as if it were not given, so that one message lists everything.
-      resolved.set(setting, fromConfig(setting, config, runtime));
+      resolved.set(setting, configured.get(setting) ?? fromConfig(setting, config, runtime));
     }
   }
   const proxy = buildProxyConfig(table, (setting) => resolved.get(setting)?.value);

@@ -620,19 +620,39 @@ export const FIXED_VALUES: readonly FixedValue[] = [
   }),
 ];
 
+/**
+ * Returns what `derive` makes of a table, computed once per table: the lists below are read on every
+ * admission, and a table (like everything the core is given) is never changed once made.
+ */
+export function perTable<T>(derive: (table: SettingsTable) => T): (table: SettingsTable) => T {
+  const cache = new WeakMap<SettingsTable, T>();
+  return (table) => {
+    let value = cache.get(table);
+    if (value === undefined) {
+      value = derive(table);
+      cache.set(table, value);
+    }
+    return value;
+  };
+}
+
+const podSettingsOf = perTable((table) => table.filter((s) => s.pod !== undefined));
+const annotationNamesOf = perTable((table) => table.flatMap((s) => (s.pod?.annotation === undefined ? [] : [s.pod.annotation])));
+const knownAnnotationsOf = perTable((table) => [INJECT_ANNOTATION, STATUS_ANNOTATION, ...annotationNamesOf(table).map(annotationKey)]);
+
 /** The pod settings: those with a `pod` part. */
-export function podSettings(table: SettingsTable = SETTINGS): Setting[] {
-  return table.filter((s) => s.pod !== undefined);
+export function podSettings(table: SettingsTable = SETTINGS): readonly Setting[] {
+  return podSettingsOf(table);
 }
 
 /** The names (under the domain) of the settings' annotations, in table order. */
-export function annotationNames(table: SettingsTable = SETTINGS): string[] {
-  return table.flatMap((s) => (s.pod?.annotation === undefined ? [] : [s.pod.annotation]));
+export function annotationNames(table: SettingsTable = SETTINGS): readonly string[] {
+  return annotationNamesOf(table);
 }
 
 /** Every annotation key under the domain the injector understands (anything else is a likely typo). */
-export function knownAnnotations(table: SettingsTable = SETTINGS): string[] {
-  return [INJECT_ANNOTATION, STATUS_ANNOTATION, ...annotationNames(table).map(annotationKey)];
+export function knownAnnotations(table: SettingsTable = SETTINGS): readonly string[] {
+  return knownAnnotationsOf(table);
 }
 
 /** The annotation keys the injector understands with its own settings. */

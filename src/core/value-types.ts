@@ -29,6 +29,11 @@ export interface ValueType<T> {
   readonly hint: string;
   /** A list: the config file may also give it as a YAML sequence of scalars. */
   readonly list?: boolean;
+  /**
+   * For a structured value (a YAML mapping in the config file, such as a bootstrap fragment): reads
+   * it as YAML gave it; `parse` then reads the text form (the environment variable's).
+   */
+  readonly fromYaml?: (value: unknown) => Parsed<T>;
 }
 
 const list = (items: AllOr<number | string>): string => (items === '*' ? '*' : items.join(','));
