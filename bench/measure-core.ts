@@ -1,9 +1,9 @@
 // CPU time of the pure core, in this process: the large pod against JSON.parse of the same body
 // (measured in the same run, so the ratio holds on any machine), and how the time per injection
 // grows with the number of containers.
+import { admissionContext } from '../src/core/context.ts';
 import { importBuilt } from './processes.ts';
 import { largePod, LARGE_POD_ENV_VARS, podOfContainers, reviewOf } from './pods.ts';
-import { admissionContext } from '../src/core/context.ts';
 
 type InjectModule = typeof import('../src/core/inject.ts');
 type AdmissionModule = typeof import('../src/server/admission.ts');

@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { BOOTSTRAP_ENV, SIDECAR_CONTAINER_NAME } from '../src/constants.ts';
 import { bootstrapFor } from '../src/cli/bootstrap.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { expandEnvReferences } from '../src/core/env-expansion.ts';
 import { injectPod } from '../src/core/inject.ts';
 import type { InjectorConfig } from '../src/core/types.ts';
@@ -20,7 +21,6 @@ import { loadConfig } from '../src/config.ts';
 import { VERSION } from '../src/version.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { assertValidBootstrap } from './support/envoy-proto-check.ts';
-import { admissionContext } from '../src/core/context.ts';
 
 type Obj = Record<string, any>;
 

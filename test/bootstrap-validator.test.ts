@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { bootstrapOf } from './support/check-injected.ts';
 import { testConfig, testConfigFromYaml, testRuntime } from './support/config.ts';
@@ -19,7 +20,6 @@ import {
   type Violation,
 } from './support/envoy-proto.ts';
 import { bootstrapRuleViolations } from './support/envoy-proto-rules.ts';
-import { admissionContext } from '../src/core/context.ts';
 
 type Obj = Record<string, any>;
 

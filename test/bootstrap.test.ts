@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildBootstrap } from '../src/core/bootstrap.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
 import type { EffectiveProxyConfig, InjectorConfig } from '../src/core/types.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { assertValidBootstrap } from './support/envoy-proto-check.ts';
-import { admissionContext } from '../src/core/context.ts';
 
 type Obj = Record<string, any>;
 

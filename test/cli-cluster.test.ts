@@ -12,6 +12,7 @@ import { reportError } from '../src/cli.ts';
 import { run as runCerts } from '../src/cli/certs.ts';
 import { run as runCheck } from '../src/cli/check.ts';
 import { loadConfig } from '../src/config.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
 import { hashProxyConfig } from '../src/core/status.ts';
@@ -22,7 +23,6 @@ import { ensureSecretBundle } from '../src/tls/secret-bundle.ts';
 import { VERSION } from '../src/version.ts';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './support/fake-apiserver.ts';
 import { manifestWebhookConfiguration, NAMESPACE, nodeObject } from './support/fake-apiserver-cluster.ts';
-import { admissionContext } from '../src/core/context.ts';
 import { FINDINGS, type FindingCode } from '../src/check/findings.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;

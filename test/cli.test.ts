@@ -8,10 +8,10 @@ import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { bootstrapFor } from '../src/cli/bootstrap.ts';
 import { formatInjectReports, injectDocuments } from '../src/cli/inject.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { bootstrapOf, checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testRuntime } from './support/config.ts';
-import { admissionContext } from '../src/core/context.ts';
 
 const MIXED = new URL('./testdata/cli/mixed.yaml', import.meta.url).pathname;
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;

@@ -1,12 +1,12 @@
 // The decision table: one named row per reason code (SPEC.md §3). A reason without a row fails.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { admissionContext } from '../src/core/context.ts';
 import { decide } from '../src/core/decide.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
 import type { AdmissionContext } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
-import { admissionContext } from '../src/core/context.ts';
 
 const pod = (patch: { metadata?: object; spec?: object } = {}) => ({
   apiVersion: 'v1',
@@ -200,8 +200,9 @@ const config = testConfig();
 for (const row of ROWS) {
   test(`decision: ${row.name}`, () => {
     const ctx: AdmissionContext = admissionContext({ namespace: 'demo', ...row.ctx });
-    // injectPod: its decision is decide()'s, except for what only the built pod can tell.
+    // decide() is the whole decision (check relies on it): injectPod only carries it out.
     const { decision, patch } = injectPod(row.object, ctx, config, testRuntime);
+    assert.deepEqual(decide(row.object, ctx, config, testRuntime).decision, decision);
     assert.equal(decision.action, row.action);
     if (row.action !== 'inject') assert.deepEqual(patch, []);
     assert.deepEqual(

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { INIT_CONTAINER_NAME } from '../src/constants.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { annotationKey } from '../src/core/settings.ts';
 import { injectPod } from '../src/core/inject.ts';
 import type { InjectorConfig, JsonObject, TrafficPolicy } from '../src/core/types.ts';
 import { parseInitArgs } from '../src/iptables/options.ts';
 import { testConfig, testRuntime } from './support/config.ts';
-import { admissionContext } from '../src/core/context.ts';
 
 const CTX = admissionContext({ namespace: 'demo' });
 

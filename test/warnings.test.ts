@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { findPodTargets, parseDocuments } from '../src/cli/documents.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { WARNINGS } from '../src/core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
@@ -15,7 +16,6 @@ import { checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { applyJsonPatch } from './support/patch.ts';
 import { decodeResponse, reviewFor, type DecodedResponse } from './support/review.ts';
-import { admissionContext } from '../src/core/context.ts';
 
 /** Kubernetes asks webhooks to keep each warning under 120 characters where possible. */
 const RECOMMENDED_LENGTH = 120;

@@ -153,7 +153,7 @@ function skip(reasons: Reason[]): Evaluation {
 }
 
 /** Gathers the facts of a pod that the decision and its warnings are read from. */
-export function gatherFacts(
+function gatherFacts(
   pod: PodView,
   ctx: AdmissionContext,
   config: InjectorConfig,

@@ -4,7 +4,8 @@
 // annotation that may set it (SPEC.md §5, §4b), the init-iptables flag that carries it to envoy-init,
 // whether it enters the config hash, the line `explain` shows, and the README's text. Config
 // loading, annotation validation, the envoy-init flags, `explain`, the config hash and the README
-// tables are all derived from this table: a new setting is one entry here, plus its own behaviour.
+// tables are all derived from this table: a new setting is one entry here, its field in the config
+// types it lives in (types.ts: the compiler then checks the entry against them), and its behaviour.
 //
 // Server and TLS keys live here too although no pod can set them (no `pod` part): then the config
 // file has one list of keys, and the README's config table and annotation table come from one place.
