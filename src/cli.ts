@@ -25,15 +25,20 @@ Commands:
   check                          Check an installation through the kubeconfig.
   version                        Print the version.
 
-Options for every command:
-  -c, --config FILE              Config file (YAML); default $ENVOY_INJECTOR_CONFIG.
-  -n, --namespace NS             Namespace of documents that name none (default "default").
+Options (a command refuses one it does not read):
+  -c, --config FILE              Config file (YAML); default $ENVOY_INJECTOR_CONFIG (every command
+                                 but version).
+  -n, --namespace NS             inject, explain, bootstrap: namespace of documents that name none
+                                 (default "default").
   -h, --help                     Show this help.
 
-  --namespace-annotation KEY=VALUE  An annotation of the documents' namespace, e.g.
-                                 envoy-injector.io/log-level=debug: the namespace's default for
-                                 its pods' settings (repeat it for several).
-  --show-settings                explain: list every setting of the proxy with its source.
+Options of inject and explain:
+  --namespace-annotation KEY=VALUE
+                                 An annotation of the documents' namespace, e.g.
+                                 envoy-injector.io/log-level=debug: the default of its pods'
+                                 setting (repeat it for several).
+  --show-settings                explain: also list every setting of the proxy with its value and
+                                 where it came from (pod, namespace, config, default).
 `;
 
 const OPTIONS = {

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { FINDINGS, type FindingCode } from '../src/check/findings.ts';
 import { reportError } from '../src/cli.ts';
 import { run as runCerts } from '../src/cli/certs.ts';
 import { run as runCheck } from '../src/cli/check.ts';
@@ -23,7 +24,6 @@ import { ensureSecretBundle } from '../src/tls/secret-bundle.ts';
 import { VERSION } from '../src/version.ts';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from './support/fake-apiserver.ts';
 import { manifestWebhookConfiguration, NAMESPACE, nodeObject } from './support/fake-apiserver-cluster.ts';
-import { FINDINGS, type FindingCode } from '../src/check/findings.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 const MANIFEST_CONFIG = new URL('../manifests/config.yaml', import.meta.url).pathname;
