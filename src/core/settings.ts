@@ -94,7 +94,11 @@ export function defaultOf<C>(setting: Setting<C>, version: string): C {
   return typeof value === 'function' ? (value as (version: string) => C)(version) : value;
 }
 
-/** How a new setting's pod part is declared (see `setting`). */
+/**
+ * How a setting's pod part is declared: as PodSetting, except that `explain` may be the label alone
+ * (the value then shown in its syntax), `syntax` and `fromConfig` default to the config's, and
+ * `hashed` to true.
+ */
 export interface PodSpec<C, E> {
   readonly at: PathLens<EffectiveProxyConfig, E>;
   readonly annotation?: string;
@@ -106,7 +110,10 @@ export interface PodSpec<C, E> {
   readonly fromConfig?: (value: C, runtime: InjectorRuntime) => E;
 }
 
-// The type of a setting is the type of its place in the config: the syntax and default must fit it.
+/**
+ * How a setting is declared (see `setting`): its type is the type of its place in the config, which
+ * its syntax and default must fit; `doc` may be the description alone.
+ */
 export interface SettingSpec<C, E> {
   readonly config: PathLens<InjectorConfig, C>;
   readonly syntax: ValueType<NoInfer<C>>;
