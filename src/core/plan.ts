@@ -25,7 +25,7 @@ export interface PlannedInjection {
 const WORKLOAD_LABELS = ['app.kubernetes.io/name', 'app', 'k8s-app', 'name'];
 
 /** Returns the workload name used for the proxy's node.cluster. */
-export function workloadName(pod: PodView): string {
+function workloadName(pod: PodView): string {
   for (const key of WORKLOAD_LABELS) {
     const value = pod.labels[key];
     if (value) return value;

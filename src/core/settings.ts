@@ -16,9 +16,9 @@ import * as v from './value-types.ts';
 import type { ValueType } from './value-types.ts';
 
 /** Prefix of the environment variable of every config key, e.g. ENVOY_INJECTOR_PROXY_IMAGE. */
-export const ENV_PREFIX = 'ENVOY_INJECTOR_';
+const ENV_PREFIX = 'ENVOY_INJECTOR_';
 /** The pinned default Envoy image, from its official line. */
-export const DEFAULT_PROXY_IMAGE = 'envoyproxy/envoy:v1.39.6';
+const DEFAULT_PROXY_IMAGE = 'envoyproxy/envoy:v1.39.6';
 /** Repository of this project's image, which envoy-init runs (at the injector's own version). */
 export const INIT_IMAGE_REPOSITORY = 'ghcr.io/envoy-injector/envoy-injector';
 
@@ -662,6 +662,3 @@ export function annotationNames(table: SettingsTable = SETTINGS): readonly strin
 export function knownAnnotations(table: SettingsTable = SETTINGS): readonly string[] {
   return knownAnnotationsOf(table);
 }
-
-/** The annotation keys the injector understands with its own settings. */
-export const KNOWN_ANNOTATIONS: readonly string[] = knownAnnotations();
