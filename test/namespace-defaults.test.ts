@@ -2,8 +2,11 @@
 // `envoy-injector.io/<setting>` is the default of its pods, the pod's own annotation wins, an invalid
 // one denies the pod naming the namespace, and `explain` shows every effective value with its source.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { main, reportError } from '../src/cli.ts';
 import { explainDocuments, explainReport, formatExplanations } from '../src/cli/explain.ts';
 import { admissionContext } from '../src/core/context.ts';
 import { decide } from '../src/core/decide.ts';
@@ -12,7 +15,6 @@ import { resolveSettings } from '../src/core/overrides.ts';
 import { SETTING } from '../src/core/settings.ts';
 import { testConfig, testConfigFromYaml, testRuntime } from './support/config.ts';
 
-const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 const config = testConfig();
 const pod = (annotations: Record<string, string> = {}) => ({
   apiVersion: 'v1',
@@ -109,32 +111,57 @@ test('explain: namespace defaults appear among the overrides, and --show-setting
   assert.equal('settings' in (plain.workloads[0] ?? {}), false);
 });
 
-test('the binary takes --namespace-annotation (repeatable, values with commas) and refuses options a command does not read', () => {
-  const run = (args: string[], input: string) =>
-    spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      input,
-      encoding: 'utf8',
-      env: { ...process.env, HOME: '/nonexistent', KUBECONFIG: '', ENVOY_INJECTOR_NATIVE_SIDECAR: 'false' },
-      timeout: 60_000,
-    });
-  const manifest = 'apiVersion: v1\nkind: Pod\nmetadata: { name: web }\nspec:\n  containers: [{ name: web, image: nginx }]\n';
-  const explained = run(
-    ['explain', '-f', '-', '-o', 'json', '--namespace-annotation', 'envoy-injector.io/exclude-inbound-ports=9090,9091', '--namespace-annotation', 'envoy-injector.io/log-level=debug'],
-    manifest,
-  );
-  assert.equal(explained.status, 0, explained.stderr);
-  const report = JSON.parse(explained.stdout) as { workloads: { overrides: { setting: string; value: string; namespace?: string }[] }[] };
-  assert.deepEqual(
-    report.workloads[0]?.overrides.map((o) => [o.setting, o.value, o.namespace]),
-    [
-      ['exclude-inbound-ports', '9090,9091', 'default'],
-      ['log-level', 'debug', 'default'],
-    ],
-  );
-  const injected = run(['inject', '-f', '-', '--namespace-annotation', 'envoy-injector.io/log-level=verbose'], manifest);
-  assert.equal(injected.status, 1, 'a pod the namespace default makes invalid is denied');
-  assert.match(injected.stderr, /log-level="verbose" on namespace default/);
-  const refused = run(['inject', '-f', '-', '--namespace-labels', 'a=b'], manifest);
-  assert.equal(refused.status, 2);
-  assert.equal(refused.stderr, 'envoy-injector: --namespace-labels is not an option of inject; see envoy-injector --help\n');
+test('the CLI takes --namespace-annotation (repeatable, values with commas) and refuses options a command does not read', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'envoy-injector-ns-'));
+  try {
+    const file = join(dir, 'web.yaml');
+    writeFileSync(file, 'apiVersion: v1\nkind: Pod\nmetadata: { name: web }\nspec:\n  containers: [{ name: web, image: nginx }]\n');
+    const run = async (args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const io = { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) } };
+      let code: number;
+      try {
+        code = await main(args, io);
+      } catch (error) {
+        code = reportError(error, io);
+      }
+      return { code, stdout, stderr };
+    };
+    const env = { ENVOY_INJECTOR_NATIVE_SIDECAR: 'false' };
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    try {
+      const explained = await run([
+        'explain', '-f', file, '-o', 'json',
+        '--namespace-annotation', 'envoy-injector.io/exclude-inbound-ports=9090,9091',
+        '--namespace-annotation', 'envoy-injector.io/log-level=debug',
+      ]);
+      assert.equal(explained.code, 0, explained.stderr);
+      const report = JSON.parse(explained.stdout) as { workloads: { overrides: { setting: string; value: string; namespace?: string }[] }[] };
+      assert.deepEqual(
+        report.workloads[0]?.overrides.map((o) => [o.setting, o.value, o.namespace]),
+        [
+          ['exclude-inbound-ports', '9090,9091', 'default'],
+          ['log-level', 'debug', 'default'],
+        ],
+      );
+      const injected = await run(['inject', '-f', file, '--namespace-annotation', 'envoy-injector.io/log-level=verbose']);
+      assert.equal(injected.code, 1, 'a pod the namespace default makes invalid is denied');
+      assert.match(injected.stderr, /log-level="verbose" on namespace default/);
+      const refused = await run(['inject', '-f', file, '--namespace-labels', 'a=b']);
+      assert.equal(refused.code, 2);
+      assert.equal(refused.stderr, 'envoy-injector: --namespace-labels is not an option of inject; see envoy-injector --help\n');
+      const malformed = await run(['explain', '-f', file, '--namespace-annotation', 'log-level']);
+      assert.equal(malformed.code, 2);
+      assert.match(malformed.stderr, /--namespace-annotation: expected KEY=VALUE, got "log-level"/);
+    } finally {
+      for (const key of Object.keys(env)) {
+        if (saved[key] === undefined) delete process.env[key];
+        else process.env[key] = saved[key];
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
