@@ -1,6 +1,7 @@
 // The decision table: one named row per reason code (SPEC.md §3). A reason without a row fails.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { admissionContext } from '../src/core/context.ts';
 import { decide } from '../src/core/decide.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
@@ -198,9 +199,10 @@ const config = testConfig();
 
 for (const row of ROWS) {
   test(`decision: ${row.name}`, () => {
-    const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo', ...row.ctx };
-    // injectPod: its decision is decide()'s, except for what only the built pod can tell.
+    const ctx: AdmissionContext = admissionContext({ namespace: 'demo', ...row.ctx });
+    // decide() is the whole decision (check relies on it): injectPod only carries it out.
     const { decision, patch } = injectPod(row.object, ctx, config, testRuntime);
+    assert.deepEqual(decide(row.object, ctx, config, testRuntime).decision, decision);
     assert.equal(decision.action, row.action);
     if (row.action !== 'inject') assert.deepEqual(patch, []);
     assert.deepEqual(
@@ -227,7 +229,7 @@ test('every reason code is kebab-case and leads to the action its table says', (
 
 test('skips are evaluated in SPEC order and all of them are reported', () => {
   const object = pod({ metadata: { annotations: { 'envoy-injector.io/inject': 'false' } }, spec: { hostNetwork: true } });
-  const { decision, warnings } = decide(object, { kind: 'Pod', operation: 'CREATE', namespace: 'kube-system' }, config, testRuntime);
+  const { decision, warnings } = decide(object, admissionContext({ namespace: 'kube-system' }), config, testRuntime);
   assert.deepEqual(
     decision.reasons.map((r) => r.code),
     ['namespace-excluded', 'disabled-by-annotation', 'host-network'],
@@ -237,7 +239,7 @@ test('skips are evaluated in SPEC order and all of them are reported', () => {
 });
 
 test('a surprising skip is also a warning', () => {
-  const { warnings } = decide(pod({ spec: { hostNetwork: true } }), { kind: 'Pod', operation: 'CREATE', namespace: 'demo' }, config, testRuntime);
+  const { warnings } = decide(pod({ spec: { hostNetwork: true } }), admissionContext({ namespace: 'demo' }), config, testRuntime);
   assert.deepEqual(
     warnings.map((w) => w.code),
     ['host-network'],
@@ -254,7 +256,7 @@ test('invalid annotations are all listed in one message with value and what is a
       },
     },
   });
-  const { decision } = decide(object, { kind: 'Pod', operation: 'CREATE', namespace: 'demo' }, config, testRuntime);
+  const { decision } = decide(object, admissionContext({ namespace: 'demo' }), config, testRuntime);
   assert.equal(decision.action, 'deny');
   const message = decision.reasons[0]?.message ?? '';
   assert.match(message, /envoy-injector\.io\/proxy-cpu="lots" \(accepted: a Kubernetes CPU quantity/);
@@ -263,7 +265,7 @@ test('invalid annotations are all listed in one message with value and what is a
 });
 
 test('malformed pods are denied with the path of the problem, never thrown', () => {
-  const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo' };
+  const ctx: AdmissionContext = admissionContext({ namespace: 'demo' });
   const cases: [unknown, RegExp][] = [
     [null, /JSON object/],
     [{ spec: { containers: 'web' } }, /spec\.containers must be a list/],

@@ -134,7 +134,7 @@ export interface InjectorRuntime {
   readonly nativeSidecarSupported: boolean;
 }
 
-/** What the admission request (or the CLI) tells about the object besides the object itself. */
+/** What the admission request (or the CLI) tells about the object besides the object itself (see context.ts). */
 export interface AdmissionContext {
   /** Kind of the object, e.g. `Pod`. */
   readonly kind: string;
@@ -149,6 +149,11 @@ export interface AdmissionContext {
    * out because the API server only calls it for namespaces its selector matched.
    */
   readonly namespaceLabels?: Readonly<Record<string, string>>;
+  /**
+   * Annotations of the namespace when known (SPEC.md §4b: its `envoy-injector.io/<setting>` values
+   * are the defaults of its pods). The webhook does not know them yet; the CLI takes them by flag.
+   */
+  readonly namespaceAnnotations?: Readonly<Record<string, string>>;
   /** Kind of the workload owning the pod template, when the CLI injects one (e.g. `CronJob`). */
   readonly workloadKind?: string;
 }
