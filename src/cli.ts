@@ -184,18 +184,14 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
     case 'bootstrap': {
       const file = requireFile(values.file, 'bootstrap');
       const format = outputFormat(values.output, ['json', 'yaml']);
-      const { bootstrapFor } = await import('./cli/bootstrap.ts');
+      const { bootstrapFor, bootstrapNotes } = await import('./cli/bootstrap.ts');
       const { stringify: stringifyYaml } = await import('yaml');
       const { runtime } = await resolveRuntime(loadedConfig);
       const result = bootstrapFor(readInput(file), file, loadedConfig, runtime, namespace);
       io.stdout.write(
         format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyYaml(result.bootstrap, { lineWidth: 0 }),
       );
-      if (result.unresolved.length > 0) {
-        io.stderr.write(
-          `note: ${result.unresolved.map((n) => `$(${n})`).join(', ')} are filled in by the kubelet when the pod runs\n`,
-        );
-      }
+      for (const note of bootstrapNotes(result)) io.stderr.write(`note: ${note}\n`);
       return 0;
     }
     default:

@@ -50,10 +50,6 @@ export const REASONS = {
   'invalid-annotations': { action: 'deny', sentence: 'Some envoy-injector.io annotations have invalid values.' },
   'proxy-port-conflict': { action: 'deny', sentence: `A container of the pod declares a port the proxy needs (${ports}).` },
   'name-conflict': { action: 'deny', sentence: 'The pod already has a volume with a name the injector needs.' },
-  'bootstrap-too-large': {
-    action: 'deny',
-    sentence: "The proxy's bootstrap for this pod would exceed the 128 KiB Linux allows one program argument, so Envoy could not start.",
-  },
   // injections
   'enabled-by-namespace': { action: 'inject', sentence: `Injection is enabled for the namespace (label ${INJECT_LABEL}=enabled).` },
   'enabled-by-pod-label': { action: 'inject', sentence: `The pod opts in with the label ${INJECT_LABEL}=enabled.` },
