@@ -141,12 +141,18 @@ function processAssets(): { assets: ApiServerAssets[] } | { error: Error } {
   return resolved;
 }
 
-/** A child process whose output is kept (the last lines, for error messages). */
-class Child {
+/**
+ * A child process in its own process group whose output is kept (the last 64 KiB, for error
+ * messages) and read line by line; stop() kills the whole group, and every one still running when
+ * this process exits is killed then.
+ */
+export class ManagedProcess {
   readonly name: string;
   readonly process: ChildProcess;
   #output = '';
   #exit: Promise<number | null>;
+  #partial = '';
+  readonly #lineListeners: ((line: string) => void)[] = [];
   exited = false;
   exitCode: number | null = null;
 
@@ -163,7 +169,13 @@ class Child {
       // The last 64 KiB are plenty to explain a failure.
       if (this.#output.length > 128 * 1024) this.#output = this.#output.slice(-64 * 1024);
     };
-    this.process.stdout?.on('data', keep);
+    this.process.stdout?.on('data', (chunk: Buffer) => {
+      keep(chunk);
+      if (this.#lineListeners.length === 0) return;
+      const lines = (this.#partial + chunk.toString('utf8')).split('\n');
+      this.#partial = lines.pop() ?? '';
+      for (const line of lines) for (const listener of this.#lineListeners) listener(line);
+    });
     this.process.stderr?.on('data', keep);
     this.#exit = new Promise((resolveExit) => {
       this.process.on('error', (error) => {
@@ -180,6 +192,16 @@ class Child {
         resolveExit(code);
       });
     });
+  }
+
+  /** Calls `listener` with every complete line it writes to standard output from now on. */
+  onLine(listener: (line: string) => void): void {
+    this.#lineListeners.push(listener);
+  }
+
+  /** Resolves with the exit code once it has exited. */
+  exit(): Promise<number | null> {
+    return this.#exit;
   }
 
   /** The last `lines` lines of its output. */
@@ -212,7 +234,7 @@ class Child {
 }
 
 /** Children still running, killed if this process exits without stopping them. */
-const running = new Set<Child>();
+const running = new Set<ManagedProcess>();
 process.on('exit', () => {
   for (const child of running) {
     try {
@@ -246,16 +268,24 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-/** Polls `check` every `intervalMs` until it returns a value other than undefined/false; throws after `timeoutMs`. */
+/**
+ * Polls `check` every `intervalMs` until it returns a value other than undefined/false; throws after
+ * `timeoutMs`, or as soon as `giveUpIf` names a reason (e.g. the process waited on exited).
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
-  options: { timeoutMs?: number; intervalMs?: number; detail?: () => string } = {},
+  options: { timeoutMs?: number; intervalMs?: number; detail?: () => string; giveUpIf?: () => string | undefined } = {},
 ): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
+    const hopeless = options.giveUpIf?.();
+    if (hopeless !== undefined) {
+      const detail = options.detail === undefined ? '' : `\n${options.detail()}`;
+      throw new Error(`gave up waiting for ${what}: ${hopeless}${detail}`);
+    }
     try {
       const value = await check();
       if (value !== undefined && value !== false) return value;
@@ -344,7 +374,7 @@ const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 /** Starts etcd and kube-apiserver of `assets` and waits until the API server is ready. */
 export async function startEnvtest(assets: ApiServerAssets, options: EnvtestOptions = {}): Promise<Envtest> {
   const dir = mkdtempSync(join(tmpdir(), `envtest-${assets.version}-`));
-  const children: Child[] = [];
+  const children: ManagedProcess[] = [];
   const stopAll = async () => {
     // The API server first, so it does not log etcd's disappearance at length.
     for (const child of [...children].reverse()) await child.stop();
@@ -373,7 +403,7 @@ export async function startEnvtest(assets: ApiServerAssets, options: EnvtestOpti
     for (let attempt = 1; ; attempt++) {
       const [etcdPort, peerPort, apiPort] = (await freePorts(3)) as [number, number, number];
       const etcdData = join(dir, `etcd-${attempt}`);
-      const etcd = new Child(
+      const etcd = new ManagedProcess(
         'etcd',
         assets.etcd,
         [
@@ -389,7 +419,7 @@ export async function startEnvtest(assets: ApiServerAssets, options: EnvtestOpti
         dir,
       );
       children.push(etcd);
-      const apiserver = new Child(
+      const apiserver = new ManagedProcess(
         'kube-apiserver',
         assets.kubeApiserver,
         [
@@ -488,7 +518,7 @@ export async function startEnvtest(assets: ApiServerAssets, options: EnvtestOpti
 }
 
 /** Waits for GET /readyz to answer 200; returns 'ready' or why not (a child exited, or the time ran out). */
-async function waitUntilReady(url: string, caPem: string, token: string, children: readonly Child[], timeoutMs: number): Promise<string> {
+async function waitUntilReady(url: string, caPem: string, token: string, children: readonly ManagedProcess[], timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   while (Date.now() < deadline) {
