@@ -252,14 +252,14 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-/** Returns `count` distinct free TCP ports on 127.0.0.1 (held until all are found, then released). */
-export async function freePorts(count: number): Promise<number[]> {
+/** Returns `count` distinct free TCP ports on `host` (held until all are found, then released). */
+export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, () => {
       const server = createServer();
       return new Promise<ReturnType<typeof createServer>>((resolveServer, reject) => {
         server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolveServer(server));
+        server.listen(0, host, () => resolveServer(server));
       });
     }),
   );
