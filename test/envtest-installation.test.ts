@@ -418,6 +418,38 @@ describeApiServers('installation: manifests/, RBAC, tls.mode secret with three r
     assert.match(text.stdout, /^FAIL {2}apps\/early: runs without the proxy/m);
     assert.match(text.stdout, /1 failure, \d+ warnings?$/m);
   });
+
+  test('nativeSidecar auto with Node objects: one kubelet older than 1.29 means classic sidecars, named by auto and by check', async () => {
+    /** Registers a node as its kubelet would (the object, then its status with the kubelet's version). */
+    const registerNode = async (name: string, kubeletVersion: string) => {
+      const existing = await api().request('GET', `/api/v1/nodes/${name}`);
+      const node = existing.status === 200 ? existing.body : await api().ok('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name } } });
+      await api().ok('PUT', `/api/v1/nodes/${name}/status`, { ...node, status: { ...node.status, nodeInfo: { ...node.status?.nodeInfo, kubeletVersion, kubeProxyVersion: kubeletVersion, operatingSystem: 'linux', architecture: 'amd64' } } });
+    };
+    const kc = new KubeConfig();
+    kc.loadFromFile(saKubeconfig);
+    const serverNative = assets.major > 1 || assets.minor >= 29;
+    await registerNode('node-a', assets.version);
+    await registerNode('node-b', 'v1.28.15');
+    let support = await detectNativeSidecarSupport(kc);
+    assert.equal(support.supported, false);
+    assert.equal(support.warning, undefined);
+    if (serverNative) {
+      assert.equal(support.detail, `API server ${assets.version}, but 1 of 2 nodes runs a kubelet older than 1.29 (node-b v1.28.15): classic sidecars (native needs every kubelet ≥ 1.29)`);
+      const result = await runCheck(['-c', join(dir, 'config.yaml'), '--kubeconfig', api().kubeconfig, '-o', 'json']);
+      const nodes = (JSON.parse(result.stdout) as { level: string; check: string; message: string }[]).filter((f) => f.check === 'nodes');
+      assert.equal(nodes.length, 1, JSON.stringify(nodes));
+      assert.equal(nodes[0]?.level, 'warn');
+      assert.match(nodes[0]?.message ?? '', /^1 of 2 nodes runs a kubelet older than 1\.29 \(node-b v1\.28\.15\): nativeSidecar auto gives classic sidecars/);
+    } else {
+      assert.equal(support.detail, `API server ${assets.version}: classic sidecars (native needs ≥ 1.29)`);
+    }
+    // The node upgraded: every kubelet at 1.29 or later.
+    await registerNode('node-b', 'v1.29.3');
+    support = await detectNativeSidecarSupport(kc);
+    assert.equal(support.supported, serverNative);
+    if (serverNative) assert.equal(support.detail, `API server ${assets.version}, every kubelet ≥ 1.29 (2 nodes): native sidecars`);
+  });
 });
 
 /** The API path of a manifest object. */
