@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { decide } from '../src/core/decide.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
-import type { AdmissionContext } from '../src/core/types.ts';
+import type { AdmissionContext, InjectorRuntime } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
 const pod = (patch: { metadata?: object; spec?: object } = {}) => ({
@@ -18,6 +18,8 @@ interface Row {
   readonly name: string;
   readonly object: unknown;
   readonly ctx?: Partial<AdmissionContext>;
+  /** What `nativeSidecar: auto` found (default: testRuntime). */
+  readonly runtime?: InjectorRuntime;
   readonly action: 'inject' | 'skip' | 'deny';
   /** The reasons expected, in order. */
   readonly reasons: readonly ReasonCode[];
@@ -173,6 +175,20 @@ const ROWS: readonly Row[] = [
     reasons: ['proxy-port-conflict'],
   },
   {
+    name: 'a native sidecar asked for where the API server has none (older than 1.29)',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/native-sidecar': 'true' } } }),
+    runtime: { ...testRuntime, apiServerNativeSidecars: false },
+    action: 'deny',
+    reasons: ['api-server-lacks-native-sidecars'],
+  },
+  {
+    name: 'a native sidecar asked for where the API server has them but a kubelet is older: injected (with a warning)',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/native-sidecar': 'true' } } }),
+    runtime: { ...testRuntime, apiServerNativeSidecars: true },
+    action: 'inject',
+    reasons: ['enabled-by-namespace'],
+  },
+  {
     name: 'pod already has the xtables lock volume',
     object: pod({ spec: { volumes: [{ name: 'envoy-init-xtables-lock', emptyDir: {} }] } }),
     action: 'deny',
@@ -200,7 +216,7 @@ for (const row of ROWS) {
   test(`decision: ${row.name}`, () => {
     const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo', ...row.ctx };
     // injectPod: its decision is decide()'s, except for what only the built pod can tell.
-    const { decision, patch } = injectPod(row.object, ctx, config, testRuntime);
+    const { decision, patch } = injectPod(row.object, ctx, config, row.runtime ?? testRuntime);
     assert.equal(decision.action, row.action);
     if (row.action !== 'inject') assert.deepEqual(patch, []);
     assert.deepEqual(

@@ -29,7 +29,7 @@ import type { InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
 import { podSecurityFindings } from '../src/kube/inspect.ts';
 import { detectNativeSidecarSupport } from '../src/kube/version.ts';
 import { formatWarnings } from '../src/server/admission.ts';
-import { VERSION } from '../src/version.ts';
+import { runtimeFor } from '../src/runtime.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { describeApiServers, waitFor, type ApiResponse } from './support/envtest.ts';
 import { startServe, webhookConfigurationByUrl, webhooksCalled, type ServeProcess } from './support/envtest-webhook.ts';
@@ -141,7 +141,7 @@ describeApiServers('admission end to end: the corpus through a real API server a
     config = loadConfig({ file: webhook.configFile, env: {} });
     const kc = new KubeConfig();
     kc.loadFromFile(api().kubeconfig);
-    runtime = { version: VERSION, nativeSidecarSupported: (await detectNativeSidecarSupport(kc)).supported };
+    runtime = runtimeFor(await detectNativeSidecarSupport(kc));
     mwc = webhookConfigurationByUrl(webhook.url, webhook.caPem);
     await api().ok('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', mwc);
     // The API server picks the configuration up from its informer: wait until a dry run is injected.
@@ -346,6 +346,22 @@ describeApiServers('admission end to end: the corpus through a real API server a
       const result = await admitAndCheck(c.name, c.namespace, c.labels, c.pod, 'controls', twin);
       assert.equal(result.outcome, c.outcome, `${c.name}: ${result.message}`);
       if (c.reason !== undefined) assert.match(result.message, c.reason, c.name);
+    }
+  });
+
+  test('a pod asking for a native sidecar: one where the API server has them, a clear denial where it has none', async () => {
+    await api().createNamespace('native-asked', ENABLED);
+    await api().createNamespace('native-asked-control');
+    const pod = appPod('native-asked', { annotations: { 'envoy-injector.io/native-sidecar': 'true' } });
+    const { outcome, message, stored } = await admitAndCheck('native-asked', 'native-asked', ENABLED, pod, 'native-asked-control', pod);
+    if (runtime.nativeSidecarSupported) {
+      assert.equal(outcome, 'injected', message);
+      assert.equal((stored?.['spec'].initContainers as Obj[]).find((c) => c['name'] === SIDECAR_CONTAINER_NAME)?.['restartPolicy'], 'Always');
+    } else {
+      // Injected, the API server would drop restartPolicy from the patch and then refuse the pod for
+      // the probes of envoy, a plain init container then: the webhook says why instead.
+      assert.equal(outcome, 'denied', message);
+      assert.match(message, /API server is older than Kubernetes 1\.29/);
     }
   });
 

@@ -37,7 +37,7 @@ import { detectNativeSidecarSupport } from '../src/kube/version.ts';
 import { startInjector, type RunningInjector } from '../src/serve.ts';
 import { generateServingCert, splitPemCertificates } from '../src/tls/certificates.ts';
 import { carryGraceMs } from '../src/tls/secret-source.ts';
-import { VERSION } from '../src/version.ts';
+import { runtimeFor } from '../src/runtime.ts';
 import { childEnv, describeApiServers, freePorts, waitFor } from './support/envtest.ts';
 import { captureLogger } from './support/fake-apiserver-cluster.ts';
 
@@ -291,7 +291,7 @@ describeApiServers('installation: manifests/, RBAC, tls.mode secret with three r
     kc.loadFromFile(saKubeconfig);
     const support = await detectNativeSidecarSupport(kc);
     assert.equal(support.warning, undefined, 'the ServiceAccount may read what nativeSidecar auto needs');
-    runtime = { version: VERSION, nativeSidecarSupported: support.supported };
+    runtime = runtimeFor(support);
     const hosts = [clusterIp, '127.0.0.1', '127.0.0.1'];
     const ports = [port, 0, 0];
     const started = await Promise.all(

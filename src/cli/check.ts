@@ -10,6 +10,7 @@ import { loadKubeConfig } from '../kube/client.ts';
 import { inspectInstallation, type Finding, type NativeSidecarCheck } from '../kube/inspect.ts';
 import { createKubeResources } from '../kube/resources.ts';
 import { detectNativeSidecarSupport, readKubeletSurvey } from '../kube/version.ts';
+import { runtimeFor } from '../runtime.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `Usage: envoy-injector check [options]
@@ -91,10 +92,10 @@ export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'writ
   // API server's version and the nodes' kubelets), as a replica starting now would.
   const resources = createKubeResources(kc);
   let nativeSidecar: NativeSidecarCheck | undefined;
-  let nativeSidecarSupported = config.nativeSidecar === 'true';
+  let runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported: config.nativeSidecar === 'true' };
   if (config.nativeSidecar === 'auto') {
     const support = await detectNativeSidecarSupport(kc);
-    nativeSidecarSupported = support.supported;
+    runtime = runtimeFor(support);
     nativeSidecar = {
       setting: 'auto',
       detail: support.detail,
@@ -108,7 +109,6 @@ export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'writ
       nativeSidecar = { setting: 'true', problem: `could not list the nodes to check their kubelets (${(error as Error).message})` };
     }
   }
-  const runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported };
   const findings = await inspectInstallation(resources, config, runtime, {
     ...(values.secret === undefined ? {} : { secretName: values.secret }),
     ...(nativeSidecar === undefined ? {} : { nativeSidecar }),

@@ -72,6 +72,12 @@ export function decide(
   const overrides = resolveOverrides(pod.annotations, config, runtime);
   if (!overrides.ok) denials.push(reason('invalid-annotations', formatAnnotationErrors(overrides.errors)));
   denials.push(...portConflicts(pod, overrides.ok && overrides.config.nativeSidecar), ...nameConflicts(pod));
+  // Only an annotation can ask for a native sidecar that `auto` did not choose. An API server
+  // without them drops restartPolicy from our patch, leaving envoy a plain init container whose
+  // probes it then refuses with a message about the injected container: say it ourselves, clearly.
+  if (overrides.ok && overrides.config.nativeSidecar && runtime.apiServerNativeSidecars === false) {
+    denials.push(reason('api-server-lacks-native-sidecars', `Remove the annotation ${overrideAnnotation('native-sidecar')} or set it to "false".`));
+  }
   if (denials.length > 0 || !overrides.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod };
 
   warnings.push(...injectionWarnings(pod, ctx, overrides.config, config, runtime));
