@@ -400,6 +400,9 @@ describeApiServers('admission end to end: the corpus through a real API server a
     assert.ok(tally.injected.length > 0 && tally.skipped.length > 0, summary);
     assert.ok(reinvoked.length > 0, 'the webhook was called again after the ServiceAccount plugin for some pods');
     assert.ok(unlabelled.length > 0, 'pods were stored untouched in unlabelled namespaces');
+    // Now that every log line has arrived: not one request came from the unlabelled namespaces.
+    const controls = (webhook?.lines ?? []).filter((l) => l['msg'] === 'admission' && /^(plain-\d+|controls|native-asked-control)$/.test(String(l['namespace'])));
+    assert.deepEqual(controls, [], 'the unlabelled namespaces never reached the webhook');
   });
 });
 
