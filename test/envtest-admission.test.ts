@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { describeTarget, findPodTargets, parseDocuments } from '../src/cli/documents.ts';
 import { loadConfig } from '../src/config.ts';
@@ -287,7 +287,8 @@ describeApiServers('admission end to end: the corpus through a real API server a
     }
   }
 
-  FILES.forEach((file, index) => {
+  // The files are independent (a namespace pair each): a few at a time keep the API server busy.
+  describe('the corpus', { concurrency: 4 }, () => FILES.forEach((file, index) => {
     test(`corpus ${file}`, async () => {
       const targets = parseDocuments(readFileSync(join(CORPUS, file), 'utf8'), file).flatMap((doc, documentIndex) =>
         findPodTargets(doc.toJS({ maxAliasCount: 100 })).map((target) => ({ target, label: `${file}: ${describeTarget(target, documentIndex)}` })),
@@ -304,7 +305,7 @@ describeApiServers('admission end to end: the corpus through a real API server a
         else tally[outcome].push(label);
       }
     });
-  });
+  }));
 
   /** A small app pod, compliant with the restricted Pod Security level on its own. */
   const appPod = (name: string, extra: { labels?: Record<string, string>; annotations?: Record<string, string>; ports?: number[] } = {}): Obj => ({
