@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
 import { NO_CLUSTER_SUPPORT, type DetectOptions } from './kube/detect-options.ts';
 import { findKubeConfigSources } from './kube/sources.ts';
+import type { NativeSidecarSupport } from './kube/version.ts';
 import { VERSION } from './version.ts';
 
 export interface ResolvedRuntime {
@@ -27,7 +28,7 @@ export async function resolveRuntime(config: InjectorConfig, options: ResolveOpt
   }
   const { logger, ...detect } = options;
   // The Kubernetes client is loaded only when there is a cluster to ask (it is most of a start).
-  const support =
+  const support: NativeSidecarSupport =
     findKubeConfigSources() === undefined
       ? NO_CLUSTER_SUPPORT
       : await (async () => {
@@ -42,7 +43,16 @@ export async function resolveRuntime(config: InjectorConfig, options: ResolveOpt
     );
   }
   return {
-    runtime: { version: VERSION, nativeSidecarSupported: support.supported },
+    runtime: runtimeFor(support),
     nativeSidecarDetail: `nativeSidecar: auto (${support.detail})`,
+  };
+}
+
+/** Returns the runtime facts of `nativeSidecar: auto` as detected (the server, `check` and the tests). */
+export function runtimeFor(support: NativeSidecarSupport): InjectorRuntime {
+  return {
+    version: VERSION,
+    nativeSidecarSupported: support.supported,
+    ...(support.apiServer === undefined ? {} : { apiServerNativeSidecars: support.apiServer }),
   };
 }

@@ -12,6 +12,7 @@ import type { Finding } from '../check/findings.ts';
 import { fetchInstallation } from '../kube/installation.ts';
 import { createKubeResources } from '../kube/resources.ts';
 import { detectNativeSidecarSupport, readKubeletSurvey } from '../kube/version.ts';
+import { runtimeFor } from '../runtime.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `Usage: envoy-injector check [options]
@@ -93,10 +94,10 @@ export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'writ
   // API server's version and the nodes' kubelets), as a replica starting now would.
   const resources = createKubeResources(kc);
   let nativeSidecar: NativeSidecarCheck | undefined;
-  let nativeSidecarSupported = config.nativeSidecar === 'true';
+  let runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported: config.nativeSidecar === 'true' };
   if (config.nativeSidecar === 'auto') {
     const support = await detectNativeSidecarSupport(kc);
-    nativeSidecarSupported = support.supported;
+    runtime = runtimeFor(support);
     nativeSidecar = {
       setting: 'auto',
       detail: support.detail,
@@ -110,7 +111,6 @@ export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'writ
       nativeSidecar = { setting: 'true', problem: `could not list the nodes to check their kubelets (${(error as Error).message})` };
     }
   }
-  const runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported };
   // Fetch everything first, then judge it: the judgement is a pure function of the objects.
   const objects = await fetchInstallation(resources, config, values.secret ?? config.tls.secretName);
   const findings = assessInstallation(objects, config, runtime, {
