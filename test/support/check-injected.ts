@@ -102,16 +102,20 @@ export function checkInjectedPod(pod: Obj): Obj {
   assert.ok(inputs?.ok, `envoy-init flags parse: ${inputs?.ok === false ? inputs.error : 'no envoy-init'}`);
   assert.equal(inputs.inputs.bootstrap?.dir, BOOTSTRAP_DIR);
   assert.equal(inputs.inputs.bootstrap?.podLabelsPath, `${PODINFO_DIR}/${PODINFO_LABELS_FILE}`);
+  // (As the core builds them, or as the API server stores them, with its defaults such as apiVersion v1.)
   assert.deepEqual(
-    initContainer['env'],
-    DOWNWARD_ENV.map(({ name, fieldPath }) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
+    (initContainer['env'] as Obj[]).map((e) => [e['name'], e['valueFrom']?.['fieldRef']?.['fieldPath']]),
+    DOWNWARD_ENV.map(({ name, fieldPath }) => [name, fieldPath]),
     'envoy-init reads the pod facts from the downward API',
   );
   const mounts: Obj[] = initContainer['volumeMounts'];
   assert.ok(mounts.some((m) => m['name'] === BOOTSTRAP_VOLUME_NAME && m['mountPath'] === BOOTSTRAP_DIR && m['readOnly'] !== true), 'envoy-init writes the bootstrap volume');
   assert.ok(mounts.some((m) => m['name'] === PODINFO_VOLUME_NAME && m['mountPath'] === PODINFO_DIR), 'envoy-init reads the labels');
   const podinfo = volumes.find((v) => v['name'] === PODINFO_VOLUME_NAME);
-  assert.deepEqual(podinfo?.['downwardAPI']?.['items'], [{ path: PODINFO_LABELS_FILE, fieldRef: { fieldPath: 'metadata.labels' } }]);
+  assert.deepEqual(
+    (podinfo?.['downwardAPI']?.['items'] as Obj[]).map((i) => [i['path'], i['fieldRef']?.['fieldPath']]),
+    [[PODINFO_LABELS_FILE, 'metadata.labels']],
+  );
   assert.deepEqual(volumes.find((v) => v['name'] === BOOTSTRAP_VOLUME_NAME)?.['emptyDir'], {});
   const envoyIsInit = init.some((c) => c['name'] === SIDECAR_CONTAINER_NAME);
   if (envoyIsInit) {

@@ -98,8 +98,13 @@ export function assertEnvoyContainer(container: Obj, native: boolean): void {
   assert.ok(flags.has('--disable-hot-restart'));
   assert.ok(flags.has('--concurrency') !== flags.has('--cpuset-threads'), 'either a fixed concurrency or one worker per CPU of the cpuset');
 
-  // The bootstrap comes from the emptyDir envoy-init writes, which envoy only reads.
-  assert.deepEqual(container['volumeMounts'], [{ name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR, readOnly: true }]);
+  // The bootstrap comes from the emptyDir envoy-init writes, which envoy only reads (the API
+  // server's ServiceAccount plugin may add its token's mount after it).
+  assert.deepEqual(container['volumeMounts']?.[0], { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR, readOnly: true });
+  assert.ok(
+    (container['volumeMounts'] as Obj[]).slice(1).every((m) => m['name'] !== BOOTSTRAP_VOLUME_NAME && m['mountPath'] !== BOOTSTRAP_DIR),
+    'the bootstrap is mounted once',
+  );
   assert.equal(container['env'], undefined, 'envoy needs no environment: envoy-init rendered everything');
 
   // Probes and declared ports point at the listeners the bootstrap opens.
