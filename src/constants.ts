@@ -44,6 +44,18 @@ export const PODINFO_VOLUME_NAME = 'envoy-podinfo';
 export const PODINFO_DIR = '/etc/envoy-podinfo';
 export const PODINFO_LABELS_FILE = 'labels';
 
+/** Where `envoy` mounts what ADS needs: the control plane's CA (`ca/`) and its client certificate (`client-cert/`). */
+export const ADS_DIR = '/etc/envoy-ads';
+export const ADS_CA_DIR = `${ADS_DIR}/ca`;
+export const ADS_CLIENT_CERT_DIR = `${ADS_DIR}/client-cert`;
+/** The volumes of the ADS CA ConfigMap and client certificate Secret. */
+export const ADS_CA_VOLUME_NAME = 'envoy-ads-ca';
+export const ADS_CLIENT_CERT_VOLUME_NAME = 'envoy-ads-client-cert';
+/** Where issue 12a's bootstrap override is mounted: proxy mounts stay out of it. */
+export const OVERRIDE_DIR = '/etc/envoy-override';
+/** Prefix of the volumes of `proxy-mounts`. */
+export const PROXY_MOUNT_VOLUME_PREFIX = 'envoy-mount-';
+
 /** Every volume the injection adds: a pod of its own with one of these names cannot be injected. */
 export const INJECTED_VOLUME_NAMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME];
 

@@ -19,7 +19,7 @@ import {
   INJECTED_VOLUME_NAMES,
   STATUS_ANNOTATION,
 } from '../constants.ts';
-import { planInjection, type PlannedInjection } from './plan.ts';
+import { planInjection, proxyVolumes, type PlannedInjection } from './plan.ts';
 import { formatAnnotationErrors, resolveSettings, type ResolvedSetting, type SettingsResult } from './overrides.ts';
 import { readPod, type PodView } from './pod.ts';
 import { reason, shorten, warning, type Reason, type Warning } from './reasons.ts';
@@ -164,6 +164,13 @@ function gatherFacts(
   const prefix = `${DOMAIN}/`;
   const known = knownAnnotations(settings);
   const namespaceAnnotations = ctx.namespaceAnnotations;
+  const resolvedSettings = resolveSettings(
+    pod.annotations,
+    namespaceAnnotations === undefined ? undefined : { name: ctx.namespace, annotations: namespaceAnnotations },
+    config,
+    runtime,
+    settings,
+  );
   return {
     pod,
     namespace: ctx.namespace,
@@ -176,15 +183,9 @@ function gatherFacts(
     statusAnnotation: pod.annotations[STATUS_ANNOTATION] !== undefined,
     proxyNamedContainer: all.find((c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME)?.name,
     otherMeshContainers: all.map((c) => c.name).filter((name) => OTHER_MESH_CONTAINERS.includes(name)),
-    takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => INJECTED_VOLUME_NAMES.includes(name)))],
+    takenVolumeNames: takenVolumeNames(pod, resolvedSettings),
     unknownAnnotations: Object.keys(pod.annotations).filter((key) => key.startsWith(prefix) && !known.includes(key)),
-    settings: resolveSettings(
-      pod.annotations,
-      namespaceAnnotations === undefined ? undefined : { name: ctx.namespace, annotations: namespaceAnnotations },
-      config,
-      runtime,
-      settings,
-    ),
+    settings: resolvedSettings,
     proxyPortClaims: all.flatMap((c) =>
       c.tcpPorts
         .filter((port) => PROXY_PORTS.includes(port))
@@ -200,6 +201,13 @@ function gatherFacts(
     guaranteedQoS: all.every((c) => c.guaranteed),
     terminationGracePeriodSeconds: pod.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS,
   };
+}
+
+/** The pod's own volumes named like one the injection adds: the fixed ones, and those its proxy config asks for. */
+function takenVolumeNames(pod: PodView, settings: SettingsResult): string[] {
+  const names = new Set(INJECTED_VOLUME_NAMES);
+  if (settings.ok) for (const volume of proxyVolumes(settings.proxy).volumes) names.add(volume.name);
+  return [...new Set(pod.volumeNames.filter((name) => names.has(name)))];
 }
 
 const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);

@@ -3,7 +3,7 @@
 // where what only the running pod knows is filled in as far as the object tells. Pure.
 import { isIP } from 'node:net';
 import { BOOTSTRAP_FILES, INIT_CONTAINER_NAME } from '../constants.ts';
-import { DOWNWARD_ENV, formatBootstrapFile, renderPodBootstrap, type PodIdentity } from './bootstrap.ts';
+import { adsSdsResources, DOWNWARD_ENV, formatBootstrapFile, renderPodBootstrap, type PodIdentity } from './bootstrap.ts';
 import { expandEnvReferences } from './env-expansion.ts';
 import { parseInitArgv, parseInitFlags, type BootstrapRequest, type InitInputs } from './init-flags.ts';
 import type { PodView } from './pod.ts';
@@ -34,6 +34,8 @@ export function renderBootstrapFiles(
       { name: BOOTSTRAP_FILES.bootstrap, content: formatBootstrapFile(bootstrap) },
       { name: BOOTSTRAP_FILES.hold, content: holdScript() },
       { name: BOOTSTRAP_FILES.drain, content: drainScript() },
+      // What the ADS connection's TLS reads from the mounted ConfigMap and Secret (file-based SDS).
+      ...adsSdsResources(inputs.proxy).map((r) => ({ name: r.file, content: formatBootstrapFile(r.content) })),
     ],
   };
 }
