@@ -74,6 +74,8 @@ export interface PodFacts {
   readonly namespace: string;
   /** Excluded by the injector's config (excludedNamespaces, or its own namespace). */
   readonly namespaceExcluded: boolean;
+  /** The namespace's annotations should be known but could not be read: the config's defaults apply. */
+  readonly namespaceAnnotationsUnknown: boolean;
   /** Whether the namespace's labels are known (the webhook is only called for matching ones). */
   readonly namespaceLabelsKnown: boolean;
   /** The namespace's inject label, when its labels are known. */
@@ -176,6 +178,7 @@ function gatherFacts(
     namespace: ctx.namespace,
     namespaceExcluded: config.excludedNamespaces.includes(ctx.namespace) || ctx.namespace === config.namespace,
     namespaceLabelsKnown: ctx.namespaceLabels !== undefined,
+    namespaceAnnotationsUnknown: ctx.namespaceAnnotationsUnknown === true,
     namespaceLabel: ctx.namespaceLabels?.[INJECT_LABEL],
     podLabel,
     injectAnnotation,
@@ -320,6 +323,7 @@ function unknownAnnotationWarnings(unknown: readonly string[], knownKeys: readon
 
 function injectionWarnings(facts: PodFacts, proxy: EffectiveProxyConfig, config: InjectorConfig, runtime: InjectorRuntime): Warning[] {
   const warnings: Warning[] = [];
+  if (facts.namespaceAnnotationsUnknown) warnings.push(warning('namespace-defaults-unknown', { namespace: shorten(facts.namespace) }));
   // `auto` found no native sidecar support, yet the pod's annotation asks for one.
   if (proxy.nativeSidecar && config.nativeSidecar === 'auto' && !runtime.nativeSidecarSupported) {
     warnings.push(warning('native-sidecar-unsupported'));

@@ -186,6 +186,11 @@ export interface AdmissionContext {
    * are the defaults of its pods). The webhook does not know them yet; the CLI takes them by flag.
    */
   readonly namespaceAnnotations?: Readonly<Record<string, string>>;
+  /**
+   * Set when the namespace's annotations should be known but could not be read (the webhook's cache
+   * missed it and the read failed): the pod gets the config's defaults, with a warning saying so.
+   */
+  readonly namespaceAnnotationsUnknown?: boolean;
   /** Kind of the workload owning the pod template, when the CLI injects one (e.g. `CronJob`). */
   readonly workloadKind?: string;
 }

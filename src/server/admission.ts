@@ -2,6 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { injectPod, type InjectionResult } from '../core/inject.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
+import type { NamespaceDefaultsLookup } from '../kube/namespace-cache.ts';
 import { decodeReview, encodeReview, type DecodedReview, type ReviewResponse } from './review.ts';
 
 /** Result label of an admission, as counted in metrics and logged. */
@@ -61,8 +62,23 @@ function podName(object: unknown): string {
  * Answers one AdmissionReview body. Throws ReviewDecodeError for a body that is not a review; any
  * other failure is answered as `allowed: false` with the uid and a message without internals.
  */
-export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRuntime): AdmissionOutcome {
-  const review: DecodedReview = decodeReview(body);
+export function admit(
+  body: unknown,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  namespace?: NamespaceDefaultsLookup,
+): AdmissionOutcome {
+  const decoded: DecodedReview = decodeReview(body);
+  // What the namespace cache knows of the pod's namespace (SPEC.md §4b), for the core.
+  const review: DecodedReview =
+    namespace === undefined
+      ? decoded
+      : {
+          ...decoded,
+          context: namespace.known
+            ? { ...decoded.context, namespaceAnnotations: namespace.annotations }
+            : { ...decoded.context, namespaceAnnotationsUnknown: true },
+        };
   const base = {
     uid: review.uid,
     namespace: review.context.namespace,
@@ -121,4 +137,17 @@ export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRu
     patchBytes: typeof patch === 'string' ? Buffer.byteLength(patch, 'base64') : 0,
     injection,
   };
+}
+
+/**
+ * Returns the namespace whose defaults an AdmissionReview body needs — a Pod's creation — read
+ * without decoding the review (admit does that, and refuses what is malformed), or undefined.
+ */
+export function namespaceToLookUp(body: unknown): string | undefined {
+  const request = (body as { request?: unknown } | null)?.request as Record<string, unknown> | undefined;
+  if (typeof request !== 'object' || request === null) return undefined;
+  const kind = request['kind'] as Record<string, unknown> | undefined;
+  if (request['operation'] !== 'CREATE' || kind?.['kind'] !== 'Pod' || (kind['group'] ?? '') !== '' || request['subResource']) return undefined;
+  const namespace = request['namespace'];
+  return typeof namespace === 'string' && namespace !== '' ? namespace : undefined;
 }

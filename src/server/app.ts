@@ -7,7 +7,8 @@ import { PATHS } from '../constants.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
 import { TLS_MIN_VERSION } from '../tls/material.ts';
 import { createAdmissionLimit, OVERLOAD_RETRY_AFTER_SECONDS } from './admission-limit.ts';
-import { admit, type AdmissionOutcome } from './admission.ts';
+import type { NamespaceCache } from '../kube/namespace-cache.ts';
+import { admit, namespaceToLookUp, type AdmissionOutcome } from './admission.ts';
 import { toHttpError } from './errors.ts';
 import type { InjectorMetrics } from './metrics.ts';
 import { decodeReview, encodeReview } from './review.ts';
@@ -31,6 +32,8 @@ export interface AppDeps {
   readonly readiness?: () => Readiness;
   /** Liveness beyond "the process answers": false after a fault it must be restarted for; alive when absent. */
   readonly liveness?: () => Readiness;
+  /** The namespace watch cache (SPEC.md §4b); without it pods get no namespace defaults. */
+  readonly namespaces?: Pick<NamespaceCache, 'defaultsFor'>;
   /** This instance's metrics (see metrics.ts), served at /metrics; without them there is no /metrics. */
   readonly metrics?: InjectorMetrics;
   /**
@@ -186,7 +189,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.post(PATHS.mutate, bounded, async (request, reply) => {
     const started = process.hrtime.bigint();
-    const outcome = admit(request.body, config, runtime);
+    // From the cache (synchronous); only a miss waits, for one bounded read.
+    const name = deps.namespaces === undefined ? undefined : namespaceToLookUp(request.body);
+    const namespace = name === undefined ? undefined : await deps.namespaces?.defaultsFor(name);
+    const outcome = admit(request.body, config, runtime, namespace);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const log = request.log.child({ uid: outcome.uid, namespace: outcome.namespace, pod: outcome.pod });
     const line = {
