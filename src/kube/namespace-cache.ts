@@ -259,6 +259,7 @@ export class NamespaceCache {
       end();
       if (this.#stopped) return;
       if (error === undefined || error === null) {
+        this.#lastHeard = this.#now();
         // The API server ends every watch after a while: carry on from where it was — unless it
         // ended at once, which is no watch at all (then back off as for an error).
         if (this.#now() - started >= 1_000) void this.#watch();
@@ -300,6 +301,8 @@ export class NamespaceCache {
     try {
       stop = await this.#api.watch(this.#resourceVersion, onEvent, done);
       if (ended) stop();
+      // The API server accepted the watch: the view is as current as its stream.
+      else this.#lastHeard = this.#now();
     } catch (error) {
       done(error);
     }
