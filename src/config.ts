@@ -3,6 +3,7 @@
 // key, where it came from and what is accepted.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { shorten } from './core/reasons.ts';
 import { closest } from './core/suggest.ts';
 import type { InjectorConfig } from './core/types.ts';
 import {
@@ -19,6 +20,7 @@ import {
   parsePort,
   parsePortList,
   requestsAboveLimits,
+  MAX_VALUE_LENGTH,
   type Parsed,
 } from './core/values.ts';
 import { ConfigError } from './errors.ts';
@@ -64,19 +66,22 @@ const k8sName = (text: string): Parsed<string> =>
     ? { ok: true, value: text.trim() }
     : { ok: false, accepted: 'a Kubernetes object name (lower-case letters, digits and -)' };
 
-const nameList = (text: string): Parsed<string[]> => {
+/** Most namespaces excludedNamespaces may list (each admission looks its namespace up in it). */
+export const MAX_EXCLUDED_NAMESPACES = 1000;
+/** Most names tls.dnsNames may list (each becomes a subjectAltName of the serving certificate). */
+export const MAX_DNS_NAMES = 100;
+
+/** A comma-separated list of at most `max` items each accepted by `item`, read only within MAX_VALUE_LENGTH. */
+const cappedList = (max: number, what: string, item: (text: string) => boolean) => (text: string): Parsed<string[]> => {
+  const accepted = `a list of at most ${max} ${what}`;
+  if (text.length > MAX_VALUE_LENGTH) return { ok: false, accepted: `${accepted}, in at most ${MAX_VALUE_LENGTH} characters` };
   const items = text.trim() === '' ? [] : text.split(',').map((s) => s.trim());
-  return items.every((item) => k8sName(item).ok)
-    ? { ok: true, value: items }
-    : { ok: false, accepted: 'a list of Kubernetes namespace names' };
+  return items.length <= max && items.every(item) ? { ok: true, value: items } : { ok: false, accepted };
 };
 
-const hostList = (text: string): Parsed<string[]> => {
-  const items = text.trim() === '' ? [] : text.split(',').map((s) => s.trim());
-  return items.every((item) => /^[A-Za-z0-9.*:-]+$/.test(item))
-    ? { ok: true, value: items }
-    : { ok: false, accepted: 'a list of DNS names or IP addresses' };
-};
+const nameList = cappedList(MAX_EXCLUDED_NAMESPACES, 'Kubernetes namespace names', (item) => k8sName(item).ok);
+
+const hostList = cappedList(MAX_DNS_NAMES, 'DNS names or IP addresses', (item) => /^[A-Za-z0-9.*:-]+$/.test(item));
 
 const optionalHostPort = (text: string): Parsed<string | null> => {
   if (text.trim() === '') return { ok: true, value: null };
@@ -201,7 +206,11 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-const show = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value));
+/** A value quoted in an error line: shortened, so a huge value does not make a huge line. */
+const show = (value: unknown): string => {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  return typeof value === 'string' ? JSON.stringify(shorten(text, 80)) : shorten(text, 80);
+};
 
 /**
  * Returns the validated, frozen configuration from defaults, the YAML file and the environment,

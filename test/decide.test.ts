@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { decide } from '../src/core/decide.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
-import type { AdmissionContext } from '../src/core/types.ts';
+import type { AdmissionContext, InjectorConfig } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
 const pod = (patch: { metadata?: object; spec?: object } = {}) => ({
@@ -21,7 +21,20 @@ interface Row {
   readonly action: 'inject' | 'skip' | 'deny';
   /** The reasons expected, in order. */
   readonly reasons: readonly ReasonCode[];
+  /** A config of the row's own (default: the test config). */
+  readonly config?: InjectorConfig;
 }
+
+const config = testConfig();
+
+/**
+ * A config built past loadConfig's caps (as another caller of the core could): 10,000 excluded
+ * CIDRs render one envoy-init argument over Linux's 128 KiB.
+ */
+const hugeTrafficConfig: InjectorConfig = {
+  ...config,
+  traffic: { ...config.traffic, excludeOutboundIpRanges: Array.from({ length: 10_000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`) },
+};
 
 const ROWS: readonly Row[] = [
   { name: 'a Service is not a pod', object: { kind: 'Service' }, ctx: { kind: 'Service' }, action: 'skip', reasons: ['not-a-pod'] },
@@ -153,6 +166,21 @@ const ROWS: readonly Row[] = [
     reasons: ['bootstrap-too-large'],
   },
   {
+    name: 'a bootstrap too large although its labels alone are not (built, then measured)',
+    object: pod({
+      metadata: { labels: Object.fromEntries(Array.from({ length: 2050 }, (_, i) => [`example.com/label-${i}`, 'v'.repeat(40)])) },
+    }),
+    action: 'deny',
+    reasons: ['bootstrap-too-large'],
+  },
+  {
+    name: 'an envoy-init argument too large for Linux (a CIDR list past the caps, from the config)',
+    object: pod(),
+    config: hugeTrafficConfig,
+    action: 'deny',
+    reasons: ['exec-too-large'],
+  },
+  {
     name: 'a UDP port or a plain init container on a proxy port cannot clash with a classic proxy',
     object: pod({
       spec: {
@@ -194,13 +222,11 @@ const ROWS: readonly Row[] = [
   },
 ];
 
-const config = testConfig();
-
 for (const row of ROWS) {
   test(`decision: ${row.name}`, () => {
     const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo', ...row.ctx };
     // injectPod: its decision is decide()'s, except for what only the built pod can tell.
-    const { decision, patch } = injectPod(row.object, ctx, config, testRuntime);
+    const { decision, patch } = injectPod(row.object, ctx, row.config ?? config, testRuntime);
     assert.equal(decision.action, row.action);
     if (row.action !== 'inject') assert.deepEqual(patch, []);
     assert.deepEqual(

@@ -25,7 +25,7 @@ test('flags: the injector flags, the CLI-only flags, and one clear error for eac
 
   const bad: [string, string[], RegExp][] = [
     ['unknown flag', ['--exclude-inbound-port=1'], /Unknown option '--exclude-inbound-port'/],
-    ['bad port', ['--exclude-inbound-ports=70000'], /^--exclude-inbound-ports="70000": expected a comma-separated list of ports/],
+    ['bad port', ['--exclude-inbound-ports=70000'], /^--exclude-inbound-ports="70000": expected a comma-separated list of at most 256 ports/],
     ['bad CIDR', ['--exclude-outbound-ip-ranges=10.0.0.0/33'], /^--exclude-outbound-ip-ranges="10.0.0.0\/33": expected/],
     ['bad boolean', ['--ipv6=yes'], /^--ipv6="yes": expected "true" or "false"$/],
     ['bad backend', ['--backend=iptables'], /^--backend="iptables": expected one of auto, nft, legacy$/],

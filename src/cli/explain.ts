@@ -172,6 +172,7 @@ const FIXES: Partial<Record<ReasonCode, (where: { namespace: string }) => string
   'proxy-port-conflict': () => `Move the container off the proxy's ports (${PROXY_PORTS.join(', ')}).`,
   'name-conflict': () => `Rename the pod's volume ${XTABLES_LOCK_VOLUME_NAME}.`,
   'bootstrap-too-large': () => "Remove labels from the pod: each one is copied into the proxy's node metadata.",
+  'exec-too-large': () => 'Shorten the list named above (the README lists the caps on every setting).',
 };
 
 function explainReasons(

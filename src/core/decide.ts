@@ -105,7 +105,7 @@ function skipReasons(pod: PodView, ctx: AdmissionContext, config: InjectorConfig
   const annotation = pod.annotations[INJECT_ANNOTATION];
   if (annotation !== undefined) {
     const parsed = parseBoolean(annotation);
-    if (!parsed.ok) reasons.push(reason('invalid-inject-annotation', `It is ${JSON.stringify(annotation)}.`));
+    if (!parsed.ok) reasons.push(reason('invalid-inject-annotation', `It is ${JSON.stringify(shorten(annotation))}.`));
     else if (!parsed.value) reasons.push(reason('disabled-by-annotation'));
   }
   if (podLabel === INJECT_LABEL_DISABLED) reasons.push(reason('disabled-by-pod-label'));
@@ -198,18 +198,26 @@ function surprisingSkipWarning(primary: Reason | undefined, pod: PodView, ctx: A
   }
 }
 
+/**
+ * Unknown annotations examined one by one (each with a "did you mean"); any beyond are counted in
+ * one more warning, so 20,000 of them cost a count, not 20,000 searches and warnings.
+ */
+export const MAX_UNKNOWN_ANNOTATION_WARNINGS = 16;
+
 function unknownAnnotationWarnings(pod: PodView): Warning[] {
   const prefix = `${DOMAIN}/`;
   const known = KNOWN_ANNOTATIONS.map((k) => k.slice(prefix.length));
-  return Object.keys(pod.annotations)
-    .filter((key) => key.startsWith(prefix) && !KNOWN_ANNOTATIONS.includes(key))
-    .map((key) => {
-      const suggestion = closest(key.slice(prefix.length), known);
-      return warning('unknown-annotation', {
-        annotation: shorten(key, 63),
-        suggestion: suggestion === undefined ? '' : ` Did you mean ${prefix}${suggestion}?`,
-      });
+  const unknown = Object.keys(pod.annotations).filter((key) => key.startsWith(prefix) && !KNOWN_ANNOTATIONS.includes(key));
+  const warnings = unknown.slice(0, MAX_UNKNOWN_ANNOTATION_WARNINGS).map((key) => {
+    const suggestion = closest(key.slice(prefix.length), known);
+    return warning('unknown-annotation', {
+      annotation: shorten(key, 63),
+      suggestion: suggestion === undefined ? '' : ` Did you mean ${prefix}${suggestion}?`,
     });
+  });
+  const more = unknown.length - warnings.length;
+  if (more > 0) warnings.push(warning('more-unknown-annotations', { count: String(more), prefix: DOMAIN }));
+  return warnings;
 }
 
 function injectionWarnings(

@@ -3,10 +3,11 @@ import type { Operation } from 'fast-json-patch';
 import { KUBECTL_DEFAULT_CONTAINER_ANNOTATION, SIDECAR_CONTAINER_NAME, STATUS_ANNOTATION } from '../constants.ts';
 import { buildBootstrap } from './bootstrap.ts';
 import { decide, type Decision, type Evaluation } from './decide.ts';
+import { describeExecSizeProblem, execSizeProblem } from './exec-size.ts';
 import { buildInitContainer, buildVolumes } from './init-container.ts';
 import { applyPlan, createPatch, type InjectionPlan } from './patch.ts';
 import type { PodView } from './pod.ts';
-import { buildSidecar, oversizedBootstrap } from './sidecar.ts';
+import { buildSidecar, MAX_EXEC_STRING_BYTES, oversizedBootstrap } from './sidecar.ts';
 import { reason, type Warning } from './reasons.ts';
 import { hashProxyConfig, renderStatus, type InjectionStatus } from './status.ts';
 import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, JsonObject } from './types.ts';
@@ -89,6 +90,15 @@ export function injectPod(
   const evaluation: Evaluation = decide(object, ctx, config, runtime);
   const { decision, warnings, pod } = evaluation;
   if (decision.action !== 'inject' || pod === undefined) return { decision, warnings, patch: [] };
+  // The labels are copied whole into the bootstrap (node metadata), JSON-escaped: when they alone
+  // are over the limit, so is the bootstrap, known without building it (20,000 labels cost four
+  // times their parsing to build, render and then refuse).
+  let labelBytes = 0;
+  for (const key of Object.keys(pod.labels)) labelBytes += key.length + (pod.labels[key] ?? '').length;
+  if (labelBytes > MAX_EXEC_STRING_BYTES) {
+    const detail = `(its labels alone are ${labelBytes} characters; remove labels from the pod, which its node metadata carries.)`;
+    return { decision: { action: 'deny', reasons: [reason('bootstrap-too-large', detail)] }, warnings, patch: [] };
+  }
   const { plan, bootstrap, status } = planInjection(pod, decision.proxy, runtime);
   // Only the built container tells how large the bootstrap really is (thousands of labels).
   const sidecar = [...plan.initContainers, ...plan.containers].find((c) => c.name === SIDECAR_CONTAINER_NAME);
@@ -97,5 +107,26 @@ export function injectPod(
     const detail = `(${oversized} bytes; remove labels from the pod, which its node metadata carries.)`;
     return { decision: { action: 'deny', reasons: [reason('bootstrap-too-large', detail)] }, warnings, patch: [] };
   }
-  return { decision, warnings, patch: createPatch(pod, plan), pod: applyPlan(pod, plan), bootstrap, status };
+  // Any other string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
+  for (const container of [...plan.initContainers, ...plan.containers]) {
+    const problem = execSizeProblem(container);
+    if (problem !== undefined) {
+      const detail = describeExecSizeProblem(problem, decision.overrides);
+      return { decision: { action: 'deny', reasons: [reason('exec-too-large', detail)] }, warnings, patch: [] };
+    }
+  }
+  // The injected pod is built when first read (the CLI and tests read it; the webhook only needs
+  // the patch): copying a pod of 20,000 annotations cost more than parsing it.
+  let injected: JsonObject | undefined;
+  return {
+    decision,
+    warnings,
+    patch: createPatch(pod, plan),
+    get pod(): JsonObject {
+      injected ??= applyPlan(pod, plan);
+      return injected;
+    },
+    bootstrap,
+    status,
+  };
 }

@@ -1,0 +1,87 @@
+// Whether an injected container can be started at all: Linux refuses to exec a program whose
+// argument or environment string exceeds MAX_ARG_STRLEN, or whose strings together exceed ARG_MAX
+// (E2BIG), and the pod then hangs in Init or CrashLoopBackOff with nothing pointing at the cause.
+// Checked before answering, so such a pod is denied with what made it big instead.
+import { OVERRIDE_SETTINGS, overrideAnnotation, type OverrideSetting } from '../constants.ts';
+import { MAX_EXEC_STRING_BYTES } from './sidecar.ts';
+import type { Container } from './types.ts';
+
+/**
+ * What all the argument and environment strings of one injected container may add up to: half of
+ * the usual ARG_MAX (2 MiB with the default 8 MiB stack), since the kubelet adds variables of its
+ * own (service links: several per Service of the namespace).
+ */
+export const MAX_EXEC_TOTAL_BYTES = 1024 * 1024;
+/** What expanding the downward-API references can add to one string (names, namespace, node, IPs). */
+const EXPANSION_ROOM_BYTES = 4 * 1024;
+
+/** The string of an injected container that is too large for exec, and how large it is. */
+export interface ExecSizeProblem {
+  readonly container: string;
+  /** `argument --flag`, `environment variable NAME`, or `arguments and environment` for the total. */
+  readonly what: string;
+  /** The envoy-init flag (without `--`) of the argument, when it is one. */
+  readonly flag?: string;
+  readonly bytes: number;
+  readonly limit: number;
+}
+
+/** A `$(NAME)` reference, as the kubelet expands them in args and env values. */
+const REFERENCE = /\$\(([^)]*)\)/g;
+
+/**
+ * Bytes exec needs for `text` once the kubelet has expanded its `$(NAME)` references to `sizes`
+ * (bytes of each variable's value), NUL included; a reference to a variable of unknown size (the
+ * downward API) gets room for its value. Counted, not expanded: a bootstrap is kilobytes.
+ */
+function execBytes(text: string, sizes: ReadonlyMap<string, number>): number {
+  let bytes = Buffer.byteLength(text) + 1;
+  if (!text.includes('$(')) return bytes;
+  let unknown = false;
+  for (const match of text.matchAll(REFERENCE)) {
+    const size = sizes.get(match[1] ?? '');
+    if (size === undefined) unknown = true;
+    else bytes += size - match[0].length;
+  }
+  return bytes + (unknown ? EXPANSION_ROOM_BYTES : 0);
+}
+
+/**
+ * Returns the first argument or environment string of `container` that exec would refuse (each
+ * once the kubelet has expanded its `$(VAR)` references to the container's own variables), or the total
+ * when all of them together are over MAX_EXEC_TOTAL_BYTES; undefined when the container can start.
+ */
+export function execSizeProblem(container: Container): ExecSizeProblem | undefined {
+  const sizes = new Map<string, number>();
+  for (const e of container.env ?? []) if (e.value !== undefined) sizes.set(e.name, Buffer.byteLength(e.value));
+  let total = 0;
+  const strings: { what: string; flag?: string; bytes: number }[] = [];
+  for (const arg of [...(container.command ?? []), ...(container.args ?? [])]) {
+    const flag = /^--([a-z0-9-]+)=/.exec(arg)?.[1];
+    strings.push({ what: `argument ${flag === undefined ? JSON.stringify(arg.slice(0, 40)) : `--${flag}`}`, ...(flag === undefined ? {} : { flag }), bytes: execBytes(arg, sizes) });
+  }
+  for (const e of container.env ?? []) {
+    // `NAME=value`: the name and `=` are part of the string.
+    strings.push({ what: `environment variable ${e.name}`, bytes: Buffer.byteLength(e.name) + 1 + execBytes(e.value ?? '', sizes) });
+  }
+  for (const s of strings) {
+    if (s.bytes > MAX_EXEC_STRING_BYTES) return { container: container.name, ...s, limit: MAX_EXEC_STRING_BYTES };
+    total += s.bytes;
+  }
+  return total > MAX_EXEC_TOTAL_BYTES
+    ? { container: container.name, what: 'arguments and environment', bytes: total, limit: MAX_EXEC_TOTAL_BYTES }
+    : undefined;
+}
+
+/** Returns the detail of an exec-too-large denial: which string, its size, and the annotation (or config) it came from. */
+export function describeExecSizeProblem(problem: ExecSizeProblem, overrides: Readonly<Record<string, string>>): string {
+  const setting = OVERRIDE_SETTINGS.find((s): s is OverrideSetting => s === problem.flag);
+  const annotation = setting === undefined ? undefined : overrideAnnotation(setting);
+  const source =
+    annotation === undefined
+      ? ''
+      : overrides[annotation] !== undefined
+        ? ` It comes from the annotation ${annotation}: shorten its list.`
+        : ` It comes from the injector's configuration (traffic settings), not from the pod.`;
+  return `(${problem.container} ${problem.what}: ${problem.bytes} bytes, over ${problem.limit}.)${source}`;
+}
