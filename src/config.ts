@@ -102,6 +102,8 @@ const LEAVES: readonly Leaf[] = [
   { path: 'server.bodyLimitBytes', parse: scalar((t) => parseInteger(t, 1024, 64 * 1024 * 1024)), default: 7 * 1024 * 1024 },
   { path: 'server.requestTimeoutMs', parse: scalar((t) => parseInteger(t, 100, 600_000)), default: 10_000 },
   { path: 'server.maxConcurrentAdmissions', parse: scalar((t) => parseInteger(t, 1, 100_000)), default: 32 },
+  { path: 'server.maxRequestsPerPeer', parse: scalar((t) => parseInteger(t, 1, 100_000)), default: 32 },
+  { path: 'server.bodyTimeoutMs', parse: scalar((t) => parseInteger(t, 100, 600_000)), default: 5_000 },
   { path: 'server.shutdownGraceMs', parse: scalar((t) => parseInteger(t, 0, 600_000)), default: 20_000 },
   { path: 'tls.mode', parse: scalar(oneOf('local', 'files', 'secret')), default: 'local' },
   { path: 'tls.certDir', parse: scalar(nonEmpty('a directory path')), default: 'certs' },
