@@ -15,9 +15,15 @@ import { TLS_MIN_VERSION, type ServingMaterial } from './tls/material.ts';
 import type { TlsSource } from './tls/source.ts';
 import { VERSION } from './version.ts';
 
-/** Creates the process logger: pino JSON lines on stdout. */
+/**
+ * Creates the process logger: pino JSON lines on stdout, written synchronously. pino's default
+ * asynchronous stream flushes what it buffered when the process exits, and on a broken stdout
+ * (`serve | head -2`, a log collector gone) that flush retries EPIPE forever, so the process never
+ * exited after SIGTERM. Written synchronously nothing is left to flush at exit, and the first
+ * EPIPE turns logging off (pino's broken-pipe handling) instead of blocking.
+ */
 export function createLogger(config: InjectorConfig): Logger {
-  return pino({ level: config.logLevel, base: { service: 'envoy-injector', version: VERSION } });
+  return pino({ level: config.logLevel, base: { service: 'envoy-injector', version: VERSION } }, pino.destination({ dest: 1, sync: true }));
 }
 
 /** What startInjector needs besides the config. */

@@ -19,6 +19,7 @@ import { checkInjectedPod } from './support/check-injected.ts';
 import { applyJsonPatch } from './support/patch.ts';
 import {
   firstData,
+  httpsGet,
   httpsPost,
   openTcp,
   openTls,
@@ -280,6 +281,38 @@ test('a client that never finishes its request cannot hold the exit past the req
     const messages = log.lines.map((l) => l['msg']);
     assert.ok(messages.includes('closing connections still open after the request timeout'));
     assert.ok(messages.includes('shut down'));
+  } finally {
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a broken stdout (serve | head -2) never keeps the process from exiting on SIGTERM', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'envoy-injector-shutdown-'));
+  let child: ChildProcess | undefined;
+  try {
+    const served = await startServe(dir, { ENVOY_INJECTOR_SERVER_SHUTDOWN_GRACE_MS: '100000' });
+    child = served.proc;
+    const { target, log, exited, stderr } = served;
+    // The reader goes away after two lines, as `head -2` does: every later log line meets EPIPE.
+    await new Promise<void>((resolve) => {
+      const check = () => (log.lines.length >= 2 ? resolve() : setTimeout(check, 5));
+      check();
+    });
+    child.stdout!.destroy();
+    // Probes log nothing, so the lines written after the server is up are the shutdown's, just
+    // before the exit (polled until it answers: the test's timeout bounds the wait).
+    for (;;) {
+      const up = await httpsGet(target, '/healthz').then((r) => r.status === 200, () => false);
+      if (up) break;
+      await sleep(20);
+    }
+    child.kill('SIGTERM');
+    // Before, pino's exit-time flush retried EPIPE forever: this waited until the test timed out.
+    const { code, signal } = await exited;
+    assert.equal(signal, null);
+    assert.equal(code, 0, stderr.text);
+    assert.doesNotMatch(stderr.text, /\n\s+at |EPIPE/);
   } finally {
     if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
