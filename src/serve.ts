@@ -11,7 +11,7 @@ import { resolveRuntime } from './runtime.ts';
 import { buildApp } from './server/app.ts';
 import { createMetrics } from './server/metrics.ts';
 import { createTlsSource, placeholderMaterial } from './tls/create.ts';
-import { TLS_MIN_VERSION, type ServingMaterial } from './tls/material.ts';
+import { secureContextOptions, type ServingMaterial } from './tls/material.ts';
 import type { TlsSource } from './tls/source.ts';
 import { VERSION } from './version.ts';
 
@@ -81,7 +81,7 @@ export async function startInjector(config: InjectorConfig, deps: StartDeps): Pr
   });
   // A new secure context applies to new connections; open ones finish on the one they started with.
   const server = app.server as unknown as TlsServer;
-  const apply = (material: ServingMaterial) => server.setSecureContext({ key: material.key, cert: material.cert, minVersion: TLS_MIN_VERSION });
+  const apply = (material: ServingMaterial) => server.setSecureContext(secureContextOptions(material.key, material.cert));
   tls.onChange(apply);
   const latest = tls.current();
   if (latest !== undefined && latest !== initial) apply(latest);

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { PATHS } from '../constants.ts';
 import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
-import { TLS_MIN_VERSION } from '../tls/material.ts';
+import { secureContextOptions } from '../tls/material.ts';
 import { createAdmissionLimit, createPeerLimit, OVERLOAD_RETRY_AFTER_SECONDS, peerOf, type AdmissionLimit, type RefusalReason } from './admission-limit.ts';
 import { admit, type AdmissionOutcome } from './admission.ts';
 import { BodyTimeoutError, toHttpError } from './errors.ts';
@@ -106,10 +106,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       : {
           https: {
             ...httpLimits,
-            key: deps.tls.key,
-            cert: deps.tls.cert,
-            // The same minimum applies again on every certificate reload (serve.ts).
-            minVersion: TLS_MIN_VERSION,
+            // The same version and suites apply again on every certificate reload (serve.ts).
+            ...secureContextOptions(deps.tls.key, deps.tls.cert),
             // A client that never finishes its handshake is dropped instead of holding a socket.
             handshakeTimeout: Math.min(requestTimeoutMs, 10_000),
           },

@@ -32,7 +32,11 @@ export function createTlsSource(config: InjectorConfig, deps: TlsSourceDeps): Tl
     case 'local':
       return new LocalTlsSource({ dir: config.tls.certDir, dnsNames: config.tls.dnsNames, renewBeforeDays: config.tls.renewBeforeDays }, deps.logger, now);
     case 'files':
-      return new FilesTlsSource({ dir: config.tls.certDir, resyncMs }, deps.logger, now);
+      return new FilesTlsSource(
+        { dir: config.tls.certDir, resyncMs, requiredNames: [`${config.tls.serviceName}.${config.namespace}.svc`, ...config.tls.dnsNames] },
+        deps.logger,
+        now,
+      );
     case 'secret': {
       const resources = deps.resources ?? (deps.kubeConfig === undefined ? undefined : createKubeResources(deps.kubeConfig));
       if (resources === undefined) {
