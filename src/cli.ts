@@ -138,12 +138,10 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
       const file = requireFile(values.file, 'bootstrap');
       const format = outputFormat(values.output, ['json', 'yaml']);
       const { bootstrapFor } = await import('./cli/bootstrap.ts');
-      const { stringify: stringifyYaml } = await import('yaml');
+      const { stringifyQuoted } = await import('./cli/documents.ts');
       const { runtime } = await resolveRuntime(loadedConfig);
       const result = bootstrapFor(readInput(file), file, loadedConfig, runtime, namespace);
-      io.stdout.write(
-        format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyYaml(result.bootstrap, { lineWidth: 0 }),
-      );
+      io.stdout.write(format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyQuoted(result.bootstrap));
       if (result.unresolved.length > 0) {
         io.stderr.write(
           `note: ${result.unresolved.map((n) => `$(${n})`).join(', ')} are filled in by the kubelet when the pod runs\n`,
