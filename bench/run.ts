@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { measureGrowth, measureLargePod } from './measure-core.ts';
+import { measureGrowth, measureHostile, measureLargePod } from './measure-core.ts';
 import { compareRoutes, memoryUnderLoad } from './measure-http.ts';
 import { measureColdStart } from './measure-start.ts';
 import { reviewOf, typicalPod } from './pods.ts';
@@ -45,6 +45,8 @@ try {
   const largePod = await measureLargePod(settings.rounds);
   log('growth with containers…');
   const growth = await measureGrowth(undefined, settings.rounds);
+  log('hostile reviews…');
+  const hostile = await measureHostile(settings.rounds, quick ? 2 : 5);
   log('cold start…');
   const coldStart = await measureColdStart(certDir, bundle.caCert, settings.startRuns);
   log(`/mutate vs baseline (${4 * settings.secondsPerRun + 4} s)…`);
@@ -69,7 +71,8 @@ try {
     coldStart,
     memory,
     growth,
-    targets: judge(routes, largePod, growth),
+    hostile,
+    targets: judge(routes, largePod, growth, hostile),
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
