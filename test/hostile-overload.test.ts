@@ -16,6 +16,7 @@ import { after, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { createAdmissionLimit } from '../src/server/admission-limit.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
+import { captureLogger } from './support/fake-apiserver-cluster.ts';
 import { removeCertificates, startServer, type TestServer } from './support/https-server.ts';
 import { applyJsonPatch } from './support/patch.ts';
 import {
@@ -232,6 +233,31 @@ test('60 slow senders, from one address or sixty, do not make ordinary admission
   } finally {
     for (const timer of timers) clearInterval(timer);
     for (const socket of sockets) socket.destroy();
+    await server.close();
+  }
+});
+
+test('refusals are logged at most once a second, with the counts since the last line', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { logger, lines } = captureLogger('info');
+  const server = await startServer({ ...PATIENT, ENVOY_INJECTOR_SERVER_MAX_REQUESTS_PER_PEER: '1' }, logger);
+  try {
+    const held = await hold(server, 'held');
+    const started = Date.now();
+    for (let i = 0; i < 30; i++) assert.equal((await admission(server, `refused-${i}`)).status, 503);
+    const elapsedMs = Date.now() - started;
+    assertInjected(await held.finish(), 'held');
+    const refusals = lines.filter((l) => l['msg'] === 'requests refused');
+    // The first refusal is logged at once; after it, one line per second at most, however fast
+    // the refusals come (the bound is computed from the time this loop actually took).
+    assert.ok(refusals.length >= 1);
+    assert.ok(refusals.length <= 1 + Math.floor(elapsedMs / 1000), `${refusals.length} lines in ${elapsedMs} ms`);
+    assert.deepEqual(refusals[0]?.['refused'], { 'peer-limit': 1 });
+    assert.equal(refusals[0]?.['peer'], '127.0.0.1');
+    assert.equal(refusals[0]?.['level'], 40);
+    const logged = refusals.reduce((sum, l) => sum + (l['refused']['peer-limit'] as number), 0);
+    assert.ok(logged <= 30);
+    assert.match((await httpsGet(server, '/metrics')).body, /^envoy_injector_requests_refused_total\{reason="peer-limit"\} 30$/m);
+  } finally {
     await server.close();
   }
 });
