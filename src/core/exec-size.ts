@@ -26,47 +26,49 @@ export interface ExecSizeProblem {
   readonly limit: number;
 }
 
-/** A `$(NAME)` reference, as the kubelet expands them in args and env values. */
-const REFERENCE = /\$\(([^)]*)\)/g;
-
 /**
- * Bytes exec needs for `text` once the kubelet has expanded its `$(NAME)` references to `sizes`
- * (bytes of each variable's value), NUL included; a reference to a variable of unknown size (the
- * downward API) gets room for its value. Counted, not expanded: a bootstrap is kilobytes.
+ * Bytes exec needs for `text` once the kubelet has expanded its `$(NAME)` references, NUL
+ * included: each reference to one of `known` (a variable with a literal value, and its size in
+ * bytes) is counted at that size, and any reference at all gets room for the downward-API values
+ * the kubelet fills in. Counted, not expanded: a bootstrap is kilobytes, and this runs for every
+ * injection.
  */
-function execBytes(text: string, sizes: ReadonlyMap<string, number>): number {
-  let bytes = Buffer.byteLength(text) + 1;
+function execBytes(text: string, known: ReadonlyMap<string, number>): number {
+  const bytes = Buffer.byteLength(text) + 1;
   if (!text.includes('$(')) return bytes;
-  let unknown = false;
-  for (const match of text.matchAll(REFERENCE)) {
-    const size = sizes.get(match[1] ?? '');
-    if (size === undefined) unknown = true;
-    else bytes += size - match[0].length;
+  let expanded = bytes + EXPANSION_ROOM_BYTES;
+  for (const [name, size] of known) {
+    const reference = `$(${name})`;
+    for (let at = text.indexOf(reference); at !== -1; at = text.indexOf(reference, at + reference.length)) expanded += size - reference.length;
   }
-  return bytes + (unknown ? EXPANSION_ROOM_BYTES : 0);
+  return expanded;
 }
 
 /**
  * Returns the first argument or environment string of `container` that exec would refuse (each
- * once the kubelet has expanded its `$(VAR)` references to the container's own variables), or the total
- * when all of them together are over MAX_EXEC_TOTAL_BYTES; undefined when the container can start.
+ * once the kubelet has expanded its `$(VAR)` references to the container's own variables), or the
+ * total when all of them together are over MAX_EXEC_TOTAL_BYTES; undefined when the container can
+ * start. Runs for every injection, so it only counts; a description is made for an offender only.
  */
 export function execSizeProblem(container: Container): ExecSizeProblem | undefined {
-  const sizes = new Map<string, number>();
-  for (const e of container.env ?? []) if (e.value !== undefined) sizes.set(e.name, Buffer.byteLength(e.value));
+  const env = container.env ?? [];
+  const known = new Map<string, number>();
+  for (const e of env) if (e.value !== undefined) known.set(e.name, Buffer.byteLength(e.value));
   let total = 0;
-  const strings: { what: string; flag?: string; bytes: number }[] = [];
   for (const arg of [...(container.command ?? []), ...(container.args ?? [])]) {
-    const flag = /^--([a-z0-9-]+)=/.exec(arg)?.[1];
-    strings.push({ what: `argument ${flag === undefined ? JSON.stringify(arg.slice(0, 40)) : `--${flag}`}`, ...(flag === undefined ? {} : { flag }), bytes: execBytes(arg, sizes) });
+    const bytes = execBytes(arg, known);
+    if (bytes > MAX_EXEC_STRING_BYTES) {
+      const flag = /^--([a-z0-9-]+)=/.exec(arg)?.[1];
+      const what = `argument ${flag === undefined ? JSON.stringify(arg.slice(0, 40)) : `--${flag}`}`;
+      return { container: container.name, what, ...(flag === undefined ? {} : { flag }), bytes, limit: MAX_EXEC_STRING_BYTES };
+    }
+    total += bytes;
   }
-  for (const e of container.env ?? []) {
+  for (const e of env) {
     // `NAME=value`: the name and `=` are part of the string.
-    strings.push({ what: `environment variable ${e.name}`, bytes: Buffer.byteLength(e.name) + 1 + execBytes(e.value ?? '', sizes) });
-  }
-  for (const s of strings) {
-    if (s.bytes > MAX_EXEC_STRING_BYTES) return { container: container.name, ...s, limit: MAX_EXEC_STRING_BYTES };
-    total += s.bytes;
+    const bytes = Buffer.byteLength(e.name) + 1 + execBytes(e.value ?? '', known);
+    if (bytes > MAX_EXEC_STRING_BYTES) return { container: container.name, what: `environment variable ${e.name}`, bytes, limit: MAX_EXEC_STRING_BYTES };
+    total += bytes;
   }
   return total > MAX_EXEC_TOTAL_BYTES
     ? { container: container.name, what: 'arguments and environment', bytes: total, limit: MAX_EXEC_TOTAL_BYTES }
