@@ -377,11 +377,15 @@ test('slow clients are cut off by the request timeout while others are served', 
 
 test('while slow clients hang on, the server serves everyone else', { timeout: TEST_TIMEOUT_MS }, async () => {
   const clients = await slowClients(patient);
-  for (let i = 0; i < 10; i++) await expectServed(patient);
-  assert.equal((await httpsGet(patient, '/healthz')).status, 200);
-  // The slow clients are all still connected: nothing above waited for them.
-  for (const [name, { socket }] of Object.entries(clients)) assert.equal(socket.destroyed, false, name);
-  for (const { socket } of Object.values(clients)) socket.destroy();
+  try {
+    for (let i = 0; i < 10; i++) await expectServed(patient);
+    assert.equal((await httpsGet(patient, '/healthz')).status, 200);
+    // The slow clients are all still connected: nothing above waited for them.
+    for (const [name, { socket }] of Object.entries(clients)) assert.equal(socket.destroyed, false, name);
+  } finally {
+    // Else the patient server would wait for them (two minutes) when the file closes it.
+    for (const { socket } of Object.values(clients)) socket.destroy();
+  }
   await Promise.all(Object.values(clients).map(({ result }) => result));
   await expectServed(patient);
 });
@@ -389,30 +393,36 @@ test('while slow clients hang on, the server serves everyone else', { timeout: T
 test('many concurrent connections: each is answered 200, or 503 with Retry-After beyond the bound', { timeout: TEST_TIMEOUT_MS }, async () => {
   // Idle connections held open all along, then a burst of admissions on fresh connections.
   const idle = await Promise.all(Array.from({ length: 100 }, () => openTls(patient)));
-  const burst = await Promise.all(
-    Array.from({ length: 200 }, async (_, i) => {
-      const uid = `burst-${i}`;
-      const response = remember(await httpsPost(patient, '/mutate', JSON.stringify(reviewFor(POD, { uid }))));
-      return { uid, response };
-    }),
-  );
-  const statuses = new Map<number, number>();
-  for (const { uid, response } of burst) {
-    statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
-    if (response.status === 200) {
-      const review = decodeResponse(JSON.parse(response.body));
-      assert.equal(review.uid, uid);
-      assert.equal(review.allowed, true);
-      checkInjectedPod(applyJsonPatch(POD, review.patch) as Record<string, unknown>);
-    } else {
-      assert.equal(response.status, 503, response.body);
-      assert.equal(response.headers['retry-after'], '1');
-      assert.equal(errorOf(response.body).error, 'overloaded');
+  try {
+    const burst = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const uid = `burst-${i}`;
+        const response = remember(await httpsPost(patient, '/mutate', JSON.stringify(reviewFor(POD, { uid }))));
+        return { uid, response };
+      }),
+    );
+    const statuses = new Map<number, number>();
+    for (const { uid, response } of burst) {
+      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+      if (response.status === 200) {
+        const review = decodeResponse(JSON.parse(response.body));
+        assert.equal(review.uid, uid);
+        assert.equal(review.allowed, true);
+        checkInjectedPod(applyJsonPatch(POD, review.patch) as Record<string, unknown>);
+      } else {
+        // Beyond a bound: the admission slots, or the requests in progress from this one address
+        // (every client here is 127.0.0.1). Which one a burst meets first depends on how the
+        // machine schedules it; both are the documented refusal.
+        assert.equal(response.status, 503, response.body);
+        assert.equal(response.headers['retry-after'], '1');
+        assert.ok(['overloaded', 'too-many-requests-from-peer'].includes(errorOf(response.body).error), response.body);
+      }
     }
+    assert.ok((statuses.get(200) ?? 0) > 0, `some were served: ${JSON.stringify([...statuses])}`);
+    await expectServed(patient);
+  } finally {
+    for (const socket of idle) socket.destroy();
   }
-  assert.ok((statuses.get(200) ?? 0) > 0, `some were served: ${JSON.stringify([...statuses])}`);
-  await expectServed(patient);
-  for (const socket of idle) socket.destroy();
 });
 
 test("the benchmark's baseline route does not exist outside the benchmark", { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -132,6 +132,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const refusals = refusalLog(deps.metrics);
   const deadlines = new WeakMap<FastifyRequest, { timer: NodeJS.Timeout; body?: PassThrough }>();
   const releases = new WeakMap<FastifyRequest, () => void>();
+  const peerReleases = new WeakMap<FastifyRequest, () => void>();
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, reason: 'overloaded' | 'peer-limit', message: string) => {
     refusals.record(request, reason, 503);
@@ -152,7 +153,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (release === undefined) {
       return refuse(request, reply, 'peer-limit', `too many requests in progress from ${peer} (server.maxRequestsPerPeer=${peers.max}); retry later`);
     }
-    // Given back once the answer is written or the socket goes away (client gone, timeout).
+    // Given back once the answer is on its way (onSend below: not when the client has read it,
+    // or a burst of answers waiting for their sockets would count against their peer), or when
+    // the socket goes away first (client gone, timeout).
+    peerReleases.set(request, release);
     reply.raw.once('close', release);
     // The body deadline runs from the headers. On expiry the body stream fails with a 408 error,
     // which fastify's body reader turns into the error answer (and closes the connection).
@@ -179,6 +183,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     payload.pipe(body);
     deadline.body = body;
     return body;
+  });
+
+  app.addHook('onSend', async (request) => {
+    peerReleases.get(request)?.();
   });
 
   // The body is complete (or there is none): the deadline has done its work.
