@@ -1,6 +1,7 @@
 // CPU time of the pure core, in this process: the large pod against JSON.parse of the same body
 // (measured in the same run, so the ratio holds on any machine), and how the time per injection
 // grows with the number of containers.
+import { admissionContext } from '../src/core/context.ts';
 import { importBuilt } from './processes.ts';
 import { largePod, LARGE_POD_ENV_VARS, podOfContainers, reviewOf } from './pods.ts';
 
@@ -66,7 +67,7 @@ export async function measureLargePod(rounds = 7, iterations = 300): Promise<Lar
   const pod = largePod();
   const body = JSON.stringify(reviewOf(pod));
   const review = JSON.parse(body) as { request: { object: unknown } };
-  const ctx = { kind: 'Pod', operation: 'CREATE', namespace: 'shop' };
+  const ctx = admissionContext({ namespace: 'shop' });
   // Sanity: it is injected, so the figures are those of a real injection.
   const result = injectPod(review.request.object, ctx, config, runtime);
   if (result.decision.action !== 'inject') throw new Error(`the large pod was not injected: ${JSON.stringify(result.decision.reasons)}`);
@@ -104,7 +105,7 @@ export interface GrowthPoint {
 /** Measures injectPod for pods of 1, 10, 50 and 200 containers. */
 export async function measureGrowth(sizes: readonly number[] = [1, 10, 50, 200], rounds = 7, iterations = 200): Promise<GrowthPoint[]> {
   const { injectPod, config, runtime } = await loadCore();
-  const ctx = { kind: 'Pod', operation: 'CREATE', namespace: 'shop' };
+  const ctx = admissionContext({ namespace: 'shop' });
   const pods = new Map(sizes.map((n) => [n, podOfContainers(n)]));
   for (const [n, pod] of pods) {
     const action = injectPod(pod, ctx, config, runtime).decision.action;

@@ -14,8 +14,10 @@ Usage: envoy-injector [command] [options]
 Commands:
   serve                          Run the admission webhook (default).
   inject -f FILE|-               Inject Pods and pod templates of a YAML stream; print the result.
+      [--namespace-annotation KEY=VALUE ...]
   explain -f FILE|-              Show, for each workload, whether it is injected and why.
-      [--namespace-labels k=v,...] [--output text|json]
+      [--namespace-labels k=v,...] [--namespace-annotation KEY=VALUE ...]
+      [--show-settings] [--output text|json]
   bootstrap -f FILE|-            Print the Envoy bootstrap the (first) pod runs with.
       [--output json|yaml]
   init-iptables [flags]          Install the pod's traffic capture (the envoy-init container).
@@ -23,10 +25,20 @@ Commands:
   check                          Check an installation through the kubeconfig.
   version                        Print the version.
 
-Options for every command:
-  -c, --config FILE              Config file (YAML); default $ENVOY_INJECTOR_CONFIG.
-  -n, --namespace NS             Namespace of documents that name none (default "default").
+Options (a command refuses one it does not read):
+  -c, --config FILE              Config file (YAML); default $ENVOY_INJECTOR_CONFIG (every command
+                                 but version).
+  -n, --namespace NS             inject, explain, bootstrap: namespace of documents that name none
+                                 (default "default").
   -h, --help                     Show this help.
+
+Options of inject and explain:
+  --namespace-annotation KEY=VALUE
+                                 An annotation of the documents' namespace, e.g.
+                                 envoy-injector.io/log-level=debug: the default of its pods'
+                                 setting (repeat it for several).
+  --show-settings                explain: also list every setting of the proxy with its value and
+                                 where it came from (pod, namespace, config, default).
 `;
 
 const OPTIONS = {
@@ -34,9 +46,22 @@ const OPTIONS = {
   file: { type: 'string', short: 'f' },
   namespace: { type: 'string', short: 'n' },
   'namespace-labels': { type: 'string' },
+  'namespace-annotation': { type: 'string', multiple: true },
+  'show-settings': { type: 'boolean' },
   output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
+
+type OptionName = keyof typeof OPTIONS;
+
+/** The options each command reads; any other is refused rather than silently ignored. */
+const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
+  serve: ['config'],
+  version: [],
+  inject: ['config', 'file', 'namespace', 'namespace-annotation'],
+  explain: ['config', 'file', 'namespace', 'namespace-labels', 'namespace-annotation', 'show-settings', 'output'],
+  bootstrap: ['config', 'file', 'namespace', 'output'],
+};
 
 /** Commands implemented in their own modules, loaded only when used. */
 const EXTERNAL_COMMANDS: Record<string, () => Promise<{ run: (args: string[]) => Promise<number> }>> = {
@@ -53,6 +78,18 @@ function parseLabels(text: string): Record<string, string> {
     labels[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return labels;
+}
+
+/** Parses repeated `KEY=VALUE` annotations; a value may hold commas and `=` (port lists, CIDRs). */
+function parseAnnotations(pairs: readonly string[] | undefined): Record<string, string> | undefined {
+  if (pairs === undefined) return undefined;
+  const annotations: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--namespace-annotation: expected KEY=VALUE, got ${JSON.stringify(pair)}`);
+    annotations[pair.slice(0, eq).trim()] = pair.slice(eq + 1);
+  }
+  return annotations;
 }
 
 function requireFile(file: string | undefined, command: string): string {
@@ -88,6 +125,14 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
     io.stdout.write(USAGE);
     return 0;
   }
+  const allowed = COMMAND_OPTIONS[command];
+  if (allowed === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}; see envoy-injector --help`);
+  for (const [name, value] of Object.entries(values)) {
+    if (value !== undefined && name !== 'help' && !allowed.includes(name as OptionName)) {
+      throw new UsageError(`--${name} is not an option of ${command}; see envoy-injector --help`);
+    }
+  }
+  const namespaceAnnotations = parseAnnotations(values['namespace-annotation']);
   if (command === 'version') {
     io.stdout.write(`${VERSION}\n`);
     return 0;
@@ -110,7 +155,7 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
       const { runtime, nativeSidecarDetail } = await resolveRuntime(loadedConfig);
       // With `auto` the output depends on the cluster the kubeconfig points at: say which way it went.
       if (loadedConfig.nativeSidecar === 'auto') io.stderr.write(`note: ${nativeSidecarDetail}\n`);
-      const { output, reports } = injectDocuments(readInput(file), file, loadedConfig, runtime, namespace);
+      const { output, reports } = injectDocuments(readInput(file), file, loadedConfig, runtime, namespace, namespaceAnnotations);
       io.stdout.write(output);
       for (const line of formatInjectReports(reports)) io.stderr.write(`${line}\n`);
       return reports.some((r) => r.result.decision.action === 'deny') ? 1 : 0;
@@ -125,6 +170,8 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
         defaultNamespace: namespace,
         nativeSidecarDetail,
         ...(labels === undefined ? {} : { namespaceLabels: parseLabels(labels) }),
+        ...(namespaceAnnotations === undefined ? {} : { namespaceAnnotations }),
+        ...(values['show-settings'] === true ? { showSettings: true } : {}),
       };
       const explanations = explainDocuments(readInput(file), file, loadedConfig, runtime, options);
       io.stdout.write(

@@ -17,37 +17,7 @@ export const STATUS_ANNOTATION = `${DOMAIN}/status`;
 /** Annotation kubectl reads to pick the container for `logs`/`exec` when none is named. */
 export const KUBECTL_DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
 
-/** Per-pod override annotations (SPEC.md §5), without the domain prefix. */
-export const OVERRIDE_SETTINGS = [
-  'exclude-inbound-ports',
-  'include-inbound-ports',
-  'exclude-outbound-ports',
-  'exclude-outbound-ip-ranges',
-  'include-outbound-ip-ranges',
-  'proxy-image',
-  'proxy-cpu',
-  'proxy-memory',
-  'proxy-cpu-limit',
-  'proxy-memory-limit',
-  'log-level',
-  'concurrency',
-  'native-sidecar',
-  'hold-application-until-proxy-starts',
-  'drain-seconds',
-] as const;
-export type OverrideSetting = (typeof OVERRIDE_SETTINGS)[number];
-
-/** Full annotation key of a per-pod override. */
-export function overrideAnnotation(setting: OverrideSetting): string {
-  return `${DOMAIN}/${setting}`;
-}
-
-/** Every annotation key under the domain the injector understands (anything else is a likely typo). */
-export const KNOWN_ANNOTATIONS: readonly string[] = [
-  INJECT_ANNOTATION,
-  STATUS_ANNOTATION,
-  ...OVERRIDE_SETTINGS.map(overrideAnnotation),
-];
+// The per-pod override annotations (SPEC.md §5) are declared with their settings in core/settings.ts.
 
 export const INIT_CONTAINER_NAME = 'envoy-init';
 export const SIDECAR_CONTAINER_NAME = 'envoy';

@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { BOOTSTRAP_ENV, SIDECAR_CONTAINER_NAME } from '../src/constants.ts';
 import { bootstrapFor } from '../src/cli/bootstrap.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { expandEnvReferences } from '../src/core/env-expansion.ts';
 import { injectPod } from '../src/core/inject.ts';
 import type { InjectorConfig } from '../src/core/types.ts';
@@ -82,7 +83,7 @@ function whatEnvoyParses(pod: Obj, downward: Record<string, string>): Obj {
 }
 
 function inject(pod: Obj, config: InjectorConfig = testConfig()): Obj {
-  const result = injectPod(pod, { kind: 'Pod', operation: 'CREATE', namespace: 'shop' }, config, testRuntime);
+  const result = injectPod(pod, admissionContext({ namespace: 'shop' }), config, testRuntime);
   assert.ok(result.pod, 'injected');
   checkInjectedPod(result.pod as Obj);
   return result.pod as Obj;
@@ -136,7 +137,7 @@ test('a pod not injected yet: injected with the same config first, giving the sa
   assert.equal(fromPlain.code, 0, fromPlain.stderr);
   // The same config and version the command runs with.
   const cliConfig = loadConfig({ file: configFile, env: { ENVOY_INJECTOR_NATIVE_SIDECAR: 'false' } });
-  const injected = injectPod(POD, { kind: 'Pod', operation: 'CREATE', namespace: 'shop' }, cliConfig, { version: VERSION, nativeSidecarSupported: false }).pod;
+  const injected = injectPod(POD, admissionContext({ namespace: 'shop' }), cliConfig, { version: VERSION, nativeSidecarSupported: false }).pod;
   assert.ok(injected);
   const fromInjected = await cli(['bootstrap', '-f', write('injected.json', injected), '-c', configFile]);
   assert.equal(fromInjected.code, 0, fromInjected.stderr);

@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { bootstrapOf } from './support/check-injected.ts';
 import { testConfig, testConfigFromYaml, testRuntime } from './support/config.ts';
@@ -30,7 +31,7 @@ const POD = {
 };
 
 function bootstrapFor(config = testConfig()): Obj {
-  const result = injectPod(POD, { kind: 'Pod', operation: 'CREATE', namespace: 'shop' }, config, testRuntime);
+  const result = injectPod(POD, admissionContext({ namespace: 'shop' }), config, testRuntime);
   assert.ok(result.pod);
   return bootstrapOf(result.pod as Obj);
 }

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildBootstrap } from '../src/core/bootstrap.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
 import type { EffectiveProxyConfig, InjectorConfig } from '../src/core/types.ts';
@@ -208,7 +209,7 @@ test('every combination of the settings that shape the proxy gives a valid pod a
                   'envoy-injector.io/concurrency': concurrency,
                   'envoy-injector.io/log-level': count % 2 === 0 ? 'debug' : 'warn',
                 };
-                const result = injectPod(pod(annotations), { kind: 'Pod', operation: 'CREATE', namespace: 'ns' }, config, testRuntime);
+                const result = injectPod(pod(annotations), admissionContext({ namespace: 'ns' }), config, testRuntime);
                 assert.equal(result.decision.action, 'inject');
                 checkInjectedPod(result.pod as Obj);
                 count++;

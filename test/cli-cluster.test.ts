@@ -8,10 +8,12 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { FINDINGS, type FindingCode } from '../src/check/findings.ts';
 import { reportError } from '../src/cli.ts';
 import { run as runCerts } from '../src/cli/certs.ts';
 import { run as runCheck } from '../src/cli/check.ts';
 import { loadConfig } from '../src/config.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
 import { hashProxyConfig } from '../src/core/status.ts';
@@ -96,7 +98,7 @@ function pod(ns: string, name: string, options: { labels?: Record<string, string
     spec,
   };
   if (options.injectedWith !== undefined) {
-    const result = injectPod(object, { kind: 'Pod', operation: 'CREATE', namespace: ns }, options.injectedWith, runtime);
+    const result = injectPod(object, admissionContext({ namespace: ns }), options.injectedWith, runtime);
     assert.equal(result.decision.action, 'inject', `${name} is injected`);
     object = result.pod as JsonObject;
   }
@@ -213,8 +215,17 @@ test('check: a broken installation names every problem and exits 1', async () =>
   // JSON output carries the same findings.
   const json = await inProcess(runCheck, ['-c', MANIFEST_CONFIG, '--kubeconfig', kubeconfig, '-n', NAMESPACE, '-o', 'json']);
   assert.equal(json.code, 1);
-  const findings = JSON.parse(json.stdout) as { level: string; check: string; message: string }[];
+  const findings = JSON.parse(json.stdout) as { code: FindingCode; level: string; check: string; message: string }[];
   assert.equal(findings.filter((f) => f.level === 'fail').length, 4);
+  for (const f of findings) {
+    assert.deepEqual(Object.keys(f), ['code', 'level', 'check', 'message']);
+    assert.equal(f.level, FINDINGS[f.code].level, `${f.code} has its table's level`);
+    assert.equal(f.check, FINDINGS[f.code].check, `${f.code} has its table's check`);
+  }
+  assert.deepEqual(
+    findings.filter((f) => f.check === 'pods' && f.level !== 'ok').map((f) => f.code),
+    ['pod-not-injected', 'pod-would-be-denied', 'pod-not-injected', 'pod-stale-proxy', 'pods-need-attention', 'pods-need-attention'],
+  );
   assert.deepEqual([...new Set(findings.map((f) => f.check))], ['webhook-configuration', 'ca-bundle', 'service', 'nodes', 'namespaces', 'pods']);
 });
 

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { bootstrapFor } from '../src/cli/bootstrap.ts';
 import { formatInjectReports, injectDocuments } from '../src/cli/inject.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { bootstrapOf, checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testRuntime } from './support/config.ts';
@@ -175,7 +176,7 @@ test('bootstrap: prints exactly the bootstrap the injected pod runs with', () =>
     metadata: { name: 'web-0', namespace: 'shop', labels: { app: 'web' } },
     spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'nginx' }] },
   };
-  const injected = injectPod(pod, { kind: 'Pod', operation: 'CREATE', namespace: 'shop' }, testConfig(), testRuntime).pod;
+  const injected = injectPod(pod, admissionContext({ namespace: 'shop' }), testConfig(), testRuntime).pod;
   assert.ok(injected);
   const dir = mkdtempSync(join(tmpdir(), 'envoy-injector-cli-'));
   try {

@@ -1,7 +1,8 @@
 // Configuration: defaults, file, environment, and one clear line for every bad input.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeConfigKeys, envVarFor, loadConfig, MAX_DNS_NAMES, MAX_EXCLUDED_NAMESPACES } from '../src/config.ts';
+import { describeConfigKeys, envVarFor, loadConfig } from '../src/config.ts';
+import { MAX_DNS_NAMES, MAX_EXCLUDED_NAMESPACES } from '../src/core/value-types.ts';
 import { testConfig } from './support/config.ts';
 import { ConfigError } from '../src/errors.ts';
 

@@ -1,10 +1,11 @@
 // The decision table: one named row per reason code (SPEC.md §3). A reason without a row fails.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { admissionContext } from '../src/core/context.ts';
 import { decide } from '../src/core/decide.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
-import type { AdmissionContext, InjectorConfig } from '../src/core/types.ts';
+import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
 const pod = (patch: { metadata?: object; spec?: object } = {}) => ({
@@ -18,6 +19,8 @@ interface Row {
   readonly name: string;
   readonly object: unknown;
   readonly ctx?: Partial<AdmissionContext>;
+  /** What `nativeSidecar: auto` found (default: testRuntime). */
+  readonly runtime?: InjectorRuntime;
   readonly action: 'inject' | 'skip' | 'deny';
   /** The reasons expected, in order. */
   readonly reasons: readonly ReasonCode[];
@@ -201,6 +204,20 @@ const ROWS: readonly Row[] = [
     reasons: ['proxy-port-conflict'],
   },
   {
+    name: 'a native sidecar asked for where the API server has none (older than 1.29)',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/native-sidecar': 'true' } } }),
+    runtime: { ...testRuntime, apiServerNativeSidecars: false },
+    action: 'deny',
+    reasons: ['api-server-lacks-native-sidecars'],
+  },
+  {
+    name: 'a native sidecar asked for where the API server has them but a kubelet is older: injected (with a warning)',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/native-sidecar': 'true' } } }),
+    runtime: { ...testRuntime, apiServerNativeSidecars: true },
+    action: 'inject',
+    reasons: ['enabled-by-namespace'],
+  },
+  {
     name: 'pod already has the xtables lock volume',
     object: pod({ spec: { volumes: [{ name: 'envoy-init-xtables-lock', emptyDir: {} }] } }),
     action: 'deny',
@@ -224,9 +241,12 @@ const ROWS: readonly Row[] = [
 
 for (const row of ROWS) {
   test(`decision: ${row.name}`, () => {
-    const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo', ...row.ctx };
-    // injectPod: its decision is decide()'s, except for what only the built pod can tell.
-    const { decision, patch } = injectPod(row.object, ctx, row.config ?? config, testRuntime);
+    const ctx: AdmissionContext = admissionContext({ namespace: 'demo', ...row.ctx });
+    // decide() is the whole decision (check relies on it): injectPod only carries it out.
+    const runtime = row.runtime ?? testRuntime;
+    const rowConfig = row.config ?? config;
+    const { decision, patch } = injectPod(row.object, ctx, rowConfig, runtime);
+    assert.deepEqual(decide(row.object, ctx, rowConfig, runtime).decision, decision);
     assert.equal(decision.action, row.action);
     if (row.action !== 'inject') assert.deepEqual(patch, []);
     assert.deepEqual(
@@ -253,7 +273,7 @@ test('every reason code is kebab-case and leads to the action its table says', (
 
 test('skips are evaluated in SPEC order and all of them are reported', () => {
   const object = pod({ metadata: { annotations: { 'envoy-injector.io/inject': 'false' } }, spec: { hostNetwork: true } });
-  const { decision, warnings } = decide(object, { kind: 'Pod', operation: 'CREATE', namespace: 'kube-system' }, config, testRuntime);
+  const { decision, warnings } = decide(object, admissionContext({ namespace: 'kube-system' }), config, testRuntime);
   assert.deepEqual(
     decision.reasons.map((r) => r.code),
     ['namespace-excluded', 'disabled-by-annotation', 'host-network'],
@@ -263,7 +283,7 @@ test('skips are evaluated in SPEC order and all of them are reported', () => {
 });
 
 test('a surprising skip is also a warning', () => {
-  const { warnings } = decide(pod({ spec: { hostNetwork: true } }), { kind: 'Pod', operation: 'CREATE', namespace: 'demo' }, config, testRuntime);
+  const { warnings } = decide(pod({ spec: { hostNetwork: true } }), admissionContext({ namespace: 'demo' }), config, testRuntime);
   assert.deepEqual(
     warnings.map((w) => w.code),
     ['host-network'],
@@ -280,7 +300,7 @@ test('invalid annotations are all listed in one message with value and what is a
       },
     },
   });
-  const { decision } = decide(object, { kind: 'Pod', operation: 'CREATE', namespace: 'demo' }, config, testRuntime);
+  const { decision } = decide(object, admissionContext({ namespace: 'demo' }), config, testRuntime);
   assert.equal(decision.action, 'deny');
   const message = decision.reasons[0]?.message ?? '';
   assert.match(message, /envoy-injector\.io\/proxy-cpu="lots" \(accepted: a Kubernetes CPU quantity/);
@@ -289,7 +309,7 @@ test('invalid annotations are all listed in one message with value and what is a
 });
 
 test('malformed pods are denied with the path of the problem, never thrown', () => {
-  const ctx: AdmissionContext = { kind: 'Pod', operation: 'CREATE', namespace: 'demo' };
+  const ctx: AdmissionContext = admissionContext({ namespace: 'demo' });
   const cases: [unknown, RegExp][] = [
     [null, /JSON object/],
     [{ spec: { containers: 'web' } }, /spec\.containers must be a list/],

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { describeExecSizeProblem, execSizeProblem, MAX_EXEC_TOTAL_BYTES } from '../src/core/exec-size.ts';
 import { injectPod } from '../src/core/inject.ts';
+import type { ResolvedSetting } from '../src/core/overrides.ts';
+import { SETTING, type SettingSource } from '../src/core/settings.ts';
 import { MAX_EXEC_STRING_BYTES } from '../src/core/sidecar.ts';
 import type { Container, InjectorConfig } from '../src/core/types.ts';
 import { MAX_CIDRS, MAX_PORTS } from '../src/core/values.ts';
@@ -58,14 +60,16 @@ test('environment strings count their name, and all strings together are bounded
   assert.equal(total?.limit, MAX_EXEC_TOTAL_BYTES);
 });
 
-test('the denial names the annotation a flag came from, or the config when the pod did not set it', () => {
+test('the denial names the annotation a flag came from (the pod\'s or its namespace\'s), or the config key', () => {
   const problem = { container: 'envoy-init', what: 'argument --exclude-outbound-ip-ranges', flag: 'exclude-outbound-ip-ranges', bytes: 200_000, limit: MAX_EXEC_STRING_BYTES };
+  const from = (source: SettingSource): ResolvedSetting[] => [{ setting: SETTING.excludeOutboundIpRanges, value: ['10.0.0.0/8'], source }];
   assert.equal(
-    describeExecSizeProblem(problem, { 'envoy-injector.io/exclude-outbound-ip-ranges': '10.0.0.0/8' }),
+    describeExecSizeProblem(problem, from('pod'), 'demo'),
     '(envoy-init argument --exclude-outbound-ip-ranges: 200000 bytes, over 131072.) It comes from the annotation envoy-injector.io/exclude-outbound-ip-ranges: shorten its list.',
   );
-  assert.match(describeExecSizeProblem(problem, {}), /It comes from the injector's configuration/);
-  assert.doesNotMatch(describeExecSizeProblem({ ...problem, flag: 'proxy-uid', what: 'argument --proxy-uid' }, {}), /comes from/);
+  assert.match(describeExecSizeProblem(problem, from('namespace'), 'demo'), /the annotation envoy-injector\.io\/exclude-outbound-ip-ranges of the namespace demo: shorten its list\.$/);
+  assert.match(describeExecSizeProblem(problem, from('config'), 'demo'), /It comes from the injector's configuration \(traffic\.excludeOutboundIpRanges\), not from the pod\.$/);
+  assert.doesNotMatch(describeExecSizeProblem({ ...problem, flag: 'proxy-uid', what: 'argument --proxy-uid' }, from('pod'), 'demo'), /comes from/);
 });
 
 test('envoy-init of a pod whose lists are all at their caps starts: the caps keep its arguments far below the limit', () => {

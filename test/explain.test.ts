@@ -8,9 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OVERRIDE_SETTINGS } from '../src/constants.ts';
 import { explainDocuments, explainReport, formatExplanations, type ExplainOptions, type ExplainReport } from '../src/cli/explain.ts';
 import { REASONS, WARNINGS } from '../src/core/reasons.ts';
+import { annotationNames } from '../src/core/settings.ts';
 import { TEST_VERSION, testConfig, testRuntime } from './support/config.ts';
 
 const DATA = new URL('./testdata/', import.meta.url).pathname;
@@ -100,7 +100,7 @@ function assertShape(report: ExplainReport, where: string): void {
     }
     for (const o of w['overrides']) {
       assert.deepEqual(keys(o), ['annotation', 'default', 'setting', 'value'], at);
-      assert.ok((OVERRIDE_SETTINGS as readonly string[]).includes(o['setting']), at);
+      assert.ok(annotationNames().includes(o['setting']), at);
       assert.equal(o['annotation'], `envoy-injector.io/${o['setting']}`, at);
     }
     const adds = w['adds'];

@@ -1,24 +1,42 @@
-// Golden tests (Istio style): every `*.yaml` under the DIRS of test/testdata is injected; each
-// pod or pod template that is injected is recorded in `X.yaml.injected`, each one skipped or denied
-// in `X.yaml.skipped`, with its reasons and warnings. For every injected pod, the returned patch
-// applied to the input with fast-json-patch must give the golden pod, and injecting that pod again
-// must give no patch. `REFRESH_GOLDEN=1 npm test` rewrites the goldens; review the diff.
+// Golden tests (Istio style): every `*.yaml` of test/testdata/corpus and of each directory under
+// test/testdata/inject is injected (a directory's `_config.yaml` is the injector config of its
+// inputs). Each pod or pod template that is injected is recorded in `X.yaml.injected` — with the
+// value of its ENVOY_BOOTSTRAP replaced by a marker — and its bootstrap, once, as a structure in
+// `X.yaml.bootstrap`; each one skipped or denied in `X.yaml.skipped`, with its reasons and warnings.
+// For every injected pod: the returned patch applied to the input with fast-json-patch gives the
+// injected pod, its ENVOY_BOOTSTRAP is exactly the rendering of the golden bootstrap, and injecting
+// it again gives no patch. Directories are discovered: a new one is picked up, an empty one fails.
+// `REFRESH_GOLDEN=1 npm test` rewrites the goldens; review the diff.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments, stringify } from 'yaml';
 import { findPodTargets, parseDocuments, describeTarget } from '../src/cli/documents.ts';
+import { BOOTSTRAP_ENV, SIDECAR_CONTAINER_NAME } from '../src/constants.ts';
+import { admissionContext } from '../src/core/context.ts';
+import { expandEnvReferences } from '../src/core/env-expansion.ts';
 import { injectPod } from '../src/core/inject.ts';
-import type { InjectorConfig } from '../src/core/types.ts';
+import { renderBootstrapEnv } from '../src/core/sidecar.ts';
+import type { InjectorConfig, JsonObject } from '../src/core/types.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testConfigFromYaml, testRuntime } from './support/config.ts';
 import { applyJsonPatch } from './support/patch.ts';
 
 const ROOT = new URL('./testdata/', import.meta.url).pathname;
-/** Directories of inputs; a `_config.yaml` in one is the injector config for its inputs. */
-const DIRS = ['corpus', 'inject', 'inject-native', 'inject-auto', 'inject-ads', 'inject-ads-tls', 'inject-ipv4-access-log'];
 const REFRESH = process.env['REFRESH_GOLDEN'] === '1';
+
+/** The golden directories: the corpus, and every directory under inject/. */
+const DIRS = [
+  'corpus',
+  ...readdirSync(join(ROOT, 'inject'))
+    .filter((name) => statSync(join(ROOT, 'inject', name)).isDirectory())
+    .sort()
+    .map((name) => `inject/${name}`),
+];
+
+/** What stands for the bootstrap in an `.injected` golden: it is in the `.bootstrap` golden beside it. */
+const bootstrapMarker = (file: string): string => `<the bootstrap of ${file}.bootstrap, rendered>`;
 
 const toYaml = (records: unknown[]): string =>
   records.map((r) => stringify(r, { sortMapEntries: true, lineWidth: 0 })).join('---\n');
@@ -44,29 +62,40 @@ function configFor(dir: string): InjectorConfig {
   return existsSync(file) ? testConfigFromYaml(readFileSync(file, 'utf8')) : testConfig();
 }
 
-const inputs = DIRS.flatMap((dir) =>
-  existsSync(join(ROOT, dir))
-    ? readdirSync(join(ROOT, dir))
-        .filter((f) => f.endsWith('.yaml') && !f.startsWith('_'))
-        .sort()
-        .map((file) => ({ dir, file }))
-    : [],
-);
+const inputsOf = (dir: string): string[] =>
+  readdirSync(join(ROOT, dir))
+    .filter((f) => f.endsWith('.yaml') && !f.startsWith('_'))
+    .sort();
+const inputs = DIRS.flatMap((dir) => inputsOf(dir).map((file) => ({ dir, file })));
 
-test('the corpus and the injection cases are all present', () => {
+test('the corpus and the injection cases are all present, and every golden directory has a case', () => {
   assert.ok(inputs.filter((i) => i.dir === 'corpus').length >= 69, 'every corpus file is an input');
+  assert.ok(DIRS.length >= 7, `the inject/ directories are discovered: ${DIRS.join(', ')}`);
+  for (const dir of DIRS) assert.ok(inputsOf(dir).length > 0, `${dir} holds no case (a *.yaml input)`);
+  const loose = readdirSync(join(ROOT, 'inject')).filter((name) => !statSync(join(ROOT, 'inject', name)).isDirectory());
+  assert.deepEqual(loose, [], 'inject/ holds only case directories (a file there would be no one\'s input)');
 });
+
+/** The envoy container's ENVOY_BOOTSTRAP entry of an injected pod. */
+function bootstrapEntry(pod: JsonObject): { name: string; value: string } {
+  const spec = pod['spec'] as { initContainers?: JsonObject[]; containers: JsonObject[] };
+  const envoy = [...(spec.initContainers ?? []), ...spec.containers].find((c) => c['name'] === SIDECAR_CONTAINER_NAME);
+  const entry = (envoy?.['env'] as { name: string; value: string }[] | undefined)?.find((e) => e.name === BOOTSTRAP_ENV);
+  assert.ok(entry, 'the envoy container carries ENVOY_BOOTSTRAP');
+  return entry;
+}
 
 for (const { dir, file } of inputs) {
   test(`golden ${dir}/${file}`, () => {
     const config = configFor(dir);
     const path = join(ROOT, dir, file);
     const injected: unknown[] = [];
+    const bootstraps: unknown[] = [];
     const skipped: unknown[] = [];
     parseDocuments(readFileSync(path, 'utf8'), file).forEach((doc, index) => {
       for (const target of findPodTargets(doc.toJS())) {
         const name = describeTarget(target, index);
-        const ctx = { kind: 'Pod', operation: 'CREATE', namespace: target.namespace ?? 'default', workloadKind: target.kind };
+        const ctx = admissionContext({ namespace: target.namespace ?? 'default', workloadKind: target.kind });
         const before = structuredClone(target.pod);
         const result = injectPod(target.pod, ctx, config, testRuntime);
         assert.deepEqual(target.pod, before, `${name}: the core does not modify its input`);
@@ -85,20 +114,30 @@ for (const { dir, file } of inputs) {
         assert.equal(again.patch.length, 0, `${name}: injecting the injected pod again gives no patch`);
         assert.equal(again.decision.action, 'skip');
         assert.equal(again.decision.reasons[0]?.code, 'already-injected');
-        // The bootstrap again, as a structure: in the pod it is one compact JSON string, unreadable in a diff.
-        injected.push({ target: name, reasons, warnings, pod: patched, bootstrap: result.bootstrap });
+        // The bootstrap once, as a structure in its own golden: in the pod it is one compact JSON
+        // string, unreadable in a diff. What the pod carries must be exactly its rendering…
+        const entry = bootstrapEntry(patched as JsonObject);
+        assert.ok(result.bootstrap && result.bootstrapEnv !== undefined, `${name}: the result carries the bootstrap`);
+        assert.equal(entry.value, result.bootstrapEnv, `${name}: the pod carries the bootstrap the result reports`);
+        assert.equal(entry.value, renderBootstrapEnv(result.bootstrap), `${name}: ENVOY_BOOTSTRAP is the rendered bootstrap`);
+        // …and, read back as the kubelet leaves it (every `$$` a `$`), the very bootstrap recorded.
+        assert.deepEqual(JSON.parse(expandEnvReferences(entry.value, {})), result.bootstrap, `${name}: ENVOY_BOOTSTRAP parses back`);
+        const recorded = structuredClone(patched) as JsonObject;
+        bootstrapEntry(recorded).value = bootstrapMarker(file);
+        injected.push({ target: name, reasons, warnings, pod: recorded });
+        bootstraps.push({ target: name, bootstrap: result.bootstrap });
       }
     });
     compareGolden(`${path}.injected`, injected);
+    compareGolden(`${path}.bootstrap`, bootstraps);
     compareGolden(`${path}.skipped`, skipped);
   });
 }
 
 test('every golden file belongs to an input', () => {
   for (const dir of DIRS) {
-    if (!existsSync(join(ROOT, dir))) continue;
     for (const file of readdirSync(join(ROOT, dir))) {
-      const match = /^(.*\.yaml)\.(injected|skipped)$/.exec(file);
+      const match = /^(.*\.yaml)\.(injected|bootstrap|skipped)$/.exec(file);
       if (match) assert.ok(existsSync(join(ROOT, dir, match[1] as string)), `${dir}/${file} has no input`);
     }
   }

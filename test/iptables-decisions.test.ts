@@ -3,7 +3,7 @@
 // a tool's failure (from messages iptables 1.8.9 and iproute2 really print).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_TRAFFIC_POLICY } from '../src/core/traffic-flags.ts';
+import { DEFAULT_TRAFFIC_POLICY } from '../src/core/init-flags.ts';
 import { chooseBackend, type BackendProbe } from '../src/iptables/backend.ts';
 import { FAILURE_KINDS, classifyToolFailure, firstErrorLine, mostRelevant, type Failure } from '../src/iptables/failures.ts';
 import { formatIpv6, globalIpv6Addresses, parseIfInet6, planIpv6 } from '../src/iptables/ipv6.ts';

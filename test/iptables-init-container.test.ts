@@ -4,13 +4,15 @@
 // every bad one.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { INIT_CONTAINER_NAME, overrideAnnotation } from '../src/constants.ts';
+import { INIT_CONTAINER_NAME } from '../src/constants.ts';
+import { admissionContext } from '../src/core/context.ts';
+import { annotationKey } from '../src/core/settings.ts';
 import { injectPod } from '../src/core/inject.ts';
 import type { InjectorConfig, JsonObject, TrafficPolicy } from '../src/core/types.ts';
 import { parseInitArgs } from '../src/iptables/options.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
-const CTX = { kind: 'Pod', operation: 'CREATE', namespace: 'demo' } as const;
+const CTX = admissionContext({ namespace: 'demo' });
 
 function podWith(annotations: Record<string, string>): JsonObject {
   return {
@@ -37,7 +39,7 @@ function initContainerOf(annotations: Record<string, string>, config: InjectorCo
   return { args: init.args, policy: parsed.options.policy };
 }
 
-const a = (setting: Parameters<typeof overrideAnnotation>[0]): string => overrideAnnotation(setting);
+const a = annotationKey;
 
 test('each traffic annotation reaches init-iptables as its flag', () => {
   const cases: [string, Record<string, string>, string, Partial<TrafficPolicy>][] = [

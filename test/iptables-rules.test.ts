@@ -6,7 +6,8 @@ import { existsSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROXY_PORTS } from '../src/constants.ts';
-import { DEFAULT_TRAFFIC_POLICY, renderTrafficFlags } from '../src/core/traffic-flags.ts';
+import { DEFAULT_TRAFFIC_POLICY, renderInitFlags } from '../src/core/init-flags.ts';
+import { builtInProxyConfig } from '../src/core/overrides.ts';
 import { parseInitArgs } from '../src/iptables/options.ts';
 import {
   CHAIN_NAMES,
@@ -27,7 +28,7 @@ const range = (from: number, count: number): number[] => Array.from({ length: co
 /** Flag sets and the golden file of their `--dry-run` output. */
 const DRY_RUN_CASES: readonly { name: string; flags: readonly string[] }[] = [
   { name: 'defaults', flags: [] },
-  { name: 'injector-default-flags', flags: renderTrafficFlags(DEFAULT_TRAFFIC_POLICY) },
+  { name: 'injector-default-flags', flags: renderInitFlags(builtInProxyConfig()) },
   { name: 'ipv4-only', flags: ['--ipv6=false'] },
   {
     name: 'exclusions',

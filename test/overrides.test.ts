@@ -3,15 +3,26 @@
 // accepted). Refusals are all reported together.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { OVERRIDE_SETTINGS, overrideAnnotation, type OverrideSetting } from '../src/constants.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { decide } from '../src/core/decide.ts';
-import { defaultProxyConfig, formatAnnotationErrors, resolveOverrides } from '../src/core/overrides.ts';
-import type { EffectiveProxyConfig } from '../src/core/types.ts';
+import { defaultProxyConfig, formatAnnotationErrors, resolveSettings } from '../src/core/overrides.ts';
+import { annotationKey, annotationNames } from '../src/core/settings.ts';
+import type { EffectiveProxyConfig, InjectorConfig } from '../src/core/types.ts';
+import { OVERRIDE_SETTINGS, type OverrideSetting } from './support/arbitrary-pod.ts';
 import { MAX_CIDRS, MAX_PORTS, MAX_VALUE_LENGTH } from '../src/core/values.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
 const config = testConfig();
 const base = defaultProxyConfig(config, testRuntime);
+const overrideAnnotation = (setting: OverrideSetting): string => annotationKey(setting);
+
+/** Resolves the pod annotations alone (no namespace annotations), as the tests below need. */
+function resolveOverrides(annotations: Record<string, string>, withConfig: InjectorConfig = config, runtime = testRuntime) {
+  const result = resolveSettings(annotations, undefined, withConfig, runtime);
+  if (!result.ok) return result;
+  const overrides = Object.fromEntries(result.settings.filter((s) => s.source === 'pod').map((s) => [annotationKey(s.setting.pod?.annotation ?? ''), s.text]));
+  return { ok: true as const, config: result.proxy, overrides };
+}
 
 /** Where a setting lands in the effective config. */
 const READ: { readonly [S in OverrideSetting]: (c: EffectiveProxyConfig) => unknown } = {
@@ -129,7 +140,7 @@ const TABLE: { readonly [S in OverrideSetting]: Row } = {
 };
 
 test('the table covers every override annotation', () => {
-  assert.deepEqual(Object.keys(TABLE).sort(), [...OVERRIDE_SETTINGS].sort());
+  assert.deepEqual(Object.keys(TABLE).sort(), [...annotationNames()].sort());
 });
 
 for (const setting of OVERRIDE_SETTINGS) {
@@ -137,7 +148,7 @@ for (const setting of OVERRIDE_SETTINGS) {
   const annotation = overrideAnnotation(setting);
   test(`${annotation}: accepted values set the effective config`, () => {
     for (const [value, expected] of row.valid) {
-      const result = resolveOverrides({ [annotation]: value }, config, testRuntime);
+      const result = resolveOverrides({ [annotation]: value });
       assert.ok(result.ok, `${JSON.stringify(value)} is accepted: ${result.ok ? '' : formatAnnotationErrors(result.errors)}`);
       assert.deepEqual(READ[setting](result.config), expected, `${JSON.stringify(value)}`);
       assert.deepEqual(result.overrides, { [annotation]: value }, 'the override is recorded as given');
@@ -145,7 +156,7 @@ for (const setting of OVERRIDE_SETTINGS) {
   });
   test(`${annotation}: refused values name the annotation, the value and what is accepted`, () => {
     for (const value of row.invalid) {
-      const result = resolveOverrides({ [annotation]: value }, config, testRuntime);
+      const result = resolveOverrides({ [annotation]: value });
       assert.ok(!result.ok, `${JSON.stringify(value)} is refused`);
       assert.equal(result.errors.length, 1);
       const [error] = result.errors;
@@ -181,10 +192,8 @@ test('a value longer than any setting can be is refused unread, by name and with
   const annotations = Object.fromEntries(OVERRIDE_SETTINGS.map((s) => [overrideAnnotation(s), value]));
   const result = resolveOverrides(annotations, config, testRuntime);
   assert.ok(!result.ok);
-  assert.deepEqual(
-    result.errors.map((e) => e.annotation),
-    OVERRIDE_SETTINGS.map(overrideAnnotation),
-  );
+  // Every one of them is refused (in the settings table's order).
+  assert.deepEqual(result.errors.map((e) => e.annotation).sort(), OVERRIDE_SETTINGS.map(overrideAnnotation).sort());
   for (const error of result.errors) {
     assert.match(error.accepted, new RegExp(`in at most ${MAX_VALUE_LENGTH} characters \\(this value has ${MAX_VALUE_LENGTH + 1}\\)$`), error.annotation);
   }
@@ -193,7 +202,7 @@ test('a value longer than any setting can be is refused unread, by name and with
 });
 
 test('no annotation: the config defaults, unchanged', () => {
-  const result = resolveOverrides({ 'app.kubernetes.io/name': 'web', 'envoy-injector.io/inject': 'true' }, config, testRuntime);
+  const result = resolveOverrides({ 'app.kubernetes.io/name': 'web', 'envoy-injector.io/inject': 'true' });
   assert.ok(result.ok);
   assert.deepEqual(result.config, base);
   assert.deepEqual(result.overrides, {});
@@ -201,11 +210,12 @@ test('no annotation: the config defaults, unchanged', () => {
 
 test('every bad annotation is reported at once, in one message, and the pod is denied', () => {
   const annotations = Object.fromEntries(OVERRIDE_SETTINGS.map((s) => [overrideAnnotation(s), TABLE[s].invalid[0] as string]));
-  const result = resolveOverrides(annotations, config, testRuntime);
+  const result = resolveOverrides(annotations);
   assert.ok(!result.ok);
-  assert.deepEqual(result.errors.map((e) => e.annotation), OVERRIDE_SETTINGS.map(overrideAnnotation));
+  // In the order of the settings table, whatever the order on the pod.
+  assert.deepEqual(result.errors.map((e) => e.annotation), annotationNames().map(annotationKey));
   const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', annotations }, spec: { containers: [{ name: 'a', image: 'a' }] } };
-  const { decision } = decide(pod, { kind: 'Pod', operation: 'CREATE', namespace: 'ns' }, config, testRuntime);
+  const { decision } = decide(pod, admissionContext({ namespace: 'ns' }), config, testRuntime);
   assert.equal(decision.action, 'deny');
   assert.equal(decision.reasons.length, 1);
   assert.equal(decision.reasons[0]?.code, 'invalid-annotations');
@@ -220,26 +230,26 @@ test('a request above its limit is refused, naming the annotation that caused it
     [{ 'envoy-injector.io/proxy-cpu': '2', 'envoy-injector.io/proxy-cpu-limit': '500m' }, 'envoy-injector.io/proxy-cpu', /cpu request no larger than its limit \(request 2, limit 500m\)/],
   ];
   for (const [annotations, annotation, accepted] of cases) {
-    const result = resolveOverrides(annotations, config, testRuntime);
+    const result = resolveOverrides(annotations);
     assert.ok(!result.ok, JSON.stringify(annotations));
     assert.equal(result.errors[0]?.annotation, annotation);
     assert.match(result.errors[0]?.accepted ?? '', accepted);
   }
   // Equal is fine, and a larger limit makes a larger request fine.
-  assert.ok(resolveOverrides({ 'envoy-injector.io/proxy-cpu': '1', 'envoy-injector.io/proxy-cpu-limit': '1000m' }, config, testRuntime).ok);
-  assert.ok(resolveOverrides({ 'envoy-injector.io/proxy-memory': '2Gi', 'envoy-injector.io/proxy-memory-limit': '2Gi' }, config, testRuntime).ok);
+  assert.ok(resolveOverrides({ 'envoy-injector.io/proxy-cpu': '1', 'envoy-injector.io/proxy-cpu-limit': '1000m' }).ok);
+  assert.ok(resolveOverrides({ 'envoy-injector.io/proxy-memory': '2Gi', 'envoy-injector.io/proxy-memory-limit': '2Gi' }).ok);
 });
 
 test('native-sidecar overrides the config both ways; `auto` follows what the cluster supports', () => {
   const native = testConfig({ ENVOY_INJECTOR_NATIVE_SIDECAR: 'true' });
-  const off = resolveOverrides({ 'envoy-injector.io/native-sidecar': 'false' }, native, testRuntime);
+  const off = resolveOverrides({ 'envoy-injector.io/native-sidecar': 'false' }, native);
   assert.ok(off.ok && off.config.nativeSidecar === false);
   const auto = testConfig({ ENVOY_INJECTOR_NATIVE_SIDECAR: 'auto' });
   assert.equal(defaultProxyConfig(auto, { ...testRuntime, nativeSidecarSupported: true }).nativeSidecar, true);
   assert.equal(defaultProxyConfig(auto, { ...testRuntime, nativeSidecarSupported: false }).nativeSidecar, false);
   // Asking for it where `auto` found no support is allowed, with a warning: the pod would hang in Init.
   const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', annotations: { 'envoy-injector.io/native-sidecar': 'true' } }, spec: { containers: [{ name: 'a', image: 'a' }] } };
-  const ctx = { kind: 'Pod', operation: 'CREATE', namespace: 'ns' };
+  const ctx = admissionContext({ namespace: 'ns' });
   const unsupported = decide(pod, ctx, auto, { ...testRuntime, nativeSidecarSupported: false });
   assert.equal(unsupported.decision.action, 'inject');
   assert.deepEqual(unsupported.warnings.map((w) => w.code), ['native-sidecar-unsupported']);

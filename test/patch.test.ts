@@ -1,40 +1,56 @@
-// The patch: only additions, missing parents created first, keys escaped (RFC 6901).
+// The patch (SPEC.md §6), judged by what it does: applied to the request object with fast-json-patch
+// it gives exactly the injected pod — creating missing parents, with annotation keys escaped (RFC
+// 6901) — it only adds, it never carries or rewrites the pod's own containers, and injecting the
+// result again gives no patch.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { escapePointer } from '../src/core/patch.ts';
+import type { JsonObject } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { applyJsonPatch } from './support/patch.ts';
 
-const ctx = { kind: 'Pod', operation: 'CREATE', namespace: 'demo' };
+const ctx = admissionContext({ namespace: 'demo' });
 const containers = [{ name: 'web', image: 'nginx' }];
+type Pod = Record<string, any>;
 
-function inject(object: Record<string, unknown>, env: Record<string, string> = {}) {
-  const result = injectPod(object, ctx, testConfig(env), testRuntime);
+/** Injects `object`, applies the patch to it, checks the result is the injected pod and a fixed point. */
+function patched(object: Pod, env: Record<string, string> = {}): { pod: Pod; patch: readonly { op: string; value?: unknown }[] } {
+  const config = testConfig(env);
+  const result = injectPod(object, ctx, config, testRuntime);
   assert.equal(result.decision.action, 'inject');
-  assert.deepEqual(applyJsonPatch(object, result.patch), result.pod);
-  return result;
+  const pod = applyJsonPatch(object, result.patch) as Pod;
+  assert.deepEqual(pod, result.pod, 'the patch applied to the request object gives the injected pod');
+  const again = injectPod(pod, ctx, config, testRuntime);
+  assert.deepEqual(again.patch, [], 'injecting the injected pod gives no patch');
+  return { pod, patch: result.patch };
 }
 
-test('RFC 6901 escaping of annotation keys', () => {
+test('RFC 6901: annotation keys with "/" and "~" land as written', () => {
   assert.equal(escapePointer('envoy-injector.io/status'), 'envoy-injector.io~1status');
   assert.equal(escapePointer('a~b/c'), 'a~0b~1c');
-  const result = inject({ metadata: { name: 'p', annotations: { x: 'y' } }, spec: { containers } });
-  const paths = result.patch.map((op) => op.path);
-  assert.ok(paths.includes('/metadata/annotations/envoy-injector.io~1status'));
-  assert.ok(paths.includes('/metadata/annotations/kubectl.kubernetes.io~1default-container'));
+  const { pod } = patched({ metadata: { name: 'p', annotations: { x: 'y', 'a~b/c': 'd' } }, spec: { containers } });
+  assert.deepEqual(Object.keys(pod['metadata']['annotations']), ['x', 'a~b/c', 'envoy-injector.io/status', 'kubectl.kubernetes.io/default-container']);
+  assert.equal(pod['metadata']['annotations']['a~b/c'], 'd');
+  assert.equal(pod['metadata']['annotations']['kubectl.kubernetes.io/default-container'], 'web');
+  assert.equal(JSON.parse(pod['metadata']['annotations']['envoy-injector.io/status'])['version'], testRuntime.version);
 });
 
-test('missing parents are created: no metadata, null annotations, no initContainers, no volumes', () => {
-  const noMetadata = inject({ spec: { containers } });
-  assert.equal(noMetadata.patch[0]?.path, '/metadata');
-  const nullAnnotations = inject({ metadata: { name: 'p', annotations: null }, spec: { containers, initContainers: null } });
-  assert.equal(nullAnnotations.patch[0]?.path, '/metadata/annotations');
-  assert.ok(nullAnnotations.patch.some((op) => op.path === '/spec/initContainers' && op.op === 'add'));
-  assert.ok(nullAnnotations.patch.some((op) => op.path === '/spec/volumes'));
+test('missing parents are created: no metadata, null annotations, null or no initContainers, no volumes', () => {
+  const noMetadata = patched({ spec: { containers } }).pod;
+  assert.deepEqual(Object.keys(noMetadata['metadata']), ['annotations']);
+  assert.ok(noMetadata['metadata']['annotations']['envoy-injector.io/status']);
+  const nulls = patched({ metadata: { name: 'p', annotations: null }, spec: { containers, initContainers: null } }).pod;
+  assert.equal(nulls['metadata']['name'], 'p');
+  assert.ok(nulls['metadata']['annotations']['envoy-injector.io/status']);
+  assert.deepEqual(nulls['spec']['initContainers'].map((c: Pod) => c['name']), ['envoy-init']);
+  assert.deepEqual(nulls['spec']['volumes'].map((v: Pod) => v['name']), ['envoy-init-xtables-lock']);
+  const native = patched({ metadata: { name: 'p' }, spec: { containers } }, { ENVOY_INJECTOR_NATIVE_SIDECAR: 'true' }).pod;
+  assert.deepEqual(native['spec']['initContainers'].map((c: Pod) => c['name']), ['envoy-init', 'envoy']);
 });
 
-test('only add operations, and the pod\'s own containers are never rewritten', () => {
+test("only additions, and the pod's own containers are neither carried nor rewritten", () => {
   const pod = {
     metadata: { name: 'p' },
     spec: {
@@ -44,38 +60,39 @@ test('only add operations, and the pod\'s own containers are never rewritten', (
     },
   };
   for (const native of ['false', 'true']) {
-    const result = inject(pod, { ENVOY_INJECTOR_NATIVE_SIDECAR: native });
-    assert.ok(result.patch.every((op) => op.op === 'add'));
-    const touched = result.patch.map((op) => op.path);
-    // Inserted at explicit indexes or appended; no path points into an existing container.
-    for (const path of touched) assert.doesNotMatch(path, /^\/spec\/(init)?[cC]ontainers\/\d+\/./);
-    const injected = result.pod as { spec: { initContainers: { name: string }[]; containers: { name: string }[] } };
+    const { pod: injected, patch } = patched(pod, { ENVOY_INJECTOR_NATIVE_SIDECAR: native });
+    assert.ok(patch.every((op) => op.op === 'add'), 'every operation adds');
+    // What the patch carries is only what was injected: none of the pod's own containers or volumes.
+    const carried = JSON.stringify(patch.map((op) => op.value));
+    for (const own of ['"setup"', '"a"', '"b"', '"data"']) assert.ok(!carried.includes(`"name":${own}`), `the patch does not carry ${own}`);
+    const names = (list: Pod[]) => list.map((c) => c['name']);
     if (native === 'true') {
-      assert.deepEqual(injected.spec.initContainers.map((c) => c.name), ['envoy-init', 'envoy', 'setup']);
-      assert.deepEqual(injected.spec.containers.map((c) => c.name), ['a', 'b']);
+      assert.deepEqual(names(injected['spec']['initContainers']), ['envoy-init', 'envoy', 'setup']);
+      assert.deepEqual(names(injected['spec']['containers']), ['a', 'b']);
     } else {
-      assert.deepEqual(injected.spec.initContainers.map((c) => c.name), ['setup', 'envoy-init']);
-      assert.deepEqual(injected.spec.containers.map((c) => c.name), ['envoy', 'a', 'b']);
+      assert.deepEqual(names(injected['spec']['initContainers']), ['setup', 'envoy-init']);
+      assert.deepEqual(names(injected['spec']['containers']), ['envoy', 'a', 'b']);
     }
-    assert.deepEqual(injected.spec.containers.slice(native === 'true' ? 0 : 1), pod.spec.containers);
+    assert.deepEqual(injected['spec']['containers'].filter((c: Pod) => c['name'] !== 'envoy'), pod.spec.containers);
+    assert.deepEqual(injected['spec']['initContainers'].filter((c: Pod) => c['name'] === 'setup'), pod.spec.initContainers);
+    assert.deepEqual(injected['spec']['volumes'].slice(0, 1), pod.spec.volumes);
   }
 });
 
-test('managedFields and unknown fields are carried through untouched', () => {
+test('managedFields, status and unknown fields are carried through untouched', () => {
   const pod = {
     metadata: { name: 'p', managedFields: [{ manager: 'kubectl', operation: 'Update' }] },
     spec: { containers: [{ name: 'web', image: 'nginx', futureField: { x: 1 } }], futureSpecField: true },
     status: { phase: 'Pending' },
   };
-  const result = inject(pod);
-  const injected = result.pod as typeof pod;
-  assert.deepEqual(injected.metadata.managedFields, pod.metadata.managedFields);
-  assert.equal(injected.spec.futureSpecField, true);
-  assert.ok(result.patch.every((op) => !op.path.includes('managedFields') && !op.path.includes('status')));
+  const { pod: injected } = patched(pod);
+  assert.deepEqual(injected['metadata']['managedFields'], pod.metadata.managedFields);
+  assert.deepEqual(injected['status'], pod.status);
+  assert.equal(injected['spec']['futureSpecField'], true);
+  assert.deepEqual((injected['spec']['containers'] as JsonObject[]).find((c) => c['name'] === 'web'), pod.spec.containers[0]);
 });
 
 test('an existing kubectl default-container annotation is kept', () => {
-  const pod = { metadata: { annotations: { 'kubectl.kubernetes.io/default-container': 'b' } }, spec: { containers } };
-  const result = inject(pod);
-  assert.ok(!result.patch.some((op) => op.path.includes('default-container')));
+  const { pod } = patched({ metadata: { annotations: { 'kubectl.kubernetes.io/default-container': 'b' } }, spec: { containers } });
+  assert.equal(pod['metadata']['annotations']['kubectl.kubernetes.io/default-container'], 'b');
 });

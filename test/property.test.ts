@@ -23,7 +23,7 @@ import {
 } from '../src/constants.ts';
 import { injectPod, type InjectionResult } from '../src/core/inject.ts';
 import { REASONS, WARNINGS } from '../src/core/reasons.ts';
-import { parseTrafficFlags } from '../src/core/traffic-flags.ts';
+import { parseInitFlags } from '../src/core/init-flags.ts';
 import type { AdmissionContext } from '../src/core/types.ts';
 import { InjectorError } from '../src/errors.ts';
 import { admit } from '../src/server/admission.ts';
@@ -198,7 +198,7 @@ function checkCase(generated: GeneratedPod, ctx: AdmissionContext, setup: Setup)
   assert.equal(envoy['lifecycle']?.['preStop'] !== undefined, !proxy.nativeSidecar && proxy.drainSeconds > 0, 'preStop drain');
   const init = (spec['initContainers'] as Obj[]).find((c) => c['name'] === INIT_CONTAINER_NAME)!;
   const flags = Object.fromEntries((init['args'] as string[]).slice(1).map((a) => a.slice(2).split(/=(.*)/s).slice(0, 2)));
-  assert.ok(parseTrafficFlags(flags).ok);
+  assert.ok(parseInitFlags(flags).ok);
   for (const [flag, value] of Object.entries(proxy.traffic)) assert.equal(flags[flag], value, `--${flag}`);
 
   // Idempotent: the injected pod is left alone.

@@ -11,7 +11,7 @@ import { BOOTSTRAP_ENV } from '../src/constants.ts';
 import { buildBootstrap, DOWNWARD_ENV } from '../src/core/bootstrap.ts';
 import { escapeEnvReferences, expandEnvReferences } from '../src/core/env-expansion.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
-import { buildSidecar, drainScript, envoyArgs, holdScript, HOLD_TIMEOUT_SECONDS, MAX_EXEC_STRING_BYTES, oversizedBootstrap } from '../src/core/sidecar.ts';
+import { buildSidecar, drainScript, envoyArgs, holdScript, HOLD_TIMEOUT_SECONDS, MAX_EXEC_STRING_BYTES, oversizedBootstrap, renderBootstrapEnv } from '../src/core/sidecar.ts';
 import type { EffectiveProxyConfig } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { assertEnvoyContainer, liveEnvReferences, parseEnvoyArgs } from './support/envoy-proto-check.ts';
@@ -25,7 +25,7 @@ function proxyWith(overrides: Partial<EffectiveProxyConfig> = {}): EffectiveProx
 function sidecar(overrides: Partial<EffectiveProxyConfig> = {}): Obj {
   const proxy = proxyWith(overrides);
   const bootstrap = buildBootstrap({ proxy, workloadName: 'web', labels: { app: 'web' }, injectorVersion: '0.0.0-test', configHash: 'cafe' });
-  return buildSidecar(proxy, bootstrap) as Obj;
+  return buildSidecar(proxy, renderBootstrapEnv(bootstrap)) as Obj;
 }
 
 test('classic sidecar: held until ready by postStart, drained by preStop, no startup probe', () => {
@@ -79,7 +79,7 @@ test('the bootstrap travels through the kubelet: env expansion, then args expans
   const proxy = proxyWith();
   // A value with `$` in it must reach Envoy unchanged; references to the downward API expand.
   const bootstrap = { node: { id: '$(POD_NAME).$(POD_NAMESPACE)', cluster: 'web', metadata: { literal: 'a$b $(HOME) $$(x) $' } } };
-  const c = buildSidecar(proxy, bootstrap) as Obj;
+  const c = buildSidecar(proxy, renderBootstrapEnv(bootstrap)) as Obj;
   const env: Obj[] = c['env'];
   assert.deepEqual(env.map((e) => e['name']), [...DOWNWARD_ENV.map((e) => e.name), BOOTSTRAP_ENV], 'the bootstrap comes after the variables it refers to');
   for (const e of env.slice(0, -1)) assert.ok(e['valueFrom']['fieldRef']['fieldPath']);
@@ -101,18 +101,19 @@ test('the bootstrap is compact JSON; one Linux could not pass to Envoy is measur
   const proxy = proxyWith();
   const sidecarFor = (labels: Record<string, string>, startable = true) => {
     const bootstrap = buildBootstrap({ proxy, workloadName: 'web', labels, injectorVersion: '0.0.0-test', configHash: 'cafe' });
-    const c = buildSidecar(proxy, bootstrap) as Obj;
+    const c = buildSidecar(proxy, renderBootstrapEnv(bootstrap)) as Obj;
     if (startable) assertEnvoyContainer(c, false);
     return c;
   };
   const small = sidecarFor({ app: 'web' });
   assert.match((small['env'] as Obj[]).at(-1)?.['value'] as string, /^\{"node":\{"id":/);
-  assert.equal(oversizedBootstrap(small as never), undefined);
+  const envOf = (c: Obj): string => (c['env'] as Obj[]).at(-1)?.['value'] as string;
+  assert.equal(oversizedBootstrap(envOf(small)), undefined);
   // 1,400 labels of 80 characters: about 121 KiB, under the 128 KiB exec limit with room for expansion.
   const label = (i: number) => [`example.com/label-${String(i).padStart(4, '0')}`, 'v'.repeat(55)];
-  assert.equal(oversizedBootstrap(sidecarFor(Object.fromEntries(Array.from({ length: 1400 }, (_, i) => label(i)))) as never), undefined);
+  assert.equal(oversizedBootstrap(envOf(sidecarFor(Object.fromEntries(Array.from({ length: 1400 }, (_, i) => label(i)))))), undefined);
   // 2,000 of them no longer fit: the size is reported (injectPod denies the pod with it).
-  const size = oversizedBootstrap(sidecarFor(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => label(i))), false) as never);
+  const size = oversizedBootstrap(envOf(sidecarFor(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => label(i))), false)));
   assert.ok(size !== undefined && size > MAX_EXEC_STRING_BYTES);
 });
 

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { findPodTargets, parseDocuments } from '../src/cli/documents.ts';
 import { MAX_UNKNOWN_ANNOTATION_WARNINGS } from '../src/core/decide.ts';
+import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { WARNINGS } from '../src/core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
@@ -292,7 +293,7 @@ test('every warning the corpus produces is one line within 256 characters', () =
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
     for (const doc of parseDocuments(readFileSync(join(dir, file), 'utf8'), file)) {
       for (const target of findPodTargets(doc.toJS())) {
-        const result = injectPod(target.pod, { kind: 'Pod', operation: 'CREATE', namespace: 'default', workloadKind: target.kind }, config, testRuntime);
+        const result = injectPod(target.pod, admissionContext({ namespace: 'default', workloadKind: target.kind }), config, testRuntime);
         for (const w of formatWarnings(result.warnings.map((x) => x.message))) {
           count++;
           assert.doesNotMatch(w, /\p{Cc}/u, file);

@@ -1,8 +1,11 @@
 // `envoy-injector bootstrap -f POD`: the exact bootstrap the pod's proxy runs with.
-import { BOOTSTRAP_ENV, SIDECAR_CONTAINER_NAME } from '../constants.ts';
+import { BOOTSTRAP_ENV } from '../constants.ts';
 import { DOWNWARD_ENV } from '../core/bootstrap.ts';
+import { admissionContext } from '../core/context.ts';
 import { expandEnvReferences } from '../core/env-expansion.ts';
 import { injectPod } from '../core/inject.ts';
+import { readPod } from '../core/pod.ts';
+import { injectedBootstrapEnv } from '../core/sidecar.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
 import { UsageError } from '../errors.ts';
 import { describeTarget, findPodTargets, parseDocuments } from './documents.ts';
@@ -18,15 +21,6 @@ export interface BootstrapOutput {
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined);
-
-function sidecarBootstrapEnv(pod: unknown): string | undefined {
-  const spec = obj(obj(pod)?.['spec']);
-  const containers = [spec?.['initContainers'], spec?.['containers']].flatMap((list) => (Array.isArray(list) ? list : []));
-  const sidecar = containers.map(obj).find((c) => c?.['name'] === SIDECAR_CONTAINER_NAME);
-  const env = Array.isArray(sidecar?.['env']) ? (sidecar['env'] as unknown[]) : [];
-  const value = env.map(obj).find((e) => e?.['name'] === BOOTSTRAP_ENV)?.['value'];
-  return typeof value === 'string' ? value : undefined;
-}
 
 /** The values the kubelet would give the downward-API env vars, as far as the pod object tells. */
 function downwardValues(pod: unknown, namespace: string): Record<string, string> {
@@ -58,17 +52,19 @@ export function bootstrapFor(
     const [target] = findPodTargets(doc.toJS({ maxAliasCount: 100 }));
     if (target === undefined) continue;
     const namespace = target.namespace ?? defaultNamespace;
-    let raw = sidecarBootstrapEnv(target.pod);
-    const fromInjectedPod = raw !== undefined;
+    // An injected pod runs with the bootstrap it carries, whatever config injected it.
+    const read = readPod(target.pod);
+    const carried = read.ok ? injectedBootstrapEnv(read.pod) : undefined;
+    const fromInjectedPod = carried !== undefined;
+    let raw = carried;
     if (raw === undefined) {
-      const result = injectPod(target.pod, { kind: 'Pod', operation: 'CREATE', namespace, workloadKind: target.kind }, config, runtime);
-      if (result.pod === undefined) {
+      const result = injectPod(target.pod, admissionContext({ namespace, workloadKind: target.kind }), config, runtime);
+      if (result.bootstrapEnv === undefined) {
         const why = result.decision.reasons.map((r) => `[${r.code}] ${r.message}`).join(' ');
         throw new UsageError(`${describeTarget(target, index)} would not be injected: ${why}`);
       }
-      raw = sidecarBootstrapEnv(result.pod);
+      raw = result.bootstrapEnv;
     }
-    if (raw === undefined) throw new UsageError(`${describeTarget(target, index)}: the envoy container has no ${BOOTSTRAP_ENV}`);
     const values = downwardValues(target.pod, namespace);
     const expanded = expandEnvReferences(raw, values);
     let bootstrap: JsonObject;

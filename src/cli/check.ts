@@ -7,9 +7,12 @@ import { loadConfig } from '../config.ts';
 import type { InjectorRuntime } from '../core/types.ts';
 import { UsageError } from '../errors.ts';
 import { loadKubeConfig } from '../kube/client.ts';
-import { inspectInstallation, type Finding, type NativeSidecarCheck } from '../kube/inspect.ts';
+import { assessInstallation, type NativeSidecarCheck } from '../check/assess.ts';
+import type { Finding } from '../check/findings.ts';
+import { fetchInstallation } from '../kube/installation.ts';
 import { createKubeResources } from '../kube/resources.ts';
 import { detectNativeSidecarSupport, readKubeletSurvey } from '../kube/version.ts';
+import { runtimeFor } from '../runtime.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `Usage: envoy-injector check [options]
@@ -28,7 +31,7 @@ Options:
                         tls.mode files, the Secret you mount).
   --kubeconfig FILE     Kubeconfig to use (default $KUBECONFIG, then ~/.kube/config).
   --context NAME        Kubeconfig context to use (default: the current one).
-  -o, --output FORMAT   text (default) or json.
+  -o, --output FORMAT   text (default), or json: an array of {code, level, check, message}.
   -h, --help            Show this help.
 `;
 
@@ -91,10 +94,10 @@ export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'writ
   // API server's version and the nodes' kubelets), as a replica starting now would.
   const resources = createKubeResources(kc);
   let nativeSidecar: NativeSidecarCheck | undefined;
-  let nativeSidecarSupported = config.nativeSidecar === 'true';
+  let runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported: config.nativeSidecar === 'true' };
   if (config.nativeSidecar === 'auto') {
     const support = await detectNativeSidecarSupport(kc);
-    nativeSidecarSupported = support.supported;
+    runtime = runtimeFor(support);
     nativeSidecar = {
       setting: 'auto',
       detail: support.detail,
@@ -108,9 +111,10 @@ export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'writ
       nativeSidecar = { setting: 'true', problem: `could not list the nodes to check their kubelets (${(error as Error).message})` };
     }
   }
-  const runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported };
-  const findings = await inspectInstallation(resources, config, runtime, {
-    ...(values.secret === undefined ? {} : { secretName: values.secret }),
+  // Fetch everything first, then judge it: the judgement is a pure function of the objects.
+  const objects = await fetchInstallation(resources, config, values.secret ?? config.tls.secretName);
+  const findings = assessInstallation(objects, config, runtime, {
+    now: new Date(),
     ...(nativeSidecar === undefined ? {} : { nativeSidecar }),
   });
 

@@ -1,21 +1,13 @@
 // `envoy-injector explain -f FILE`: for each workload, the decision with every reason (code and
 // sentence) and how to change it, the warnings kubectl would print, the effective overrides and what
 // would be added — as text for people, and as JSON of a stable, versioned shape for scripts.
-import {
-  INJECT_ANNOTATION,
-  INJECT_LABEL,
-  INJECT_LABEL_ENABLED,
-  OVERRIDE_SETTINGS,
-  PROXY_PORTS,
-  STATUS_ANNOTATION,
-  XTABLES_LOCK_VOLUME_NAME,
-  overrideAnnotation,
-  type OverrideSetting,
-} from '../constants.ts';
+import { INJECT_ANNOTATION, INJECT_LABEL, INJECT_LABEL_ENABLED, PROXY_PORTS, STATUS_ANNOTATION, XTABLES_LOCK_VOLUME_NAME } from '../constants.ts';
+import { admissionContext } from '../core/context.ts';
 import { injectPod } from '../core/inject.ts';
-import { defaultProxyConfig } from '../core/overrides.ts';
+import { defaultProxyConfig, type ResolvedSetting } from '../core/overrides.ts';
 import { REASONS, type Action, type ReasonCode } from '../core/reasons.ts';
-import type { AdmissionContext, AllOr, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ResourceList } from '../core/types.ts';
+import { SETTING, annotationKey, annotationOf, type SettingSource, type SettingsTable } from '../core/settings.ts';
+import type { AllOr, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ResourceList } from '../core/types.ts';
 import { findPodTargets, parseDocuments } from './documents.ts';
 
 /** Version of the JSON shape; raised only when a field is removed or changes meaning. */
@@ -25,6 +17,12 @@ export interface ExplainOptions {
   readonly defaultNamespace: string;
   /** Labels of the namespace, when given (`--namespace-labels`); otherwise it is assumed enabled. */
   readonly namespaceLabels?: Readonly<Record<string, string>>;
+  /** Annotations of the namespace (`--namespace-annotation`): its defaults for the pods' settings. */
+  readonly namespaceAnnotations?: Readonly<Record<string, string>>;
+  /** Also list every setting of an injected pod with its value and source (`--show-settings`). */
+  readonly showSettings?: boolean;
+  /** The settings to resolve (tests extend the table); defaults to every setting of the injector. */
+  readonly settings?: SettingsTable;
   /** How native sidecars were resolved (`nativeSidecar: auto (…)`). */
   readonly nativeSidecarDetail: string;
 }
@@ -48,14 +46,31 @@ export interface ExplainedWarning {
   readonly message: string;
 }
 
-/** One override annotation that took effect. */
+/** One override annotation that took effect: the pod's own, or its namespace's. */
 export interface ExplainedOverride {
   readonly annotation: string;
-  readonly setting: OverrideSetting;
-  /** The annotation's value as written on the pod. */
+  /** The annotation's name under envoy-injector.io/. */
+  readonly setting: string;
+  /** The annotation's value as written on the pod (or the namespace). */
   readonly value: string;
   /** What the injector's configuration alone would give, in the annotation's syntax ("" = unset). */
   readonly default: string;
+  /** The namespace whose annotation it is (SPEC.md §4b), when it is not the pod's own. */
+  readonly namespace?: string;
+}
+
+/** One setting of an injected pod's proxy, with its effective value and where it came from. */
+export interface ExplainedSetting {
+  /** Its config key. */
+  readonly key: string;
+  /** Its annotation, when a pod or namespace may set it. */
+  readonly annotation?: string;
+  /** The value, in the annotation's (or config's) syntax. */
+  readonly value: string;
+  readonly source: SettingSource;
+  /** What the text output calls it, and how it shows the value. */
+  readonly label: string;
+  readonly shown: string;
 }
 
 /** The proxy an injected pod would run, as configured (config defaults plus overrides). */
@@ -121,6 +136,8 @@ export interface Explanation {
   readonly overrides: readonly ExplainedOverride[];
   /** What would be added, or null unless injected. */
   readonly adds: ExplainedAdditions | null;
+  /** Every setting of the proxy with its source, with `--show-settings` and when injected. */
+  readonly settings?: readonly ExplainedSetting[];
 }
 
 /** The whole `explain --output json` document. */
@@ -129,29 +146,10 @@ export interface ExplainReport {
   readonly injector: { readonly version: string; readonly nativeSidecar: string };
   /** The namespace labels assumed, or null when none were given (namespaces count as enabled). */
   readonly namespaceLabels: Readonly<Record<string, string>> | null;
+  /** The namespace annotations given, when any were. */
+  readonly namespaceAnnotations?: Readonly<Record<string, string>>;
   readonly workloads: readonly Explanation[];
 }
-
-const list = (items: AllOr<string | number>): string => (items === '*' ? '*' : items.join(','));
-
-/** Each override setting's value in the proxy config, written as its annotation would be. */
-const SETTING_VALUE: { readonly [S in OverrideSetting]: (proxy: EffectiveProxyConfig) => string } = {
-  'exclude-inbound-ports': (p) => list(p.traffic.excludeInboundPorts),
-  'include-inbound-ports': (p) => list(p.traffic.includeInboundPorts),
-  'exclude-outbound-ports': (p) => list(p.traffic.excludeOutboundPorts),
-  'exclude-outbound-ip-ranges': (p) => list(p.traffic.excludeOutboundIpRanges),
-  'include-outbound-ip-ranges': (p) => list(p.traffic.includeOutboundIpRanges),
-  'proxy-image': (p) => p.image,
-  'proxy-cpu': (p) => p.resources.requests.cpu ?? '',
-  'proxy-memory': (p) => p.resources.requests.memory ?? '',
-  'proxy-cpu-limit': (p) => p.resources.limits.cpu ?? '',
-  'proxy-memory-limit': (p) => p.resources.limits.memory ?? '',
-  'log-level': (p) => p.logLevel,
-  concurrency: (p) => String(p.concurrency),
-  'native-sidecar': (p) => String(p.nativeSidecar),
-  'hold-application-until-proxy-starts': (p) => String(p.holdApplicationUntilProxyStarts),
-  'drain-seconds': (p) => String(p.drainSeconds),
-};
 
 const label = `${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`;
 
@@ -190,6 +188,34 @@ function explainReasons(
       ...(fix === undefined ? {} : { fix }),
     };
   });
+}
+
+/** The override a setting's value is, when an annotation (the pod's or its namespace's) gave it. */
+function describeOverride(resolved: ResolvedSetting, defaults: EffectiveProxyConfig, namespace: string): ExplainedOverride[] {
+  const pod = resolved.setting.pod;
+  if (pod?.annotation === undefined || resolved.text === undefined) return [];
+  if (resolved.source !== 'pod' && resolved.source !== 'namespace') return [];
+  return [
+    {
+      annotation: annotationKey(pod.annotation),
+      setting: pod.annotation,
+      value: resolved.text,
+      default: pod.syntax.format(pod.at.get(defaults)),
+      ...(resolved.source === 'namespace' ? { namespace } : {}),
+    },
+  ];
+}
+
+function describeSetting({ setting, value, source }: ResolvedSetting): ExplainedSetting {
+  const pod = setting.pod;
+  return {
+    key: setting.key,
+    ...(pod?.annotation === undefined ? {} : { annotation: annotationKey(pod.annotation) }),
+    value: pod === undefined ? '' : pod.syntax.format(value),
+    source,
+    label: pod?.explain.label ?? setting.key,
+    shown: pod === undefined ? '' : pod.explain.show(value),
+  };
 }
 
 function describeProxy(proxy: EffectiveProxyConfig, configHash: string): ExplainedProxy {
@@ -233,19 +259,18 @@ export function explainDocuments(
   runtime: InjectorRuntime,
   options: ExplainOptions,
 ): Explanation[] {
-  const defaults = defaultProxyConfig(config, runtime);
+  const defaults = defaultProxyConfig(config, runtime, options.settings);
   const explanations: Explanation[] = [];
   parseDocuments(text, source).forEach((doc, index) => {
     for (const target of findPodTargets(doc.toJS({ maxAliasCount: 100 }))) {
       const namespace = target.namespace ?? options.defaultNamespace;
-      const ctx: AdmissionContext = {
-        kind: 'Pod',
-        operation: 'CREATE',
+      const ctx = admissionContext({
         namespace,
         workloadKind: target.kind,
-        ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
-      };
-      const result = injectPod(target.pod, ctx, config, runtime);
+        namespaceLabels: options.namespaceLabels,
+        namespaceAnnotations: options.namespaceAnnotations,
+      });
+      const result = injectPod(target.pod, ctx, config, runtime, options.settings);
       const { decision } = result;
       const base = {
         document: index + 1,
@@ -256,29 +281,23 @@ export function explainDocuments(
         reasons: explainReasons(decision.reasons, decision.action, { namespace }),
         warnings: result.warnings.map((w) => ({ code: w.code, message: w.message })),
       };
-      if (decision.action !== 'inject' || result.status === undefined || result.pod === undefined) {
+      if (decision.action !== 'inject' || result.status === undefined || result.plan === undefined) {
         explanations.push({ ...base, overrides: [], adds: null });
         continue;
       }
-      const metadata = result.pod['metadata'] as { annotations?: Record<string, string> };
-      const original = (target.pod as { metadata?: { annotations?: Record<string, string> | null } }).metadata?.annotations ?? {};
-      const overrides = OVERRIDE_SETTINGS.flatMap((setting): ExplainedOverride[] => {
-        const annotation = overrideAnnotation(setting);
-        const value = decision.overrides[annotation];
-        return value === undefined ? [] : [{ annotation, setting, value, default: SETTING_VALUE[setting](defaults) }];
-      });
       explanations.push({
         ...base,
-        overrides,
+        overrides: decision.settings.flatMap((resolved) => describeOverride(resolved, defaults, namespace)),
         adds: {
           initContainers: result.status.initContainers,
           initContainersPosition: decision.proxy.nativeSidecar ? 'first' : 'last',
           containers: result.status.containers,
           volumes: result.status.volumes,
-          annotations: Object.keys(metadata.annotations ?? {}).filter((key) => !(key in original)),
+          annotations: Object.keys(result.plan.annotations),
           proxy: describeProxy(decision.proxy, result.status.configHash),
           capture: describeCapture(decision.proxy),
         },
+        ...(options.showSettings === true ? { settings: decision.settings.map(describeSetting) } : {}),
       });
     }
   });
@@ -295,6 +314,7 @@ export function explainReport(
     schemaVersion: EXPLAIN_SCHEMA_VERSION,
     injector: { version: runtime.version, nativeSidecar: options.nativeSidecarDetail },
     namespaceLabels: options.namespaceLabels ?? null,
+    ...(options.namespaceAnnotations === undefined ? {} : { namespaceAnnotations: options.namespaceAnnotations }),
     workloads: explanations,
   };
 }
@@ -327,6 +347,18 @@ function formatAdditions(adds: ExplainedAdditions, sidecarSource: string): strin
   ];
 }
 
+const SOURCE: Readonly<Record<SettingSource, string>> = {
+  pod: "the pod's annotation",
+  namespace: "the namespace's annotation",
+  config: 'config',
+  default: 'default',
+};
+
+/** The settings section: every setting's explain line (label and value) and where the value came from. */
+function formatSettings(settings: readonly ExplainedSetting[]): string[] {
+  return ['  settings:', ...settings.map((s) => `    ${s.label}: ${s.shown} (${SOURCE[s.source]}; ${s.key})`)];
+}
+
 const VERDICT: Readonly<Record<Action, string>> = {
   inject: 'INJECT',
   skip: 'SKIP (created unchanged)',
@@ -351,12 +383,18 @@ export function formatExplanations(explanations: readonly Explanation[], options
     if (e.adds !== null) {
       lines.push(e.overrides.length === 0 ? '  overrides: none' : '  overrides:');
       for (const o of e.overrides) {
-        lines.push(`    ${o.annotation}: ${JSON.stringify(o.value)} (default ${o.default === '' ? 'none' : JSON.stringify(o.default)})`);
+        const from = o.namespace === undefined ? '' : ` from namespace ${o.namespace}`;
+        lines.push(`    ${o.annotation}: ${JSON.stringify(o.value)}${from} (default ${o.default === '' ? 'none' : JSON.stringify(o.default)})`);
       }
-      const sidecarSource = e.overrides.some((o) => o.setting === 'native-sidecar')
-        ? `set by the pod's ${overrideAnnotation('native-sidecar')} annotation`
-        : options.nativeSidecarDetail;
+      const native = e.overrides.find((o) => o.annotation === annotationOf(SETTING.nativeSidecar));
+      const sidecarSource =
+        native === undefined
+          ? options.nativeSidecarDetail
+          : native.namespace === undefined
+            ? `set by the pod's ${native.annotation} annotation`
+            : `set by namespace ${native.namespace}'s ${native.annotation} annotation`;
       lines.push(...formatAdditions(e.adds, sidecarSource));
+      if (e.settings !== undefined) lines.push(...formatSettings(e.settings));
     }
     return lines.join('\n');
   });

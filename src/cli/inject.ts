@@ -1,4 +1,5 @@
 // `envoy-injector inject -f FILE|-`: the webhook's injection applied offline to manifests.
+import { admissionContext } from '../core/context.ts';
 import { injectPod, type InjectionResult } from '../core/inject.ts';
 import { SKIP_WARNING_CODES } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
@@ -27,18 +28,15 @@ export function injectDocuments(
   config: InjectorConfig,
   runtime: InjectorRuntime,
   defaultNamespace: string,
+  namespaceAnnotations?: Readonly<Record<string, string>>,
 ): InjectDocumentsResult {
   const documents = parseDocuments(text, source);
   const reports: TargetReport[] = [];
   documents.forEach((doc, documentIndex) => {
     for (const target of findPodTargets(doc.toJS({ maxAliasCount: 100 }))) {
       const namespace = target.namespace ?? defaultNamespace;
-      const result = injectPod(
-        target.pod,
-        { kind: 'Pod', operation: 'CREATE', namespace, workloadKind: target.kind },
-        config,
-        runtime,
-      );
+      const ctx = admissionContext({ namespace, workloadKind: target.kind, namespaceAnnotations });
+      const result = injectPod(target.pod, ctx, config, runtime);
       reports.push({
         target: describeTarget(target, documentIndex),
         documentIndex,

@@ -1,5 +1,9 @@
 // The decision (SPEC.md §3): whether a pod is injected, skipped or denied, with every reason, and
-// the warnings its user should see. Pure: a function of the pod, the admission context and config.
+// the warnings its user should see. First the facts of the pod are gathered, once (a report, as
+// Linkerd's pkg/inject/report.go); then the skip reasons, the denials, the warnings and the enable
+// reasons are each read from those facts. Injection is planned here too, since only the planned
+// bootstrap tells whether it fits (the plan is handed on, never built twice). Pure: a function of
+// the pod, the admission context and config.
 import {
   DOMAIN,
   INIT_CONTAINER_NAME,
@@ -7,20 +11,22 @@ import {
   INJECT_LABEL,
   INJECT_LABEL_DISABLED,
   INJECT_LABEL_ENABLED,
-  KNOWN_ANNOTATIONS,
   OTHER_MESH_CONTAINERS,
   PORTS,
-  PROXY_PORTS,
   PROXY_GID,
+  PROXY_PORTS,
   PROXY_UID,
   SIDECAR_CONTAINER_NAME,
   STATUS_ANNOTATION,
   XTABLES_LOCK_VOLUME_NAME,
-  overrideAnnotation,
 } from '../constants.ts';
-import { formatAnnotationErrors, resolveOverrides } from './overrides.ts';
+import { describeExecSizeProblem, execSizeProblem } from './exec-size.ts';
+import { planInjection, type PlannedInjection } from './plan.ts';
+import { formatAnnotationErrors, resolveSettings, type ResolvedSetting, type SettingsResult } from './overrides.ts';
 import { readPod, type PodView } from './pod.ts';
 import { reason, shorten, warning, type Reason, type Warning } from './reasons.ts';
+import { SETTING, SETTINGS, annotationOf, knownAnnotations, type SettingsTable } from './settings.ts';
+import { MAX_EXEC_STRING_BYTES } from './sidecar.ts';
 import { closest } from './suggest.ts';
 import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime } from './types.ts';
 import { isGuaranteed, parseBoolean } from './values.ts';
@@ -30,20 +36,75 @@ export type Decision =
       readonly action: 'inject';
       readonly reasons: readonly Reason[];
       readonly proxy: EffectiveProxyConfig;
-      /** The override annotations that took effect, by key. */
-      readonly overrides: Readonly<Record<string, string>>;
+      /** Every pod setting's effective value and where it came from (pod, namespace, config, default). */
+      readonly settings: readonly ResolvedSetting[];
     }
   | { readonly action: 'skip' | 'deny'; readonly reasons: readonly Reason[] };
 
-/** A decision with the warnings to return and, once the object was read as a pod, the pod. */
+/** A decision with the warnings to return and, once the object was read as a pod, what was learnt. */
 export interface Evaluation {
   readonly decision: Decision;
   readonly warnings: readonly Warning[];
   readonly pod?: PodView;
+  readonly facts?: PodFacts;
+  /** What injecting adds, when the decision is to inject. */
+  readonly injection?: PlannedInjection;
 }
 
 /** Default kubelet grace period when a pod sets none. */
 const DEFAULT_GRACE_SECONDS = 30;
+
+/** A container port the proxy needs. */
+export interface ProxyPortClaim {
+  readonly container: string;
+  readonly port: number;
+  /** Whether the container runs alongside any proxy: an app container or a native sidecar of the pod's. */
+  readonly alongsideClassicProxy: boolean;
+}
+
+/** A container running as the proxy's UID or GID, whose traffic the capture rules exempt. */
+export interface ProxyIdentityContainer {
+  readonly container: string;
+  readonly uid: boolean;
+  readonly gid: boolean;
+  /** An init container: it runs before a classic proxy, so only a native one matters to it. */
+  readonly init: boolean;
+}
+
+/** Everything the decision is made of, gathered once per pod. */
+export interface PodFacts {
+  readonly pod: PodView;
+  readonly namespace: string;
+  /** Excluded by the injector's config (excludedNamespaces, or its own namespace). */
+  readonly namespaceExcluded: boolean;
+  /** Whether the namespace's labels are known (the webhook is only called for matching ones). */
+  readonly namespaceLabelsKnown: boolean;
+  /** The namespace's inject label, when its labels are known. */
+  readonly namespaceLabel: string | undefined;
+  /** The pod's inject label. */
+  readonly podLabel: string | undefined;
+  /** The inject annotation as written and what it says (undefined: neither "true" nor "false"). */
+  readonly injectAnnotation: { readonly text: string; readonly value: boolean | undefined } | undefined;
+  /** The pod asks to be injected, by its label or its annotation. */
+  readonly optsIn: boolean;
+  readonly statusAnnotation: boolean;
+  /** The first container of the pod's own named like an injected one. */
+  readonly proxyNamedContainer: string | undefined;
+  readonly otherMeshContainers: readonly string[];
+  /** Volumes of the pod's with a name the injection needs. */
+  readonly takenVolumeNames: readonly string[];
+  /** Annotations under the domain the injector does not know. */
+  readonly unknownAnnotations: readonly string[];
+  /** The pod settings resolved from the pod's and its namespace's annotations and the config. */
+  readonly settings: SettingsResult;
+  readonly proxyPortClaims: readonly ProxyPortClaim[];
+  readonly proxyIdentityContainers: readonly ProxyIdentityContainer[];
+  /** A Job's pod, or one that never restarts: it should complete. */
+  readonly runsToCompletion: boolean;
+  /** Every container of the pod (init containers included) qualifies for Guaranteed QoS. */
+  readonly guaranteedQoS: boolean;
+  readonly terminationGracePeriodSeconds: number;
+}
 
 /** Decides what happens to `object` (a Pod, or a workload's pod template) and why. */
 export function decide(
@@ -51,6 +112,7 @@ export function decide(
   ctx: AdmissionContext,
   config: InjectorConfig,
   runtime: InjectorRuntime,
+  settings: SettingsTable = SETTINGS,
 ): Evaluation {
   if (ctx.kind !== 'Pod') return skip([reason('not-a-pod', `(kind ${ctx.kind || 'unknown'})`)]);
   if (ctx.subResource) return skip([reason('subresource', `(${ctx.subResource})`)]);
@@ -59,26 +121,45 @@ export function decide(
   const read = readPod(object);
   if (!read.ok) return { decision: { action: 'deny', reasons: [reason('invalid-pod', `${read.problem}.`)] }, warnings: [] };
   const pod = read.pod;
-  const warnings: Warning[] = unknownAnnotationWarnings(pod);
+  const facts = gatherFacts(pod, ctx, config, runtime, settings);
+  const warnings: Warning[] = unknownAnnotationWarnings(facts.unknownAnnotations, knownAnnotations(settings));
 
-  const skips = skipReasons(pod, ctx, config);
+  const skips = skipReasons(facts);
   if (skips.length > 0) {
-    const surprise = surprisingSkipWarning(skips[0], pod, ctx);
+    const surprise = surprisingSkipWarning(skips[0], facts);
     if (surprise !== undefined) warnings.unshift(surprise);
-    return { decision: { action: 'skip', reasons: skips }, warnings, pod };
+    return { decision: { action: 'skip', reasons: skips }, warnings, pod, facts };
   }
 
-  const denials: Reason[] = [];
-  const overrides = resolveOverrides(pod.annotations, config, runtime);
-  if (!overrides.ok) denials.push(reason('invalid-annotations', formatAnnotationErrors(overrides.errors)));
-  denials.push(...portConflicts(pod, overrides.ok && overrides.config.nativeSidecar), ...nameConflicts(pod));
-  if (denials.length > 0 || !overrides.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod };
+  const resolved = facts.settings;
+  const denials = denialReasons(facts, runtime);
+  if (denials.length > 0 || !resolved.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod, facts };
 
-  warnings.push(...injectionWarnings(pod, ctx, overrides.config, config, runtime));
+  warnings.push(...injectionWarnings(facts, resolved.proxy, config, runtime));
+  const deny = (denial: Reason): Evaluation => ({ decision: { action: 'deny', reasons: [denial] }, warnings, pod, facts });
+  // The labels are copied whole into the bootstrap (node metadata), JSON-escaped: when they alone
+  // are over the limit, so is the bootstrap, known without building it (20,000 labels cost four
+  // times their parsing to build, render and then refuse).
+  let labelBytes = 0;
+  for (const key of Object.keys(pod.labels)) labelBytes += key.length + (pod.labels[key] ?? '').length;
+  if (labelBytes > MAX_EXEC_STRING_BYTES) {
+    return deny(reason('bootstrap-too-large', `(its labels alone are ${labelBytes} characters; remove labels from the pod, which its node metadata carries.)`));
+  }
+  const injection = planInjection(pod, resolved.proxy, runtime, settings);
+  if (injection.oversizedBootstrapBytes !== undefined) {
+    return deny(reason('bootstrap-too-large', `(${injection.oversizedBootstrapBytes} bytes; remove labels from the pod, which its node metadata carries.)`));
+  }
+  // Any other string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
+  for (const container of [...injection.plan.initContainers, ...injection.plan.containers]) {
+    const problem = execSizeProblem(container);
+    if (problem !== undefined) return deny(reason('exec-too-large', describeExecSizeProblem(problem, resolved.settings, ctx.namespace)));
+  }
   return {
-    decision: { action: 'inject', reasons: enableReasons(pod, ctx), proxy: overrides.config, overrides: overrides.overrides },
+    decision: { action: 'inject', reasons: enableReasons(facts), proxy: resolved.proxy, settings: resolved.settings },
     warnings,
     pod,
+    facts,
+    injection,
   };
 }
 
@@ -86,80 +167,129 @@ function skip(reasons: Reason[]): Evaluation {
   return { decision: { action: 'skip', reasons }, warnings: [] };
 }
 
+/** Gathers the facts of a pod that the decision and its warnings are read from. */
+function gatherFacts(
+  pod: PodView,
+  ctx: AdmissionContext,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  settings: SettingsTable = SETTINGS,
+): PodFacts {
+  const all = [...pod.initContainers, ...pod.containers];
+  const podLabel = pod.labels[INJECT_LABEL];
+  const injectText = pod.annotations[INJECT_ANNOTATION];
+  const injectParsed = injectText === undefined ? undefined : parseBoolean(injectText);
+  const injectAnnotation =
+    injectText === undefined ? undefined : { text: injectText, value: injectParsed?.ok === true ? injectParsed.value : undefined };
+  const prefix = `${DOMAIN}/`;
+  const known = knownAnnotations(settings);
+  const namespaceAnnotations = ctx.namespaceAnnotations;
+  return {
+    pod,
+    namespace: ctx.namespace,
+    namespaceExcluded: config.excludedNamespaces.includes(ctx.namespace) || ctx.namespace === config.namespace,
+    namespaceLabelsKnown: ctx.namespaceLabels !== undefined,
+    namespaceLabel: ctx.namespaceLabels?.[INJECT_LABEL],
+    podLabel,
+    injectAnnotation,
+    optsIn: podLabel === INJECT_LABEL_ENABLED || injectAnnotation?.value === true,
+    statusAnnotation: pod.annotations[STATUS_ANNOTATION] !== undefined,
+    proxyNamedContainer: all.find((c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME)?.name,
+    otherMeshContainers: all.map((c) => c.name).filter((name) => OTHER_MESH_CONTAINERS.includes(name)),
+    takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => name === XTABLES_LOCK_VOLUME_NAME))],
+    unknownAnnotations: Object.keys(pod.annotations).filter((key) => key.startsWith(prefix) && !known.includes(key)),
+    settings: resolveSettings(
+      pod.annotations,
+      namespaceAnnotations === undefined ? undefined : { name: ctx.namespace, annotations: namespaceAnnotations },
+      config,
+      runtime,
+      settings,
+    ),
+    proxyPortClaims: all.flatMap((c) =>
+      c.tcpPorts
+        .filter((port) => PROXY_PORTS.includes(port))
+        .map((port) => ({ container: c.name, port, alongsideClassicProxy: c.list === 'containers' || c.nativeSidecar })),
+    ),
+    proxyIdentityContainers: all.flatMap((c) => {
+      // The capture rules exempt the proxy's UID and its GID alike.
+      const uid = c.runAsUser === PROXY_UID;
+      const gid = c.runAsGroup === PROXY_GID;
+      return uid || gid ? [{ container: c.name, uid, gid, init: c.list === 'initContainers' }] : [];
+    }),
+    runsToCompletion: runsToCompletion(pod, ctx),
+    guaranteedQoS: all.every((c) => c.guaranteed),
+    terminationGracePeriodSeconds: pod.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS,
+  };
+}
+
 const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
 
 /** Every reason not to inject, in the order of SPEC.md §3. */
-function skipReasons(pod: PodView, ctx: AdmissionContext, config: InjectorConfig): Reason[] {
+function skipReasons(facts: PodFacts): Reason[] {
   const reasons: Reason[] = [];
-  if (config.excludedNamespaces.includes(ctx.namespace) || ctx.namespace === config.namespace) {
-    reasons.push(reason('namespace-excluded', `(namespace ${ctx.namespace})`));
-  }
-  const podLabel = pod.labels[INJECT_LABEL];
-  if (ctx.namespaceLabels !== undefined) {
-    const namespaceLabel = ctx.namespaceLabels[INJECT_LABEL];
-    if (namespaceLabel === INJECT_LABEL_DISABLED) reasons.push(reason('namespace-disabled'));
-    else if (namespaceLabel !== INJECT_LABEL_ENABLED && podLabel !== INJECT_LABEL_ENABLED) {
+  if (facts.namespaceExcluded) reasons.push(reason('namespace-excluded', `(namespace ${facts.namespace})`));
+  if (facts.namespaceLabelsKnown) {
+    if (facts.namespaceLabel === INJECT_LABEL_DISABLED) reasons.push(reason('namespace-disabled'));
+    else if (facts.namespaceLabel !== INJECT_LABEL_ENABLED && facts.podLabel !== INJECT_LABEL_ENABLED) {
       reasons.push(reason('namespace-not-enabled'));
     }
   }
-  const annotation = pod.annotations[INJECT_ANNOTATION];
-  if (annotation !== undefined) {
-    const parsed = parseBoolean(annotation);
-    if (!parsed.ok) reasons.push(reason('invalid-inject-annotation', `It is ${JSON.stringify(shorten(annotation))}.`));
-    else if (!parsed.value) reasons.push(reason('disabled-by-annotation'));
+  const inject = facts.injectAnnotation;
+  if (inject !== undefined) {
+    if (inject.value === undefined) reasons.push(reason('invalid-inject-annotation', `It is ${JSON.stringify(shorten(inject.text))}.`));
+    else if (!inject.value) reasons.push(reason('disabled-by-annotation'));
   }
-  if (podLabel === INJECT_LABEL_DISABLED) reasons.push(reason('disabled-by-pod-label'));
-  if (pod.hostNetwork) reasons.push(reason('host-network'));
-  if (pod.windows) reasons.push(reason('windows-pod'));
-  if (isInjected(pod)) {
-    const detail =
-      pod.annotations[STATUS_ANNOTATION] === undefined
-        ? '(It has a container named envoy or envoy-init but no status annotation: it may run its own Envoy.)'
-        : undefined;
+  if (facts.podLabel === INJECT_LABEL_DISABLED) reasons.push(reason('disabled-by-pod-label'));
+  if (facts.pod.hostNetwork) reasons.push(reason('host-network'));
+  if (facts.pod.windows) reasons.push(reason('windows-pod'));
+  if (isInjected(facts)) {
+    const detail = facts.statusAnnotation
+      ? undefined
+      : '(It has a container named envoy or envoy-init but no status annotation: it may run its own Envoy.)';
     reasons.push(reason('already-injected', detail));
   }
-  const others = [...pod.initContainers, ...pod.containers]
-    .map((c) => c.name)
-    .filter((name) => OTHER_MESH_CONTAINERS.includes(name));
-  if (others.length > 0) reasons.push(reason('other-mesh-present', `(container ${others.join(', ')})`));
+  if (facts.otherMeshContainers.length > 0) {
+    reasons.push(reason('other-mesh-present', `(container ${facts.otherMeshContainers.join(', ')})`));
+  }
   return reasons;
 }
 
 /** Whether the pod already carries this injector's proxy. */
-export function isInjected(pod: PodView): boolean {
-  if (pod.annotations[STATUS_ANNOTATION] !== undefined) return true;
-  return [...pod.initContainers, ...pod.containers].some(
-    (c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME,
-  );
+function isInjected(facts: Pick<PodFacts, 'statusAnnotation' | 'proxyNamedContainer'>): boolean {
+  return facts.statusAnnotation || facts.proxyNamedContainer !== undefined;
 }
 
-function enableReasons(pod: PodView, ctx: AdmissionContext): Reason[] {
+function enableReasons(facts: PodFacts): Reason[] {
   const reasons: Reason[] = [];
-  const podLabelEnabled = pod.labels[INJECT_LABEL] === INJECT_LABEL_ENABLED;
-  const namespaceLabel = ctx.namespaceLabels?.[INJECT_LABEL];
+  const podLabelEnabled = facts.podLabel === INJECT_LABEL_ENABLED;
+  const namespaceLabel = facts.namespaceLabel;
   if (namespaceLabel === INJECT_LABEL_ENABLED || (namespaceLabel === undefined && !podLabelEnabled)) {
     reasons.push(reason('enabled-by-namespace'));
   }
   if (podLabelEnabled) reasons.push(reason('enabled-by-pod-label'));
-  if (pod.annotations[INJECT_ANNOTATION] !== undefined) reasons.push(reason('enabled-by-annotation'));
+  if (facts.injectAnnotation !== undefined) reasons.push(reason('enabled-by-annotation'));
   return reasons;
 }
 
-/** Containers declaring a port the proxy listens on would fail to bind, or steal its traffic. */
-function portConflicts(pod: PodView, nativeSidecar: boolean): Reason[] {
+/** Why the pod, to be injected, cannot be: bad annotations, ports the proxy needs, names it needs. */
+function denialReasons(facts: PodFacts, runtime: InjectorRuntime): Reason[] {
+  const denials: Reason[] = [];
+  if (!facts.settings.ok) denials.push(reason('invalid-annotations', formatAnnotationErrors(facts.settings.errors)));
   // Containers that run while the proxy does: the app's, the pod's own native sidecars, and with a
   // native proxy (started first) every init container; a classic proxy starts after them.
-  const running = [...pod.initContainers.filter((c) => nativeSidecar || c.nativeSidecar), ...pod.containers];
-  const conflicts = running.flatMap((c) =>
-    c.tcpPorts.filter((p) => PROXY_PORTS.includes(p)).map((p) => `container ${c.name} declares port ${p}`),
-  );
-  return conflicts.length > 0 ? [reason('proxy-port-conflict', `${capitalize(conflicts.join('; '))}.`)] : [];
-}
-
-function nameConflicts(pod: PodView): Reason[] {
-  return pod.volumeNames.includes(XTABLES_LOCK_VOLUME_NAME)
-    ? [reason('name-conflict', `(volume ${XTABLES_LOCK_VOLUME_NAME})`)]
-    : [];
+  const native = facts.settings.ok && facts.settings.proxy.nativeSidecar;
+  const conflicts = facts.proxyPortClaims
+    .filter((claim) => native || claim.alongsideClassicProxy)
+    .map((claim) => `container ${claim.container} declares port ${claim.port}`);
+  if (conflicts.length > 0) denials.push(reason('proxy-port-conflict', `${capitalize(conflicts.join('; '))}.`));
+  if (facts.takenVolumeNames.length > 0) denials.push(reason('name-conflict', `(volume ${facts.takenVolumeNames.join(', ')})`));
+  // Only an annotation can ask for a native sidecar that `auto` did not choose. An API server
+  // without them drops restartPolicy from our patch, leaving envoy a plain init container whose
+  // probes it then refuses with a message about the injected container: say it ourselves, clearly.
+  if (native && runtime.apiServerNativeSidecars === false) {
+    denials.push(reason('api-server-lacks-native-sidecars', `Remove the annotation ${annotationOf(SETTING.nativeSidecar)} or set it to "false".`));
+  }
+  return denials;
 }
 
 /**
@@ -167,32 +297,22 @@ function nameConflicts(pod: PodView): Reason[] {
  * first): a pod that opts in but sits in an excluded namespace, an unreadable inject annotation,
  * host networking, a container of its own named like the proxy, or another mesh's proxy.
  */
-function surprisingSkipWarning(primary: Reason | undefined, pod: PodView, ctx: AdmissionContext): Warning | undefined {
+function surprisingSkipWarning(primary: Reason | undefined, facts: PodFacts): Warning | undefined {
   switch (primary?.code) {
-    case 'namespace-excluded': {
-      const annotation = pod.annotations[INJECT_ANNOTATION];
-      const parsed = annotation === undefined ? undefined : parseBoolean(annotation);
-      const optsIn = pod.labels[INJECT_LABEL] === INJECT_LABEL_ENABLED || (parsed?.ok === true && parsed.value);
-      return optsIn ? warning('namespace-excluded', { namespace: shorten(ctx.namespace) }) : undefined;
-    }
+    case 'namespace-excluded':
+      return facts.optsIn ? warning('namespace-excluded', { namespace: shorten(facts.namespace) }) : undefined;
     case 'invalid-inject-annotation':
-      return warning('invalid-inject-annotation', { value: JSON.stringify(shorten(pod.annotations[INJECT_ANNOTATION] ?? '')) });
+      return warning('invalid-inject-annotation', { value: JSON.stringify(shorten(facts.injectAnnotation?.text ?? '')) });
     case 'host-network':
       return warning('host-network');
     case 'windows-pod':
       return warning('windows-pod');
-    case 'already-injected': {
+    case 'already-injected':
       // With the status annotation this is our own re-invocation: nothing surprising.
-      if (pod.annotations[STATUS_ANNOTATION] !== undefined) return undefined;
-      const taken = [...pod.initContainers, ...pod.containers].find(
-        (c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME,
-      );
-      return taken === undefined ? undefined : warning('container-name-taken', { name: taken.name });
-    }
-    case 'other-mesh-present': {
-      const others = [...pod.initContainers, ...pod.containers].filter((c) => OTHER_MESH_CONTAINERS.includes(c.name));
-      return warning('other-mesh-present', { containers: others.map((c) => c.name).join(', ') });
-    }
+      if (facts.statusAnnotation || facts.proxyNamedContainer === undefined) return undefined;
+      return warning('container-name-taken', { name: facts.proxyNamedContainer });
+    case 'other-mesh-present':
+      return warning('other-mesh-present', { containers: facts.otherMeshContainers.join(', ') });
     default:
       return undefined;
   }
@@ -204,10 +324,9 @@ function surprisingSkipWarning(primary: Reason | undefined, pod: PodView, ctx: A
  */
 export const MAX_UNKNOWN_ANNOTATION_WARNINGS = 16;
 
-function unknownAnnotationWarnings(pod: PodView): Warning[] {
+function unknownAnnotationWarnings(unknown: readonly string[], knownKeys: readonly string[]): Warning[] {
   const prefix = `${DOMAIN}/`;
-  const known = KNOWN_ANNOTATIONS.map((k) => k.slice(prefix.length));
-  const unknown = Object.keys(pod.annotations).filter((key) => key.startsWith(prefix) && !KNOWN_ANNOTATIONS.includes(key));
+  const known = knownKeys.map((k) => k.slice(prefix.length));
   const warnings = unknown.slice(0, MAX_UNKNOWN_ANNOTATION_WARNINGS).map((key) => {
     const suggestion = closest(key.slice(prefix.length), known);
     return warning('unknown-annotation', {
@@ -220,44 +339,31 @@ function unknownAnnotationWarnings(pod: PodView): Warning[] {
   return warnings;
 }
 
-function injectionWarnings(
-  pod: PodView,
-  ctx: AdmissionContext,
-  proxy: EffectiveProxyConfig,
-  config: InjectorConfig,
-  runtime: InjectorRuntime,
-): Warning[] {
+function injectionWarnings(facts: PodFacts, proxy: EffectiveProxyConfig, config: InjectorConfig, runtime: InjectorRuntime): Warning[] {
   const warnings: Warning[] = [];
   // `auto` found no native sidecar support, yet the pod's annotation asks for one.
   if (proxy.nativeSidecar && config.nativeSidecar === 'auto' && !runtime.nativeSidecarSupported) {
     warnings.push(warning('native-sidecar-unsupported'));
   }
   // In classic mode the pod's init containers run before envoy-init, so their UID does not matter.
-  const checked = proxy.nativeSidecar ? [...pod.initContainers, ...pod.containers] : pod.containers;
-  for (const c of checked) {
-    // The capture rules exempt the proxy's UID and its GID alike.
-    const uid = c.runAsUser === PROXY_UID;
-    const gid = c.runAsGroup === PROXY_GID;
-    if (uid || gid) {
-      const identity = uid && gid ? `UID and GID ${PROXY_UID}` : uid ? `UID ${PROXY_UID}` : `GID ${PROXY_GID}`;
-      warnings.push(warning('proxy-uid-container', { container: shorten(c.name), identity }));
-    }
+  for (const c of facts.proxyIdentityContainers.filter((c) => proxy.nativeSidecar || !c.init)) {
+    const identity = c.uid && c.gid ? `UID and GID ${PROXY_UID}` : c.uid ? `UID ${PROXY_UID}` : `GID ${PROXY_GID}`;
+    warnings.push(warning('proxy-uid-container', { container: shorten(c.container), identity }));
   }
-  if (!proxy.nativeSidecar && runsToCompletion(pod, ctx)) {
+  if (!proxy.nativeSidecar && facts.runsToCompletion) {
     // On a cluster too old for native sidecars (nativeSidecar: auto said no) the app must stop Envoy.
     const tooOld = config.nativeSidecar === 'auto' && !runtime.nativeSidecarSupported;
     const fix = tooOld
       ? `When done, POST to 127.0.0.1:${PORTS.admin}/quitquitquit.`
-      : `Set ${overrideAnnotation('native-sidecar')}: "true".`;
+      : `Set ${annotationOf(SETTING.nativeSidecar)}: "true".`;
     warnings.push(warning('pod-will-not-complete', { fix }));
   }
   // Guaranteed QoS needs every container (init containers included) at requests = limits; the
   // injected ones must match too, or the pod silently becomes Burstable (and loses pinned CPUs).
-  const all = [...pod.initContainers, ...pod.containers];
-  if (all.every((c) => c.guaranteed) && !(isGuaranteed(proxy.resources) && isGuaranteed(proxy.initResources))) {
+  if (facts.guaranteedQoS && !(isGuaranteed(proxy.resources) && isGuaranteed(proxy.initResources))) {
     warnings.push(warning('qos-downgraded'));
   }
-  const grace = pod.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
+  const grace = facts.terminationGracePeriodSeconds;
   if (!proxy.nativeSidecar && proxy.drainSeconds >= grace) {
     warnings.push(warning('drain-exceeds-grace-period', { drain: String(proxy.drainSeconds), grace: String(grace) }));
   }

@@ -2,7 +2,8 @@
 // argument or environment string exceeds MAX_ARG_STRLEN, or whose strings together exceed ARG_MAX
 // (E2BIG), and the pod then hangs in Init or CrashLoopBackOff with nothing pointing at the cause.
 // Checked before answering, so such a pod is denied with what made it big instead.
-import { OVERRIDE_SETTINGS, overrideAnnotation, type OverrideSetting } from '../constants.ts';
+import type { ResolvedSetting } from './overrides.ts';
+import { annotationKey } from './settings.ts';
 import { MAX_EXEC_STRING_BYTES } from './sidecar.ts';
 import type { Container } from './types.ts';
 
@@ -75,15 +76,19 @@ export function execSizeProblem(container: Container): ExecSizeProblem | undefin
     : undefined;
 }
 
-/** Returns the detail of an exec-too-large denial: which string, its size, and the annotation (or config) it came from. */
-export function describeExecSizeProblem(problem: ExecSizeProblem, overrides: Readonly<Record<string, string>>): string {
-  const setting = OVERRIDE_SETTINGS.find((s): s is OverrideSetting => s === problem.flag);
-  const annotation = setting === undefined ? undefined : overrideAnnotation(setting);
-  const source =
-    annotation === undefined
-      ? ''
-      : overrides[annotation] !== undefined
-        ? ` It comes from the annotation ${annotation}: shorten its list.`
-        : ` It comes from the injector's configuration (traffic settings), not from the pod.`;
+/**
+ * Returns the detail of an exec-too-large denial: which string, its size, and where the setting
+ * behind it came from (the pod's annotation, its namespace's, or the injector's config), from the
+ * pod's resolved settings.
+ */
+export function describeExecSizeProblem(problem: ExecSizeProblem, resolved: readonly ResolvedSetting[], namespace: string): string {
+  const behind = problem.flag === undefined ? undefined : resolved.find((r) => r.setting.pod?.flag === problem.flag);
+  const name = behind?.setting.pod?.annotation;
+  let source = '';
+  if (behind !== undefined && name !== undefined) {
+    if (behind.source === 'pod') source = ` It comes from the annotation ${annotationKey(name)}: shorten its list.`;
+    else if (behind.source === 'namespace') source = ` It comes from the annotation ${annotationKey(name)} of the namespace ${namespace}: shorten its list.`;
+    else source = ` It comes from the injector's configuration (${behind.setting.key}), not from the pod.`;
+  }
   return `(${problem.container} ${problem.what}: ${problem.bytes} bytes, over ${problem.limit}.)${source}`;
 }

@@ -1,17 +1,18 @@
 // The envoy-init container: installs the pod's traffic capture with the project's own image.
 import { INIT_CONTAINER_NAME, XTABLES_LOCK_VOLUME_NAME } from '../constants.ts';
-import { renderTrafficFlags } from './traffic-flags.ts';
+import { renderInitFlags } from './init-flags.ts';
+import { SETTINGS, type SettingsTable } from './settings.ts';
 import type { Container, EffectiveProxyConfig, Volume } from './types.ts';
 import { resourceRequirements } from './sidecar.ts';
 
 /** Returns the envoy-init container that applies the pod's traffic policy with iptables. */
-export function buildInitContainer(proxy: EffectiveProxyConfig): Container {
+export function buildInitContainer(proxy: EffectiveProxyConfig, settings: SettingsTable = SETTINGS): Container {
   return {
     name: INIT_CONTAINER_NAME,
     image: proxy.initImage,
     imagePullPolicy: proxy.imagePullPolicy,
     command: ['envoy-injector'],
-    args: ['init-iptables', ...renderTrafficFlags(proxy.traffic)],
+    args: ['init-iptables', ...renderInitFlags(proxy, settings)],
     resources: resourceRequirements(proxy.initResources),
     securityContext: {
       // iptables needs root in the pod's network namespace, but only NET_ADMIN and NET_RAW:

@@ -1,135 +1,173 @@
-// Per-pod overrides (SPEC.md §5): the annotations a pod may set, validated together, merged over
-// the injector's configuration into the pod's effective proxy configuration.
-import { OVERRIDE_SETTINGS, PORTS, PROXY_GID, PROXY_PORTS, PROXY_UID, overrideAnnotation, type OverrideSetting } from '../constants.ts';
+// The values a pod's proxy runs with (SPEC.md §5, §4b): for each pod setting, the pod's own
+// annotation, else its namespace's, else the injector's config (which holds the built-in default
+// unless it sets another). Every annotation in play is validated, all at once, and where each value
+// came from is recorded. Pure: a function of the annotations, the config and the runtime facts.
+import type { Draft } from './lens.ts';
 import { shorten } from './reasons.ts';
-import type { EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ResourceList } from './types.ts';
 import {
-  parseAllOrCidrList,
-  parseAllOrPortList,
-  parseBoolean,
-  parseCidrList,
-  parseCpu,
-  parseImage,
-  parseInteger,
-  parseLogLevel,
-  parseMemory,
-  parsePortList,
-  requestsAboveLimits,
-  type Parsed,
-} from './values.ts';
+  FIXED_VALUES,
+  SETTING,
+  SETTINGS,
+  annotationKey,
+  annotationOf,
+  defaultOf,
+  podSettings,
+  type Setting,
+  type SettingSource,
+  type SettingsTable,
+} from './settings.ts';
+import { canonicalJson } from './status.ts';
+import type { EffectiveProxyConfig, InjectorConfig, InjectorRuntime } from './types.ts';
+import { requestsAboveLimits } from './values.ts';
 
 /** One annotation whose value was refused, with what would have been accepted. */
 export interface AnnotationError {
   readonly annotation: string;
   readonly value: string;
   readonly accepted: string;
+  /** The namespace whose annotation it is, when it is not the pod's own. */
+  readonly namespace?: string;
 }
 
-export type OverridesResult =
-  | { readonly ok: true; readonly config: EffectiveProxyConfig; readonly overrides: Readonly<Record<string, string>> }
+/** A pod setting's effective value and where it came from. */
+export interface ResolvedSetting {
+  readonly setting: Setting;
+  readonly value: unknown;
+  readonly source: SettingSource;
+  /** The annotation's text, when an annotation (the pod's or its namespace's) gave the value. */
+  readonly text?: string;
+}
+
+/** What the pod's namespace tells about its settings (SPEC.md §4b). */
+export interface NamespaceDefaults {
+  readonly name: string;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+export type SettingsResult =
+  | { readonly ok: true; readonly proxy: EffectiveProxyConfig; readonly settings: readonly ResolvedSetting[] }
   | { readonly ok: false; readonly errors: readonly AnnotationError[] };
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type Draft = Omit<Mutable<EffectiveProxyConfig>, 'traffic' | 'resources'> & {
-  traffic: Mutable<EffectiveProxyConfig['traffic']>;
-  resources: { requests: ResourceList; limits: ResourceList };
-};
-
-/** How each override annotation is parsed and where its value goes. */
-const APPLY: { readonly [S in OverrideSetting]: (value: string, draft: Draft) => Parsed<unknown> } = {
-  'exclude-inbound-ports': (v, d) => set(parsePortList(v), (x) => (d.traffic.excludeInboundPorts = x)),
-  'include-inbound-ports': (v, d) => set(parseAllOrPortList(v), (x) => (d.traffic.includeInboundPorts = x)),
-  'exclude-outbound-ports': (v, d) => set(parsePortList(v), (x) => (d.traffic.excludeOutboundPorts = x)),
-  'exclude-outbound-ip-ranges': (v, d) => set(parseCidrList(v), (x) => (d.traffic.excludeOutboundIpRanges = x)),
-  'include-outbound-ip-ranges': (v, d) => set(parseAllOrCidrList(v), (x) => (d.traffic.includeOutboundIpRanges = x)),
-  'proxy-image': (v, d) => set(parseImage(v), (x) => (d.image = x)),
-  'proxy-cpu': (v, d) => set(parseCpu(v), (x) => (d.resources.requests = { ...d.resources.requests, cpu: x })),
-  'proxy-memory': (v, d) => set(parseMemory(v), (x) => (d.resources.requests = { ...d.resources.requests, memory: x })),
-  'proxy-cpu-limit': (v, d) => set(parseCpu(v), (x) => (d.resources.limits = { ...d.resources.limits, cpu: x })),
-  'proxy-memory-limit': (v, d) => set(parseMemory(v), (x) => (d.resources.limits = { ...d.resources.limits, memory: x })),
-  'log-level': (v, d) => set(parseLogLevel(v), (x) => (d.logLevel = x)),
-  concurrency: (v, d) => set(parseInteger(v, 0, 256), (x) => (d.concurrency = x)),
-  'native-sidecar': (v, d) => set(parseBoolean(v), (x) => (d.nativeSidecar = x)),
-  'hold-application-until-proxy-starts': (v, d) => set(parseBoolean(v), (x) => (d.holdApplicationUntilProxyStarts = x)),
-  'drain-seconds': (v, d) => set(parseInteger(v, 0, 3600), (x) => (d.drainSeconds = x)),
-};
-
-function set<T>(parsed: Parsed<T>, assign: (value: T) => unknown): Parsed<T> {
-  if (parsed.ok) assign(parsed.value);
-  return parsed;
+/** Builds an effective proxy config from the fixed values and one value per pod setting. */
+function buildProxyConfig(table: SettingsTable, valueOf: (setting: Setting) => unknown): EffectiveProxyConfig {
+  const draft: Draft<EffectiveProxyConfig> = {};
+  for (const fixed of FIXED_VALUES) fixed.at.set(draft, fixed.value);
+  for (const setting of podSettings(table)) setting.pod?.at.set(draft, valueOf(setting));
+  // Every key of EffectiveProxyConfig is a fixed value's or a setting's place (test/settings.test.ts).
+  return draft as EffectiveProxyConfig;
 }
 
-/** Returns the proxy configuration the injector's config alone gives a pod (no overrides). */
-export function defaultProxyConfig(config: InjectorConfig, runtime: InjectorRuntime): EffectiveProxyConfig {
-  const nativeSidecar = config.nativeSidecar === 'auto' ? runtime.nativeSidecarSupported : config.nativeSidecar === 'true';
-  return {
-    image: config.proxy.image,
-    resources: config.proxy.resources,
-    logLevel: config.proxy.logLevel,
-    concurrency: config.proxy.concurrency,
-    nativeSidecar,
-    holdApplicationUntilProxyStarts: config.proxy.holdApplicationUntilProxyStarts,
-    drainSeconds: config.proxy.drainSeconds,
-    imagePullPolicy: config.proxy.imagePullPolicy,
-    accessLog: config.proxy.accessLog,
-    ads: config.proxy.ads,
-    initImage: config.init.image,
-    initResources: config.init.resources,
-    traffic: {
-      proxyUid: PROXY_UID,
-      proxyGid: PROXY_GID,
-      inboundCapturePort: PORTS.inboundCapture,
-      outboundCapturePort: PORTS.outboundCapture,
-      proxyPorts: PROXY_PORTS,
-      ...config.traffic,
-      ipv6: config.proxy.ipv6,
-    },
-  };
+/** Returns a config-given value, and whether it is the built-in default or the config's own. */
+function fromConfig(setting: Setting, config: InjectorConfig, runtime: InjectorRuntime): ResolvedSetting {
+  const configured: unknown = setting.config.get(config);
+  const source = canonicalJson(configured) === canonicalJson(defaultOf(setting, runtime.version)) ? 'default' : 'config';
+  return { setting, value: setting.pod?.fromConfig(configured, runtime), source };
 }
 
 /**
- * Resolves the pod's effective proxy configuration from the config and the pod's override
- * annotations, or returns every annotation that is invalid (all of them, not just the first).
+ * The config-given value of every pod setting, computed once per table, config and runtime (all
+ * three are made once and never changed): every admission starts from them.
  */
-export function resolveOverrides(
-  annotations: Readonly<Record<string, string>>,
-  config: InjectorConfig,
-  runtime: InjectorRuntime,
-): OverridesResult {
-  const base = defaultProxyConfig(config, runtime);
-  const draft: Draft = {
-    ...base,
-    resources: { requests: { ...base.resources.requests }, limits: { ...base.resources.limits } },
-    traffic: { ...base.traffic },
-  };
-  const errors: AnnotationError[] = [];
-  const overrides: Record<string, string> = {};
-  for (const setting of OVERRIDE_SETTINGS) {
-    const annotation = overrideAnnotation(setting);
-    const value = annotations[annotation];
-    if (value === undefined) continue;
-    const parsed = APPLY[setting](value, draft);
-    if (parsed.ok) overrides[annotation] = value;
-    else errors.push({ annotation, value, accepted: parsed.accepted });
+const CONFIG_VALUES = new WeakMap<SettingsTable, WeakMap<InjectorConfig, WeakMap<InjectorRuntime, ReadonlyMap<Setting, ResolvedSetting>>>>();
+function configValues(table: SettingsTable, config: InjectorConfig, runtime: InjectorRuntime): ReadonlyMap<Setting, ResolvedSetting> {
+  let byConfig = CONFIG_VALUES.get(table);
+  if (byConfig === undefined) CONFIG_VALUES.set(table, (byConfig = new WeakMap()));
+  let byRuntime = byConfig.get(config);
+  if (byRuntime === undefined) byConfig.set(config, (byRuntime = new WeakMap()));
+  let values = byRuntime.get(runtime);
+  if (values === undefined) {
+    values = new Map(podSettings(table).map((s) => [s, fromConfig(s, config, runtime)]));
+    byRuntime.set(runtime, values);
   }
-  errors.push(...checkRequestsWithinLimits(draft, overrides));
-  if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, config: draft, overrides };
+  return values;
 }
 
+/** Returns the proxy configuration the injector's config alone gives a pod (no annotations). */
+export function defaultProxyConfig(config: InjectorConfig, runtime: InjectorRuntime, table: SettingsTable = SETTINGS): EffectiveProxyConfig {
+  return buildProxyConfig(table, (setting) => setting.pod?.fromConfig(setting.config.get(config), runtime));
+}
+
+/**
+ * Returns the proxy configuration of the built-in defaults alone, as `init-iptables` assumes for
+ * every flag it is not given (it reads no config file).
+ */
+export function builtInProxyConfig(table: SettingsTable = SETTINGS): EffectiveProxyConfig {
+  const runtime: InjectorRuntime = { version: '', nativeSidecarSupported: false };
+  return buildProxyConfig(table, (setting) => setting.pod?.fromConfig(defaultOf(setting, runtime.version), runtime));
+}
+
+/**
+ * Resolves the pod's effective proxy configuration, recording where each value came from, or
+ * returns every annotation in play that is invalid (all of them, not just the first). A namespace
+ * annotation is only in play where the pod sets no value of its own.
+ */
+export function resolveSettings(
+  podAnnotations: Readonly<Record<string, string>>,
+  namespace: NamespaceDefaults | undefined,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  table: SettingsTable = SETTINGS,
+): SettingsResult {
+  const errors: AnnotationError[] = [];
+  const configured = configValues(table, config, runtime);
+  const resolved = new Map<Setting, ResolvedSetting>();
+  for (const setting of podSettings(table)) {
+    const pod = setting.pod;
+    if (pod === undefined) continue;
+    const key = pod.annotation === undefined ? undefined : annotationKey(pod.annotation);
+    const own = key === undefined ? undefined : podAnnotations[key];
+    const inherited = key === undefined || own !== undefined ? undefined : namespace?.annotations[key];
+    const text = own ?? inherited;
+    if (key === undefined || text === undefined) {
+      resolved.set(setting, configured.get(setting) ?? fromConfig(setting, config, runtime));
+      continue;
+    }
+    const parsed = pod.syntax.parse(text);
+    const source: SettingSource = own !== undefined ? 'pod' : 'namespace';
+    if (parsed.ok) resolved.set(setting, { setting, value: parsed.value, source, text });
+    else {
+      const where = source === 'namespace' ? { namespace: namespace?.name ?? '' } : {};
+      errors.push({ annotation: key, value: text, accepted: parsed.accepted, ...where });
+      // The rest is still checked as if it were not given, so that one message lists everything.
+      resolved.set(setting, configured.get(setting) ?? fromConfig(setting, config, runtime));
+    }
+  }
+  const proxy = buildProxyConfig(table, (setting) => resolved.get(setting)?.value);
+  errors.push(...checkRequestsWithinLimits(proxy, resolved, namespace?.name ?? ''));
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, proxy, settings: [...resolved.values()] };
+}
+
+/** The request and limit settings of each resource of the proxy. */
+const RESOURCE_SETTINGS = {
+  cpu: { request: SETTING.proxyCpu, limit: SETTING.proxyCpuLimit },
+  memory: { request: SETTING.proxyMemory, limit: SETTING.proxyMemoryLimit },
+} as const;
+
 /** A request above its limit would be refused by the API server; say which annotation caused it. */
-function checkRequestsWithinLimits(draft: Draft, overrides: Readonly<Record<string, string>>): AnnotationError[] {
-  return requestsAboveLimits(draft.resources).map((resource) => {
-    const request = draft.resources.requests[resource] as string;
-    const limit = draft.resources.limits[resource] as string;
-    const requestKey = overrideAnnotation(resource === 'cpu' ? 'proxy-cpu' : 'proxy-memory');
-    const limitKey = overrideAnnotation(resource === 'cpu' ? 'proxy-cpu-limit' : 'proxy-memory-limit');
-    const annotation = overrides[requestKey] !== undefined ? requestKey : limitKey;
-    const hint = overrides[limitKey] === undefined ? `; set ${limitKey} as well` : '';
+function checkRequestsWithinLimits(
+  proxy: EffectiveProxyConfig,
+  resolved: ReadonlyMap<Setting, ResolvedSetting>,
+  namespace: string,
+): AnnotationError[] {
+  return requestsAboveLimits(proxy.resources).map((resource) => {
+    const request = proxy.resources.requests[resource] as string;
+    const limit = proxy.resources.limits[resource] as string;
+    const settings = RESOURCE_SETTINGS[resource];
+    const byAnnotation = (s: Setting) => {
+      const source = resolved.get(s)?.source;
+      return source === 'pod' || source === 'namespace';
+    };
+    // The config's own request and limit were checked at start: an annotation raised or lowered one.
+    const blamed = byAnnotation(settings.request) ? settings.request : settings.limit;
+    const limitKey = annotationOf(settings.limit);
+    const hint = byAnnotation(settings.limit) ? '' : `; set ${limitKey} as well`;
+    const inherited = resolved.get(blamed)?.source === 'namespace';
     return {
-      annotation,
-      value: annotation === requestKey ? request : limit,
+      annotation: annotationOf(blamed),
+      value: blamed === settings.request ? request : limit,
       accepted: `a ${resource} request no larger than its limit (request ${request}, limit ${limit}${hint})`,
+      ...(inherited ? { namespace } : {}),
     };
   });
 }
@@ -137,5 +175,10 @@ function checkRequestsWithinLimits(draft: Draft, overrides: Readonly<Record<stri
 /** Formats annotation errors as the one message a denied pod shows. */
 export function formatAnnotationErrors(errors: readonly AnnotationError[]): string {
   // Values are quoted shortened: an annotation may hold up to 256 KiB, a denial message should not.
-  return errors.map((e) => `${e.annotation}=${JSON.stringify(shorten(e.value, 64))} (accepted: ${e.accepted})`).join('; ');
+  return errors
+    .map((e) => {
+      const where = e.namespace === undefined ? '' : ` on namespace ${e.namespace}`;
+      return `${e.annotation}=${JSON.stringify(shorten(e.value, 64))}${where} (accepted: ${e.accepted})`;
+    })
+    .join('; ');
 }

@@ -11,6 +11,7 @@ import {
 } from '../constants.ts';
 import { DOWNWARD_ENV } from './bootstrap.ts';
 import { escapeEnvReferences } from './env-expansion.ts';
+import type { PodView } from './pod.ts';
 import type { Container, EffectiveProxyConfig, JsonObject, ProxyResources } from './types.ts';
 
 /**
@@ -113,21 +114,38 @@ export const MAX_EXEC_STRING_BYTES = 128 * 1024;
 /** What expanding the few downward-API references can add at most (names, namespace, node, IPs). */
 const EXPANSION_ROOM_BYTES = 4 * 1024;
 
+/** Returns the value of the sidecar's ENVOY_BOOTSTRAP: the bootstrap with only the downward-API references live. */
+export function renderBootstrapEnv(bootstrap: JsonObject): string {
+  return escapeEnvReferences(renderBootstrap(bootstrap), DOWNWARD_ENV.map((e) => e.name));
+}
+
 /**
- * Returns the size in bytes of the bootstrap as the kubelet passes it to Envoy (in the environment
- * and as the --config-yaml argument), or undefined when it fits within Linux's limit.
+ * Returns the size in bytes of the bootstrap (the ENVOY_BOOTSTRAP value) as the kubelet passes it to
+ * Envoy (in the environment and as the --config-yaml argument), or undefined when it fits within
+ * Linux's limit.
  */
-export function oversizedBootstrap(sidecar: Container): number | undefined {
-  const value = sidecar.env?.find((e) => e.name === BOOTSTRAP_ENV)?.value ?? '';
+export function oversizedBootstrap(bootstrapEnv: string): number | undefined {
   // `NAME=value` plus the terminating NUL. The kubelet then expands the downward-API references,
   // which can only grow it (a pod name may be 253 characters): leave room for that.
-  const bytes = Buffer.byteLength(`${BOOTSTRAP_ENV}=${value}`) + 1;
+  const bytes = Buffer.byteLength(`${BOOTSTRAP_ENV}=${bootstrapEnv}`) + 1;
   return bytes + EXPANSION_ROOM_BYTES > MAX_EXEC_STRING_BYTES ? bytes : undefined;
 }
 
-/** Returns the envoy container that runs the proxy with the pod's bootstrap. */
-export function buildSidecar(proxy: EffectiveProxyConfig, bootstrap: JsonObject): Container {
-  const keep = DOWNWARD_ENV.map((e) => e.name);
+/**
+ * Returns the value of ENVOY_BOOTSTRAP in an injected pod as it stands (its envoy container's), or
+ * undefined when the pod has none: what that pod's proxy starts with, whoever injected it.
+ */
+export function injectedBootstrapEnv(pod: PodView): string | undefined {
+  const sidecar = [...pod.initContainers, ...pod.containers].find((c) => c.name === SIDECAR_CONTAINER_NAME);
+  const env = sidecar?.raw['env'];
+  if (!Array.isArray(env)) return undefined;
+  const entry = env.find((e): e is JsonObject => typeof e === 'object' && e !== null && !Array.isArray(e) && e['name'] === BOOTSTRAP_ENV);
+  const value = entry?.['value'];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Returns the envoy container that runs the proxy with the pod's bootstrap (the ENVOY_BOOTSTRAP value). */
+export function buildSidecar(proxy: EffectiveProxyConfig, bootstrapEnv: string): Container {
   const lifecycle: NonNullable<Container['lifecycle']> = {};
   // A native sidecar needs neither hook: the kubelet starts the next container once its startup
   // probe passes, and stops it only after every app container has exited.
@@ -153,7 +171,7 @@ export function buildSidecar(proxy: EffectiveProxyConfig, bootstrap: JsonObject)
     env: [
       ...DOWNWARD_ENV.map(({ name, fieldPath }) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
       // Last, so the kubelet can expand the references to the variables above.
-      { name: BOOTSTRAP_ENV, value: escapeEnvReferences(renderBootstrap(bootstrap), keep) },
+      { name: BOOTSTRAP_ENV, value: bootstrapEnv },
     ],
     ports: [
       { name: 'envoy-ready', containerPort: PORTS.readiness, protocol: 'TCP' },

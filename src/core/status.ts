@@ -1,5 +1,7 @@
 // The status annotation written on injected pods and the hash of the effective proxy config.
 import { createHash } from 'node:crypto';
+import type { Draft } from './lens.ts';
+import { FIXED_VALUES, SETTINGS, perTable, podSettings, type SettingsTable } from './settings.ts';
 import type { EffectiveProxyConfig } from './types.ts';
 
 /** What the status annotation records about an injection (SPEC.md §2). */
@@ -31,10 +33,24 @@ export function canonicalJson(value: unknown): string {
  * Returns a short hash of what a pod's injected proxy is made from: the effective proxy
  * configuration and the injector version that rendered it (a new version may render the same
  * configuration differently). Pods whose hash differs from what the injector would produce today
- * carry a stale sidecar.
+ * carry a stale sidecar. Settings declared `hashed: false` are left out of it.
  */
-export function hashProxyConfig(proxy: EffectiveProxyConfig, injectorVersion: string): string {
-  return createHash('sha256').update(canonicalJson({ injectorVersion, proxy })).digest('hex').slice(0, 16);
+export function hashProxyConfig(proxy: EffectiveProxyConfig, injectorVersion: string, table: SettingsTable = SETTINGS): string {
+  return createHash('sha256').update(canonicalJson({ injectorVersion, proxy: hashedPart(proxy, table) })).digest('hex').slice(0, 16);
+}
+
+/** Whether every pod setting of a table enters the hash (then the whole config is hashed as it is). */
+const allHashed = perTable((table) => podSettings(table).every((s) => s.pod?.hashed === true));
+
+/** The part of an effective proxy config the hash covers: the fixed values and the hashed settings. */
+function hashedPart(proxy: EffectiveProxyConfig, table: SettingsTable): unknown {
+  if (allHashed(table)) return proxy;
+  const hashed: Draft<EffectiveProxyConfig> = {};
+  for (const fixed of FIXED_VALUES) fixed.at.set(hashed, fixed.at.get(proxy));
+  for (const setting of podSettings(table)) {
+    if (setting.pod?.hashed === true) setting.pod.at.set(hashed, setting.pod.at.get(proxy));
+  }
+  return hashed;
 }
 
 /** Returns the status annotation's value. */

@@ -136,9 +136,15 @@ export interface InjectorRuntime {
   readonly version: string;
   /** Whether `nativeSidecar: auto` resolved to native sidecars (cluster ≥ 1.29). */
   readonly nativeSidecarSupported: boolean;
+  /**
+   * Whether the API server itself stores native sidecars (Kubernetes ≥ 1.29), when `nativeSidecar:
+   * auto` read its version; unset otherwise. An older one drops `restartPolicy` from the patch and
+   * then refuses the pod, whose envoy has become a plain init container with probes.
+   */
+  readonly apiServerNativeSidecars?: boolean;
 }
 
-/** What the admission request (or the CLI) tells about the object besides the object itself. */
+/** What the admission request (or the CLI) tells about the object besides the object itself (see context.ts). */
 export interface AdmissionContext {
   /** Kind of the object, e.g. `Pod`. */
   readonly kind: string;
@@ -153,6 +159,11 @@ export interface AdmissionContext {
    * out because the API server only calls it for namespaces its selector matched.
    */
   readonly namespaceLabels?: Readonly<Record<string, string>>;
+  /**
+   * Annotations of the namespace when known (SPEC.md §4b: its `envoy-injector.io/<setting>` values
+   * are the defaults of its pods). The webhook does not know them yet; the CLI takes them by flag.
+   */
+  readonly namespaceAnnotations?: Readonly<Record<string, string>>;
   /** Kind of the workload owning the pod template, when the CLI injects one (e.g. `CronJob`). */
   readonly workloadKind?: string;
 }

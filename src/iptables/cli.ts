@@ -3,7 +3,7 @@
 // error and an exit code naming its cause (see failures.ts).
 import { applyCapture } from './applier.ts';
 import { FAILURE_KINDS, InitIptablesError } from './failures.ts';
-import { INIT_IPTABLES_USAGE, parseInitArgs } from './options.ts';
+import { initIptablesUsage, parseInitArgs } from './options.ts';
 import { renderDryRun } from './rules.ts';
 
 const PREFIX = 'envoy-injector init-iptables';
@@ -16,7 +16,7 @@ export async function run(args: string[]): Promise<number> {
     return FAILURE_KINDS.usage;
   }
   if (parsed.help) {
-    process.stdout.write(INIT_IPTABLES_USAGE);
+    process.stdout.write(initIptablesUsage());
     return 0;
   }
   const { options } = parsed;

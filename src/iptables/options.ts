@@ -1,7 +1,8 @@
 // The flags of `envoy-injector init-iptables`: the TrafficPolicy flags the injector renders into the
 // envoy-init container (core/traffic-flags.ts), plus the ones only a person runs it with.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { TRAFFIC_FLAG_NAMES, parseTrafficFlags } from '../core/traffic-flags.ts';
+import { initFlags, parseInitFlags } from '../core/init-flags.ts';
+import { builtInProxyConfig } from '../core/overrides.ts';
 import type { TrafficPolicy } from '../core/types.ts';
 import { BACKEND_REQUESTS, type BackendRequest } from './backend.ts';
 
@@ -19,35 +20,57 @@ export type ParsedInitArgs =
   | { readonly ok: true; readonly help: false; readonly options: InitOptions }
   | { readonly ok: false; readonly error: string };
 
-/** Usage text of init-iptables. */
-export const INIT_IPTABLES_USAGE = `Usage: envoy-injector init-iptables [flags]
+/** The flags a person may give besides the policy: name with its value, and what it does. */
+export const OTHER_INIT_FLAGS: readonly { readonly flag: string; readonly default: string; readonly doc: string }[] = [
+  { flag: '--backend=auto|nft|legacy', default: 'auto', doc: 'The iptables backend; auto: the one already holding rules in this namespace, else nft.' },
+  { flag: '--dry-run', default: '', doc: 'Print the restore input for a fresh pod namespace (IPv4, then IPv6) and change nothing; needs no privileges.' },
+  { flag: '-h, --help', default: '', doc: 'Show this help.' },
+];
+
+/** The README's Markdown as terminal text: no backticks, links as their text. */
+const plain = (markdown: string): string => markdown.replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').replaceAll('`', '');
+
+const FLAG_COLUMN = 42;
+const WIDTH = 100;
+
+/** One flag of the usage text: the flag, then its text wrapped in a column beside it. */
+function usageLine(flag: string, doc: string): string {
+  const lines: string[] = [];
+  let current = '';
+  for (const word of plain(doc).split(' ')) {
+    if (current !== '' && FLAG_COLUMN + current.length + 1 + word.length > WIDTH) {
+      lines.push(current);
+      current = word;
+    } else current = current === '' ? word : `${current} ${word}`;
+  }
+  lines.push(current);
+  const head = `  ${flag}`;
+  const first = head.length < FLAG_COLUMN ? head.padEnd(FLAG_COLUMN) + lines[0] : `${head}\n${' '.repeat(FLAG_COLUMN)}${lines[0]}`;
+  return [first, ...lines.slice(1).map((l) => ' '.repeat(FLAG_COLUMN) + l)].join('\n');
+}
+
+/** Returns the usage text of init-iptables, its policy flags listed from their declarations. */
+export function initIptablesUsage(): string {
+  const defaults = builtInProxyConfig();
+  const line = usageLine;
+  const policy = initFlags().map((flag) => line(`--${flag.name}=${flag.syntax.hint}`, `${flag.doc} [${flag.syntax.format(flag.at.get(defaults))}]`));
+  const other = OTHER_INIT_FLAGS.map((flag) => line(flag.flag, flag.default === '' ? flag.doc : `${flag.doc} [${flag.default}]`));
+  return `Usage: envoy-injector init-iptables [flags]
 
 Installs the pod's traffic capture: iptables (and ip6tables) NAT rules that redirect inbound TCP to
 the proxy's inbound port and outbound TCP to its outbound port. This is what the envoy-init
 container runs; it needs root with NET_ADMIN and NET_RAW in the pod's network namespace.
 
 Policy flags (what the injector renders; defaults in brackets):
-  --proxy-uid=N, --proxy-gid=N        traffic of this UID/GID is never captured [1337]
-  --inbound-capture-port=PORT         [15006]
-  --outbound-capture-port=PORT        [15001]
-  --proxy-ports=P,...                 never captured inbound [15000,15001,15006,15021,15090]
-  --include-inbound-ports=*|P,...     [*] (empty: no inbound capture)
-  --exclude-inbound-ports=P,...       []
-  --exclude-outbound-ports=P,...      []
-  --include-outbound-ip-ranges=*|CIDR,...  [*] (empty: no outbound capture)
-  --exclude-outbound-ip-ranges=CIDR,...    []
-  --ipv6=true|false                   the proxy listens on IPv6, so capture it too [true]
+${policy.join('\n')}
 
 Other flags:
-  --backend=auto|nft|legacy           iptables backend [auto: the one already holding rules in
-                                      this namespace, else nft]
-  --dry-run                           print the restore input for a fresh pod namespace (IPv4,
-                                      then IPv6) and change nothing; needs no privileges
-  -h, --help                          show this help
+${other.join('\n')}
 `;
+}
 
 const OPTIONS = {
-  ...Object.fromEntries(TRAFFIC_FLAG_NAMES.map((name) => [name, { type: 'string' }])),
+  ...Object.fromEntries(initFlags().map((flag) => [flag.name, { type: 'string' }])),
   'dry-run': { type: 'boolean' },
   backend: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -71,16 +94,16 @@ export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
   if (!(BACKEND_REQUESTS as readonly string[]).includes(backend)) {
     return { ok: false, error: `--backend=${JSON.stringify(backend)}: expected one of ${BACKEND_REQUESTS.join(', ')}` };
   }
-  const trafficValues: Record<string, string> = {};
-  for (const name of TRAFFIC_FLAG_NAMES) {
+  const flagValues: Record<string, string> = {};
+  for (const { name } of initFlags()) {
     const value = values[name];
-    if (typeof value === 'string') trafficValues[name] = value;
+    if (typeof value === 'string') flagValues[name] = value;
   }
-  const parsed = parseTrafficFlags(trafficValues);
+  const parsed = parseInitFlags(flagValues);
   if (!parsed.ok) return { ok: false, error: parsed.error };
   return {
     ok: true,
     help: false,
-    options: { policy: parsed.policy, dryRun: values['dry-run'] === true, backend: backend as BackendRequest },
+    options: { policy: parsed.proxy.traffic, dryRun: values['dry-run'] === true, backend: backend as BackendRequest },
   };
 }

@@ -32,8 +32,6 @@ export interface AppDeps {
   readonly readiness?: () => Readiness;
   /** Liveness beyond "the process answers": false after a fault it must be restarted for; alive when absent. */
   readonly liveness?: () => Readiness;
-  /** Called after every admission. */
-  readonly onAdmission?: (outcome: AdmissionOutcome, durationSeconds: number) => void;
   /** This instance's metrics (see metrics.ts), served at /metrics; without them there is no /metrics. */
   readonly metrics?: InjectorMetrics;
   /** The admission slots (default: server.maxConcurrentAdmissions of them); tests pass one to hold slots. */
@@ -268,7 +266,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     else log.info(line, 'admission');
     if (outcome.patchOperations > 0 && logger.isLevelEnabled('debug')) log.debug({ patch: outcome.injection?.patch }, 'patch');
     deps.metrics?.recordAdmission(outcome, durationSeconds);
-    deps.onAdmission?.(outcome, durationSeconds);
     return reply.code(200).send(outcome.review);
   });
 

@@ -2,6 +2,7 @@
 // core needs, and encoding the response in the version that was asked.
 import { Buffer } from 'node:buffer';
 import type { Operation } from 'fast-json-patch';
+import { admissionContext } from '../core/context.ts';
 import type { AdmissionContext, JsonObject } from '../core/types.ts';
 import { shorten } from '../core/reasons.ts';
 import { ReviewDecodeError } from '../errors.ts';
@@ -15,7 +16,6 @@ export interface DecodedReview {
   readonly uid: string;
   readonly context: AdmissionContext;
   readonly object: unknown;
-  readonly dryRun: boolean;
 }
 
 const isObject = (value: unknown): value is JsonObject =>
@@ -99,15 +99,14 @@ export function decodeReview(body: unknown): DecodedReview {
   return {
     apiVersion: apiVersion as ReviewVersion,
     uid,
-    context: {
+    context: admissionContext({
       // A `Pod` of another API group is not a pod.
       kind: group === '' ? kindName : `${kindName}.${group}`,
       operation,
       namespace,
-      ...(subResource !== undefined && subResource !== '' ? { subResource } : {}),
-    },
+      subResource,
+    }),
     object,
-    dryRun: dryRun === true,
   };
 }
 

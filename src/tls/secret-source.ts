@@ -10,7 +10,7 @@
 // runs a pass at once. After a pass that wrote something it runs one more soon after, to see that
 // the replicas converged.
 import type { Logger } from 'pino';
-import { caBundlesTrust, reconcileCaBundle, webhookCaBundles, type WebhookCaBundle } from '../kube/ca-bundle.ts';
+import { caBundlesTrust, reconcileCaBundle, webhookCaBundles, type WebhookCaBundle } from './ca-bundle.ts';
 import type { KubeResources } from '../kube/resources.ts';
 import { certificateExpiry, normalizePemBundle } from './certificates.ts';
 import { checkServingMaterial, isMaterial, type ServingMaterial } from './material.ts';

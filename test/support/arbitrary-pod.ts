@@ -13,19 +13,16 @@ import {
   INIT_CONTAINER_NAME,
   INJECT_ANNOTATION,
   INJECT_LABEL,
-  KNOWN_ANNOTATIONS,
   KUBECTL_DEFAULT_CONTAINER_ANNOTATION,
   OTHER_MESH_CONTAINERS,
-  OVERRIDE_SETTINGS,
   PROXY_PORTS,
   PROXY_GID,
   PROXY_UID,
   SIDECAR_CONTAINER_NAME,
   STATUS_ANNOTATION,
   XTABLES_LOCK_VOLUME_NAME,
-  overrideAnnotation,
-  type OverrideSetting,
 } from '../../src/constants.ts';
+import { admissionContext as contextOf } from '../../src/core/context.ts';
 import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../../src/core/types.ts';
 import { TEST_VERSION, testConfig } from './config.ts';
 
@@ -35,6 +32,31 @@ type Obj = Record<string, any>;
 // Override annotation values: what each setting must accept and refuse (README "Per-pod overrides").
 
 /** Values each override must accept, and values it must refuse. */
+/**
+ * The override annotations of SPEC.md §5, as this model knows them (test/settings.test.ts checks
+ * that the settings table declares exactly these).
+ */
+export const OVERRIDE_SETTINGS = [
+  'exclude-inbound-ports',
+  'include-inbound-ports',
+  'exclude-outbound-ports',
+  'exclude-outbound-ip-ranges',
+  'include-outbound-ip-ranges',
+  'proxy-image',
+  'proxy-cpu',
+  'proxy-memory',
+  'proxy-cpu-limit',
+  'proxy-memory-limit',
+  'log-level',
+  'concurrency',
+  'native-sidecar',
+  'hold-application-until-proxy-starts',
+  'drain-seconds',
+] as const;
+export type OverrideSetting = (typeof OVERRIDE_SETTINGS)[number];
+const overrideAnnotation = (setting: OverrideSetting): string => `${DOMAIN}/${setting}`;
+const KNOWN_ANNOTATIONS: readonly string[] = [INJECT_ANNOTATION, STATUS_ANNOTATION, ...OVERRIDE_SETTINGS.map(overrideAnnotation)];
+
 export const OVERRIDE_VALUES: { readonly [S in OverrideSetting]: { readonly valid: readonly string[]; readonly invalid: readonly string[] } } = {
   'exclude-inbound-ports': { valid: ['', '8080', '80,443', ' 9090 , 9091 ', '65535', '1,1'], invalid: ['0', '65536', 'http', '80;443', '-1', '8080,', '*'] },
   'include-inbound-ports': { valid: ['*', '', '8080', '80, 8080'], invalid: ['all', '0', '*,80', '70000'] },
@@ -381,7 +403,7 @@ export function admissionContext(config: InjectorConfig): fc.Arbitrary<Admission
       },
       { requiredKeys: ['kind', 'operation', 'namespace'] },
     )
-    .map((ctx) => JSON.parse(JSON.stringify(ctx)) as AdmissionContext);
+    .map((facts) => contextOf(facts));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import {
 } from '../../src/constants.ts';
 import { expandEnvReferences } from '../../src/core/env-expansion.ts';
 import { parseStatus } from '../../src/core/status.ts';
-import { parseTrafficFlags } from '../../src/core/traffic-flags.ts';
+import { parseInitFlags } from '../../src/core/init-flags.ts';
 import { assertBootstrapContract, assertEnvoyContainer, assertValidBootstrap } from './envoy-proto-check.ts';
 
 type Obj = Record<string, any>;
@@ -87,7 +87,7 @@ export function checkInjectedPod(pod: Obj): Obj {
       return [match[1], match[2]];
     }),
   );
-  const parsed = parseTrafficFlags(flags);
+  const parsed = parseInitFlags(flags);
   assert.ok(parsed.ok, `envoy-init flags parse: ${parsed.ok ? '' : parsed.error}`);
   const envoyIsInit = init.some((c) => c['name'] === SIDECAR_CONTAINER_NAME);
   if (envoyIsInit) {

@@ -1,0 +1,81 @@
+// What injecting a pod adds, planned once from its effective proxy config: the containers, the
+// volume, the annotations, and the bootstrap (with its size, which decides whether it can be used).
+import { KUBECTL_DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION } from '../constants.ts';
+import { buildBootstrap } from './bootstrap.ts';
+import { buildInitContainer, buildVolumes } from './init-container.ts';
+import type { InjectionPlan } from './patch.ts';
+import type { PodView } from './pod.ts';
+import { SETTINGS, type SettingsTable } from './settings.ts';
+import { buildSidecar, oversizedBootstrap, renderBootstrapEnv } from './sidecar.ts';
+import { hashProxyConfig, renderStatus, type InjectionStatus } from './status.ts';
+import type { EffectiveProxyConfig, InjectorRuntime, JsonObject } from './types.ts';
+
+/** Everything an injection of one pod adds, and the bootstrap its proxy starts with. */
+export interface PlannedInjection {
+  readonly plan: InjectionPlan;
+  readonly bootstrap: JsonObject;
+  /** The bootstrap as the sidecar's ENVOY_BOOTSTRAP holds it (downward-API references live, every other `$` escaped). */
+  readonly bootstrapEnv: string;
+  /** Its size in bytes, when too large for Envoy to be started with it (else undefined). */
+  readonly oversizedBootstrapBytes: number | undefined;
+  readonly status: InjectionStatus;
+}
+
+/** Label keys that name the workload a pod belongs to, most specific first. */
+const WORKLOAD_LABELS = ['app.kubernetes.io/name', 'app', 'k8s-app', 'name'];
+
+/** Returns the workload name used for the proxy's node.cluster. */
+function workloadName(pod: PodView): string {
+  for (const key of WORKLOAD_LABELS) {
+    const value = pod.labels[key];
+    if (value) return value;
+  }
+  const base = pod.generateName?.replace(/-+$/, '') || pod.name;
+  return base || 'unknown';
+}
+
+/** Returns everything the injection adds to `pod` given its effective proxy config. */
+export function planInjection(
+  pod: PodView,
+  proxy: EffectiveProxyConfig,
+  runtime: InjectorRuntime,
+  settings: SettingsTable = SETTINGS,
+): PlannedInjection {
+  const configHash = hashProxyConfig(proxy, runtime.version, settings);
+  const bootstrap = buildBootstrap({
+    proxy,
+    workloadName: workloadName(pod),
+    labels: pod.labels,
+    injectorVersion: runtime.version,
+    configHash,
+  });
+  const bootstrapEnv = renderBootstrapEnv(bootstrap);
+  const init = buildInitContainer(proxy, settings);
+  const sidecar = buildSidecar(proxy, bootstrapEnv);
+  const volumes = buildVolumes();
+  // Native: envoy-init then envoy go first, so the pod's own init containers already have a working
+  // proxy. Classic: envoy-init goes last so theirs keep a plain network, and envoy leads the containers.
+  const initContainers = proxy.nativeSidecar ? [init, sidecar] : [init];
+  const containers = proxy.nativeSidecar ? [] : [sidecar];
+  const status: InjectionStatus = {
+    version: runtime.version,
+    initContainers: initContainers.map((c) => c.name),
+    containers: containers.map((c) => c.name),
+    volumes: volumes.map((v) => v.name),
+    configHash,
+  };
+  const annotations: Record<string, string> = { [STATUS_ANNOTATION]: renderStatus(status) };
+  // With envoy first among the containers, kubectl logs/exec would default to it; point them at
+  // the app's first container instead, unless the pod already chose one.
+  const firstApp = pod.containers[0]?.name;
+  if (!proxy.nativeSidecar && firstApp !== undefined && pod.annotations[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] === undefined) {
+    annotations[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] = firstApp;
+  }
+  return {
+    plan: { annotations, initContainers, initContainersFirst: proxy.nativeSidecar, containers, volumes },
+    bootstrap,
+    bootstrapEnv,
+    oversizedBootstrapBytes: oversizedBootstrap(bootstrapEnv),
+    status,
+  };
+}

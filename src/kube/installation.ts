@@ -1,0 +1,95 @@
+// Fetches what `envoy-injector check` judges (SPEC.md §9): the webhook configuration, the replicas'
+// Secret, the Service and its EndpointSlices, the namespaces labelled for injection and the pods the
+// webhooks would have seen. Only API calls here; check/assess.ts judges the objects.
+import { INJECT_LABEL, INJECT_LABEL_ENABLED } from '../constants.ts';
+import type { InjectorConfig, Json, JsonObject } from '../core/types.ts';
+import { KubeApiError } from './api-error.ts';
+import type { KubeResources } from './resources.ts';
+
+/** A pod the webhooks would have been called for, with its namespace's labels as they see them. */
+export interface FetchedPod {
+  /** `namespace/name`. */
+  readonly key: string;
+  readonly pod: JsonObject;
+  readonly namespaceLabels: Readonly<Record<string, string>>;
+}
+
+/** The objects of an installation, as the API server returned them. */
+export interface InstallationObjects {
+  readonly webhookConfiguration: JsonObject | undefined;
+  readonly secretName: string;
+  /** The Secret of the served certificate (undefined: not found, or unreadable). */
+  readonly secret: JsonObject | undefined;
+  /** Why the Secret could not be read (403), when it could not. */
+  readonly secretUnreadable: string | undefined;
+  readonly service: JsonObject | undefined;
+  /** The Service's EndpointSlices (none when there is no Service). */
+  readonly endpointSlices: readonly JsonObject[];
+  /** Namespaces labelled envoy-injector.io/inject=enabled, excluded ones included. */
+  readonly labelledNamespaces: readonly JsonObject[];
+  /** Pods of the labelled namespaces that are not excluded, and pods labelled for injection elsewhere. */
+  readonly pods: readonly FetchedPod[];
+}
+
+const isObject = (value: Json | undefined): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+const metadataOf = (object: JsonObject): JsonObject => (isObject(object['metadata']) ? object['metadata'] : {});
+const nameOf = (object: JsonObject): string => String(metadataOf(object)['name'] ?? '');
+const namespaceOf = (object: JsonObject): string => String(metadataOf(object)['namespace'] ?? '');
+const labelsOf = (object: JsonObject): Record<string, string> => {
+  const labels = metadataOf(object)['labels'];
+  return isObject(labels) ? Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string')) : {};
+};
+
+/**
+ * Fetches the installation `config` describes, with the served certificate in Secret `secretName`.
+ * Throws only for API failures (a Secret it may not read is reported, not thrown).
+ */
+export async function fetchInstallation(resources: KubeResources, config: InjectorConfig, secretName: string): Promise<InstallationObjects> {
+  const { namespace } = config;
+  const webhookConfiguration = await resources.getWebhookConfiguration(config.tls.webhookConfigName);
+  let secret: JsonObject | undefined;
+  let secretUnreadable: string | undefined;
+  try {
+    secret = await resources.getSecret(namespace, secretName);
+  } catch (error) {
+    if (!(error instanceof KubeApiError) || error.status !== 403) throw error;
+    secretUnreadable = error.message;
+  }
+  const service = await resources.getService(namespace, config.tls.serviceName);
+  const endpointSlices = service === undefined ? [] : await resources.listEndpointSlices(namespace, config.tls.serviceName);
+
+  // Pods of excluded namespaces are never injected: they are not even listed.
+  const excluded = (ns: string) => ns === namespace || config.excludedNamespaces.includes(ns);
+  const labelledNamespaces = await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`);
+  const labelled = labelledNamespaces.map(nameOf);
+  const pods = new Map<string, FetchedPod>();
+  for (const ns of labelled.filter((n) => !excluded(n)).sort()) {
+    for (const pod of await resources.listPods(ns)) {
+      const key = `${ns}/${nameOf(pod)}`;
+      pods.set(key, { key, pod, namespaceLabels: { [INJECT_LABEL]: INJECT_LABEL_ENABLED } });
+    }
+  }
+  // Pods that opted in by label: only in namespaces without the label (the second webhook's scope).
+  const optedIn = (await resources.listPods(undefined, `${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`)).filter(
+    (pod) => !excluded(namespaceOf(pod)) && !labelled.includes(namespaceOf(pod)),
+  );
+  // Their namespaces might carry `disabled`: look their labels up.
+  const namespaceLabels = new Map<string, Record<string, string>>();
+  if (optedIn.length > 0) {
+    for (const ns of await resources.listNamespaces(INJECT_LABEL)) namespaceLabels.set(nameOf(ns), labelsOf(ns));
+  }
+  for (const pod of optedIn) {
+    const key = `${namespaceOf(pod)}/${nameOf(pod)}`;
+    pods.set(key, { key, pod, namespaceLabels: namespaceLabels.get(namespaceOf(pod)) ?? {} });
+  }
+  return {
+    webhookConfiguration,
+    secretName,
+    secret,
+    secretUnreadable,
+    service,
+    endpointSlices,
+    labelledNamespaces,
+    pods: [...pods.values()].sort((a, b) => a.key.localeCompare(b.key)),
+  };
+}
