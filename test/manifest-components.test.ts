@@ -3,7 +3,8 @@
 // every field a webhook has except its caBundle (so a field added to the API shows here) and
 // matches the injector's own service account, the NetworkPolicy admits exactly the webhook's
 // port on the injector's pods, and an overlay enabling both renders with kubectl kustomize. (What
-// the policy's CEL allows and refuses is tested against a real API server in the envtest suite.)
+// the policy's CEL allows and refuses is tested against a real 1.30 API server in
+// test/envtest-webhook-guard.test.ts.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
