@@ -65,7 +65,7 @@ export function hostileReviews(bytes: number = HOSTILE_BYTES): HostileReview[] {
     make('2 MB inject annotation value', 'admitted', podWithAnnotations({ [`${key}inject`]: `t${'r'.repeat(bytes)}ue` })),
     make('2 MB proxy-image value', 'denied', podWithAnnotations({ [`${key}proxy-image`]: `envoyproxy/envoy:${'a'.repeat(bytes)}` })),
     make('2 MB log-level value', 'denied', podWithAnnotations({ [`${key}log-level`]: ' '.repeat(bytes) + 'x' })),
-    make('20k labels', 'denied', podWithLabels(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`label-${i}`, 'v'.repeat(Math.max(0, Math.floor(bytes / 20_000) - 20))])))),
+    make('20k labels', 'admitted', podWithLabels(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`label-${i}`, 'v'.repeat(Math.max(0, Math.floor(bytes / 20_000) - 20))])))),
     make(
       '10k containers',
       'admitted',

@@ -141,7 +141,8 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
   const loadedConfig = loadConfig({ file: values.config });
   const namespace = values.namespace ?? 'default';
   const { resolveRuntime } = await import('./runtime.ts');
-  const { readInput } = await import('./cli/documents.ts');
+  // Only the commands that read documents load them (and the YAML parser): not `serve`.
+  const readInput = async (file: string) => (await import('./cli/documents.ts')).readInput(file);
 
   switch (command) {
     case 'serve': {
@@ -155,7 +156,7 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
       const { runtime, nativeSidecarDetail } = await resolveRuntime(loadedConfig);
       // With `auto` the output depends on the cluster the kubeconfig points at: say which way it went.
       if (loadedConfig.nativeSidecar === 'auto') io.stderr.write(`note: ${nativeSidecarDetail}\n`);
-      const { output, reports } = injectDocuments(readInput(file), file, loadedConfig, runtime, namespace, namespaceAnnotations);
+      const { output, reports } = injectDocuments(await readInput(file), file, loadedConfig, runtime, namespace, namespaceAnnotations);
       io.stdout.write(output);
       for (const line of formatInjectReports(reports)) io.stderr.write(`${line}\n`);
       return reports.some((r) => r.result.decision.action === 'deny') ? 1 : 0;
@@ -173,7 +174,7 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
         ...(namespaceAnnotations === undefined ? {} : { namespaceAnnotations }),
         ...(values['show-settings'] === true ? { showSettings: true } : {}),
       };
-      const explanations = explainDocuments(readInput(file), file, loadedConfig, runtime, options);
+      const explanations = explainDocuments(await readInput(file), file, loadedConfig, runtime, options);
       io.stdout.write(
         format === 'json'
           ? `${JSON.stringify(explainReport(explanations, runtime, options), null, 2)}\n`
@@ -184,16 +185,14 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
     case 'bootstrap': {
       const file = requireFile(values.file, 'bootstrap');
       const format = outputFormat(values.output, ['json', 'yaml']);
-      const { bootstrapFor } = await import('./cli/bootstrap.ts');
+      const { bootstrapFor, bootstrapNotes } = await import('./cli/bootstrap.ts');
       const { stringifyQuoted } = await import('./cli/documents.ts');
       const { runtime } = await resolveRuntime(loadedConfig);
-      const result = bootstrapFor(readInput(file), file, loadedConfig, runtime, namespace);
-      io.stdout.write(format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyQuoted(result.bootstrap));
-      if (result.unresolved.length > 0) {
-        io.stderr.write(
-          `note: ${result.unresolved.map((n) => `$(${n})`).join(', ')} are filled in by the kubelet when the pod runs\n`,
-        );
-      }
+      const result = bootstrapFor(await readInput(file), file, loadedConfig, runtime, namespace);
+      io.stdout.write(
+        format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyQuoted(result.bootstrap),
+      );
+      for (const note of bootstrapNotes(result)) io.stderr.write(`note: ${note}\n`);
       return 0;
     }
     default:

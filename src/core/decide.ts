@@ -1,9 +1,8 @@
 // The decision (SPEC.md §3): whether a pod is injected, skipped or denied, with every reason, and
 // the warnings its user should see. First the facts of the pod are gathered, once (a report, as
 // Linkerd's pkg/inject/report.go); then the skip reasons, the denials, the warnings and the enable
-// reasons are each read from those facts. Injection is planned here too, since only the planned
-// bootstrap tells whether it fits (the plan is handed on, never built twice). Pure: a function of
-// the pod, the admission context and config.
+// reasons are each read from those facts. Injection is planned here too (the plan is handed on,
+// never built twice). Pure: a function of the pod, the admission context and config.
 import {
   DOMAIN,
   INIT_CONTAINER_NAME,
@@ -17,8 +16,8 @@ import {
   PROXY_PORTS,
   PROXY_UID,
   SIDECAR_CONTAINER_NAME,
+  INJECTED_VOLUME_NAMES,
   STATUS_ANNOTATION,
-  XTABLES_LOCK_VOLUME_NAME,
 } from '../constants.ts';
 import { describeExecSizeProblem, execSizeProblem } from './exec-size.ts';
 import { planInjection, type PlannedInjection } from './plan.ts';
@@ -137,19 +136,8 @@ export function decide(
 
   warnings.push(...injectionWarnings(facts, resolved.proxy, config, runtime));
   const deny = (denial: Reason): Evaluation => ({ decision: { action: 'deny', reasons: [denial] }, warnings, pod, facts });
-  // The labels are copied whole into the bootstrap (node metadata), JSON-escaped: when they alone
-  // are over the limit, so is the bootstrap, known without building it (20,000 labels cost four
-  // times their parsing to build, render and then refuse).
-  let labelBytes = 0;
-  for (const key of Object.keys(pod.labels)) labelBytes += key.length + (pod.labels[key] ?? '').length;
-  if (labelBytes > MAX_EXEC_STRING_BYTES) {
-    return deny(reason('bootstrap-too-large', `(its labels alone are ${labelBytes} characters; remove labels from the pod, which its node metadata carries.)`));
-  }
   const injection = planInjection(pod, resolved.proxy, runtime, settings);
-  if (injection.oversizedBootstrapBytes !== undefined) {
-    return deny(reason('bootstrap-too-large', `(${injection.oversizedBootstrapBytes} bytes; remove labels from the pod, which its node metadata carries.)`));
-  }
-  // Any other string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
+  // Any string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
   for (const container of [...injection.plan.initContainers, ...injection.plan.containers]) {
     const problem = execSizeProblem(container);
     if (problem !== undefined) return deny(reason('exec-too-large', describeExecSizeProblem(problem, resolved.settings, ctx.namespace)));
@@ -196,7 +184,7 @@ function gatherFacts(
     statusAnnotation: pod.annotations[STATUS_ANNOTATION] !== undefined,
     proxyNamedContainer: all.find((c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME)?.name,
     otherMeshContainers: all.map((c) => c.name).filter((name) => OTHER_MESH_CONTAINERS.includes(name)),
-    takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => name === XTABLES_LOCK_VOLUME_NAME))],
+    takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => INJECTED_VOLUME_NAMES.includes(name)))],
     unknownAnnotations: Object.keys(pod.annotations).filter((key) => key.startsWith(prefix) && !known.includes(key)),
     settings: resolveSettings(
       pod.annotations,

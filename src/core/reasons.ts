@@ -55,10 +55,6 @@ export const REASONS = {
     sentence:
       'The pod asks for a native sidecar, but the API server is older than Kubernetes 1.29: it would drop the sidecar\'s restartPolicy and refuse the pod.',
   },
-  'bootstrap-too-large': {
-    action: 'deny',
-    sentence: "The proxy's bootstrap for this pod would exceed the 128 KiB Linux allows one program argument, so Envoy could not start.",
-  },
   'exec-too-large': {
     action: 'deny',
     sentence: 'An injected container would get an argument or environment string larger than Linux lets a program start with (128 KiB each, 1 MiB in all), so it could never run.',
