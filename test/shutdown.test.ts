@@ -182,6 +182,9 @@ async function refused(target: Target): Promise<boolean> {
     return false;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+    // A connect that reached the backlog just as the listener closed is reset, not refused: the
+    // listener is closing, but not yet known closed; the caller polls again.
+    if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') return false;
     throw error;
   }
 }
