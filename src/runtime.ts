@@ -1,7 +1,7 @@
 // Resolves the facts the core needs about where it runs, once at start (server and CLI alike).
 import type { Logger } from 'pino';
 import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
-import { loadKubeConfig } from './kube/client.ts';
+import { chooseKubeConfig, loadKubeConfig, type KubeConfigChoice } from './kube/client.ts';
 import { detectNativeSidecarSupport, type DetectOptions } from './kube/version.ts';
 import { VERSION } from './version.ts';
 
@@ -37,5 +37,49 @@ export async function resolveRuntime(config: InjectorConfig, options: ResolveOpt
   return {
     runtime: { version: VERSION, nativeSidecarSupported: support.supported },
     nativeSidecarDetail: `nativeSidecar: auto (${support.detail})`,
+  };
+}
+
+/** How an offline command (inject, explain, bootstrap) decides native sidecars: SPEC.md §9. */
+export interface OfflineChoice {
+  /** `--native-sidecar=true|false`. */
+  readonly nativeSidecar?: 'true' | 'false' | undefined;
+  /** `--cluster`: ask the kubeconfig's cluster, as the webhook would at start. */
+  readonly cluster: boolean;
+  /** `--kubeconfig` and `--context`, with `--cluster`. */
+  readonly kubeConfig?: KubeConfigChoice;
+}
+
+/** What an offline command runs with: the config (its `auto` resolved), the runtime, and how. */
+export interface ResolvedOffline extends ResolvedRuntime {
+  readonly config: InjectorConfig;
+}
+
+/**
+ * Returns the config and runtime an offline command injects with. A cluster is consulted only with
+ * `--cluster`, through the kubeconfig, with the same detection (and timeouts) as the webhook's
+ * `nativeSidecar: auto`; without it no kubeconfig is even read. Otherwise `--native-sidecar`
+ * decides, else the config's own `true` or `false`, else (`auto`) classic sidecars. An offline
+ * `auto` becomes `false` in the config the core sees, so that no message claims anything about a
+ * cluster that was not asked.
+ */
+export async function resolveOffline(config: InjectorConfig, choice: OfflineChoice, options: DetectOptions = {}): Promise<ResolvedOffline> {
+  const fixed = (mode: 'true' | 'false', detail: string): ResolvedOffline => ({
+    config: config.nativeSidecar === mode ? config : { ...config, nativeSidecar: mode },
+    runtime: { version: VERSION, nativeSidecarSupported: mode === 'true' },
+    nativeSidecarDetail: detail,
+  });
+  if (choice.nativeSidecar !== undefined) return fixed(choice.nativeSidecar, `--native-sidecar=${choice.nativeSidecar}`);
+  if (config.nativeSidecar !== 'auto') {
+    const asked = choice.cluster ? '; the cluster was not asked' : '';
+    return fixed(config.nativeSidecar, `nativeSidecar: ${config.nativeSidecar}${asked}`);
+  }
+  if (!choice.cluster) return fixed('false', 'nativeSidecar: auto, offline: classic (--cluster asks the cluster, --native-sidecar=true decides)');
+  const kc = chooseKubeConfig(choice.kubeConfig ?? {});
+  const support = await detectNativeSidecarSupport(kc, options);
+  return {
+    config,
+    runtime: { version: VERSION, nativeSidecarSupported: support.supported },
+    nativeSidecarDetail: `nativeSidecar: auto (context ${kc.getCurrentContext()}: ${support.detail})`,
   };
 }

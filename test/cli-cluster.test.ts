@@ -291,7 +291,7 @@ test('certs: writes a CA and a serving certificate for the names given, keeping 
   for (const [args, message] of [
     [['--dns-name', 'not a name'], /^envoy-injector: --dns-name: "not a name" is neither a DNS name nor an IP address\n$/],
     [['--days', '0'], /^envoy-injector: --days must be a whole number of days from 1 to 3650, got "0"\n$/],
-    [['--bogus'], /^envoy-injector: Unknown option '--bogus'.*see envoy-injector --help\n$/],
+    [['--bogus'], /^envoy-injector: unknown flag --bogus; see envoy-injector certs --help\n$/],
   ] as const) {
     const bad = await inProcess(runCerts, ['--out', out, ...args]);
     assert.equal(bad.code, 2, bad.stderr);

@@ -7,7 +7,7 @@ import { injectPod } from '../core/inject.ts';
 import { readPod } from '../core/pod.ts';
 import { injectedBootstrapEnv } from '../core/sidecar.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
-import { UsageError } from '../errors.ts';
+import { RefusedError, UsageError } from '../errors.ts';
 import { describeTarget, findPodTargets, parseDocuments } from './documents.ts';
 
 export interface BootstrapOutput {
@@ -61,7 +61,7 @@ export function bootstrapFor(
       const result = injectPod(target.pod, admissionContext({ namespace, workloadKind: target.kind }), config, runtime);
       if (result.bootstrapEnv === undefined) {
         const why = result.decision.reasons.map((r) => `[${r.code}] ${r.message}`).join(' ');
-        throw new UsageError(`${describeTarget(target, index)} would not be injected: ${why}`);
+        throw new RefusedError(`${describeTarget(target, index)} would not be injected: ${why}`);
       }
       raw = result.bootstrapEnv;
     }
