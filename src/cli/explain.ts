@@ -376,6 +376,7 @@ const VERDICT: Readonly<Record<Action, string>> = {
   inject: 'INJECT',
   skip: 'SKIP (created unchanged)',
   deny: 'DENY (the pod would be refused)',
+  reorder: 'REORDER (its init containers are put back in order)',
 };
 
 /** Formats explanations for people: one block per workload. */

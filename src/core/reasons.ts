@@ -3,7 +3,7 @@
 import { INJECT_ANNOTATION, INJECT_LABEL, PROXY_PORTS } from '../constants.ts';
 
 /** What a decision does with the pod. */
-export type Action = 'inject' | 'skip' | 'deny';
+export type Action = 'inject' | 'skip' | 'deny' | 'reorder';
 
 const ports = PROXY_PORTS.join(', ');
 
@@ -53,6 +53,17 @@ export const REASONS = {
   'bootstrap-too-large': {
     action: 'deny',
     sentence: "The proxy's bootstrap for this pod would exceed the 128 KiB Linux allows one program argument, so Envoy could not start.",
+  },
+  // re-invocation: an injected pod whose init containers another webhook put out of order (reorder.ts)
+  'envoy-init-not-last': {
+    action: 'reorder',
+    sentence:
+      'Another webhook added init containers after envoy-init, which would run with traffic captured and no proxy: envoy-init is moved last again.',
+  },
+  'envoy-not-after-envoy-init': {
+    action: 'reorder',
+    sentence:
+      'Another webhook put init containers between envoy-init and envoy, which would run with traffic captured before the proxy starts: envoy is moved right after envoy-init again.',
   },
   // injections
   'enabled-by-namespace': { action: 'inject', sentence: `Injection is enabled for the namespace (label ${INJECT_LABEL}=enabled).` },

@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { defaultProxyConfig } from '../core/overrides.ts';
-import { REASONS, WARNINGS, type Action } from '../core/reasons.ts';
+import { REASONS, WARNINGS } from '../core/reasons.ts';
 import { canonicalJson, hashProxyConfig } from '../core/status.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
-import type { AdmissionOutcome, AdmissionResult } from './admission.ts';
+import { RESULT_OF_ACTION, type AdmissionOutcome, type AdmissionResult } from './admission.ts';
 
 /** Prefix of every metric the injector defines (Node process metrics keep their usual names). */
 export const METRIC_PREFIX = 'envoy_injector_';
@@ -29,8 +29,6 @@ export const PATCH_SIZE_BUCKETS_BYTES = [1024, 2048, 4096, 8192, 16384, 32768, 6
 
 /** HTTP statuses a request is commonly rejected with before it reaches the admission (server/errors.ts). */
 const REQUEST_ERROR_STATUSES: readonly number[] = [400, 413, 415, 500];
-
-const RESULT_OF_ACTION: Readonly<Record<Action, AdmissionResult>> = { inject: 'injected', skip: 'skipped', deny: 'denied' };
 
 /** The certificates whose expiry is exported, each read when /metrics is scraped. */
 export interface CertificateExpiryGetters {
@@ -151,6 +149,7 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
 
   const resultReasons = new Map<AdmissionResult, Set<string>>([
     ['injected', new Set()],
+    ['reordered', new Set()],
     ['skipped', new Set()],
     ['denied', new Set()],
     ['error', new Set([INTERNAL_ERROR_REASON])],
