@@ -60,7 +60,7 @@ const manifestOutput = (what: string) =>
   flag({ name: 'output', short: 'o', type: 'string', value: 'json|yaml', choices: ['json', 'yaml'], doc: `Print ${what} as JSON or YAML (default: JSON when every input is JSON, else YAML).` });
 
 /** The commands of this module; `init-iptables`, `certs` and `check` parse their own flags. */
-const COMMANDS: readonly CommandSpec[] = [
+export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'serve',
     summary: 'Run the admission webhook (the image runs this; so does npm start).',
@@ -141,7 +141,7 @@ pod carries, or the one injecting it would give. Exits 1 when that pod would not
 ];
 
 /** Commands implemented in their own modules (with their own --help), loaded only when used. */
-const EXTERNAL_COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: (args: string[]) => Promise<number> }> }> = {
+const EXTERNAL_COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: (args: string[], out: CliOutput['stdout']) => Promise<number> }> }> = {
   check: { summary: 'Check an installation through the kubeconfig.', load: () => import('./cli/check.ts') },
   certs: { summary: 'Write a CA and serving certificate.', load: () => import('./cli/certs.ts') },
   'init-iptables': { summary: "Install a pod's traffic capture (what the envoy-init container runs).", load: () => import('./iptables/cli.ts') },
@@ -225,7 +225,7 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
   }
   if (name === 'help' && rest.length > 0) return main([rest[0] as string, '--help', ...rest.slice(1)], io);
   const external = EXTERNAL_COMMANDS[name];
-  if (external !== undefined) return (await external.load()).run(rest);
+  if (external !== undefined) return (await external.load()).run(rest, io.stdout);
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) {
     const suggestion = closest(name, commandNames());

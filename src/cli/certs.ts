@@ -54,7 +54,7 @@ function checkNames(names: readonly string[]): string[] {
 }
 
 /** Runs the command, writing its report to `out`; resolves to the exit code. */
-export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'write'> = process.stdout): Promise<number> {
+export async function run(args: string[], out: { write(text: string): unknown } = process.stdout): Promise<number> {
   const parsed = parseFlags(CERTS_COMMAND, args);
   if (parsed.help) {
     out.write(commandHelp(CERTS_COMMAND));

@@ -60,7 +60,7 @@ export function formatFindings(findings: readonly Finding[], header: string): st
 }
 
 /** Runs the command, writing its report to `out`; resolves to the exit code. */
-export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'write'> = process.stdout): Promise<number> {
+export async function run(args: string[], out: { write(text: string): unknown } = process.stdout): Promise<number> {
   const parsed = parseFlags(CHECK_COMMAND, args);
   if (parsed.help) {
     out.write(commandHelp(CHECK_COMMAND));

@@ -10,6 +10,7 @@ import {
   type ParseOptions,
   type SchemaOptions,
   type Tags,
+  type ToStringOptions,
   type YAMLError,
 } from 'yaml';
 import { UsageError } from '../errors.ts';
@@ -146,10 +147,10 @@ export function describeTarget(target: PodTarget, documentIndex: number): string
 }
 
 /** Prints documents as a YAML stream. */
-export function stringifyDocuments(documents: readonly Document[]): string {
+export function stringifyDocuments(documents: readonly Document[], style: ToStringOptions = {}): string {
   return documents
     .map((doc) => {
-      const text = doc.toString({ lineWidth: 0 });
+      const text = doc.toString({ lineWidth: 0, ...style });
       return text.startsWith('---') ? text.replace(/^---\n?/, '') : text;
     })
     .join('---\n');

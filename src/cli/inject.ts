@@ -68,6 +68,7 @@ export function formatInjectReports(reports: readonly TargetReport[]): string[] 
     const reasons = decision.reasons.map((r) => `[${r.code}] ${r.message}`).join(' ');
     if (decision.action === 'skip') lines.push(`${report.target}: skipped: ${reasons}`);
     else if (decision.action === 'deny') lines.push(`${report.target}: error: ${reasons}`);
+    else if (decision.action === 'reorder') lines.push(`${report.target}: reordered: ${reasons}`);
     // A surprising skip is also a warning; the skip line above already says it.
     for (const w of warnings) {
       if (decision.action !== 'skip' || !SKIP_WARNING_CODES.has(w.code)) lines.push(`${report.target}: warning: [${w.code}] ${w.message}`);

@@ -12,7 +12,7 @@
 // Several JSON documents are printed one after the other (a JSON stream, as `kubectl get -o json`
 // of several objects gives, which kubectl and jq read); YAML documents are separated by `---`.
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { Document, isCollection, isMap, isScalar, isSeq, LineCounter, type Node, type ParsedNode, type YAMLMap, type YAMLSeq } from 'yaml';
+import { Document, isCollection, isMap, isScalar, isSeq, LineCounter, type Node, type ParsedNode, type ToStringOptions, type YAMLMap, type YAMLSeq } from 'yaml';
 import { UsageError } from '../errors.ts';
 import { documentValue, findPodTargets, parseYamlStream, stringifyDocuments, type PodTarget } from './documents.ts';
 import type { Source } from './input.ts';
@@ -42,7 +42,8 @@ interface YamlEntry {
 
 interface JsonEntry {
   readonly kind: 'json';
-  readonly manifest: Manifest;
+  /** Undefined for a `null` value, which kubectl skips. */
+  readonly manifest: Manifest | undefined;
   value: unknown;
   readonly text: string;
   readonly indent: string | undefined;
@@ -81,14 +82,14 @@ function parseJson(source: Source): ManifestSource | { error: string } {
     const value: unknown = JSON.parse(text);
     return {
       kind: 'json',
-      manifest: { source: source.name, number: index + 1, format: 'json', object: structuredClone(value) },
+      manifest: value === null ? undefined : { source: source.name, number: index + 1, format: 'json', object: structuredClone(value) },
       value,
       text,
       indent: jsonIndentation(text),
       changed: false,
     };
   });
-  return { name: source.name, format: 'json', manifests: entries.map((e) => e.manifest), entries, tail: '' };
+  return { name: source.name, format: 'json', manifests: entries.flatMap((e) => (e.manifest === undefined ? [] : [e.manifest])), entries, tail: '' };
 }
 
 function parseYaml(source: Source): ManifestSource {
@@ -107,7 +108,9 @@ function parseYaml(source: Source): ManifestSource {
     let manifest: Manifest | undefined;
     if (doc.contents !== null) {
       number += 1;
-      manifest = { source: source.name, number, format: 'yaml', object: documentValue(doc, name, number, lineCounter) };
+      const object = documentValue(doc, name, number, lineCounter);
+      // A null document (`---` with nothing after it, or `~`) is no object: kubectl skips it too.
+      if (object !== null) manifest = { source: source.name, number, format: 'yaml', object };
     }
     entries.push({ kind: 'yaml', manifest, doc, text, changed: false });
   }
@@ -125,12 +128,10 @@ export function parseSource(source: Source): ManifestSource {
   if (/^\uFEFF?[ \t\r\n]*\{/.test(source.text)) {
     const json = parseJson({ ...source, text: source.text.replace(/^\uFEFF/, '') });
     if (!('error' in json)) return json;
-    // `{a: 1}` is YAML (a flow mapping), which kubectl would not read, but a YAML reader does.
-    try {
-      return parseYaml(source);
-    } catch {
-      throw new UsageError(json.error);
-    }
+    // `{a: 1}` is YAML (a flow mapping), which kubectl would not read but a YAML reader does; a
+    // .json file, or one whose first key is quoted, is JSON with a mistake in it.
+    if (source.name.endsWith('.json') || /^\uFEFF?\s*\{\s*"/.test(source.text)) throw new UsageError(json.error);
+    return parseYaml(source);
   }
   return parseYaml(source);
 }
@@ -301,13 +302,34 @@ function startsWithMarker(text: string): boolean {
   return false;
 }
 
+/**
+ * How a YAML text writes what a changed document is printed with, so that its other nodes look as
+ * they did: sequences indented under their key or not (`key:\n- a` or `key:\n  - a`), and flow
+ * collections padded or not (`{ a: b }` or `{a: b}`); by majority, yaml's defaults when undecided.
+ */
+export function detectStyle(text: string): ToStringOptions {
+  const lines = text.split('\n');
+  let indented = 0;
+  let flush = 0;
+  for (const [i, line] of lines.entries()) {
+    const key = /^( *)[^\s#-][^#]*:$/.exec(line);
+    const next = key === null ? null : /^( *)- /.exec(lines[i + 1] ?? '');
+    if (key === null || next === null) continue;
+    if ((next[1] as string).length > (key[1] as string).length) indented += 1;
+    else if (next[1] === key[1]) flush += 1;
+  }
+  const padded = (text.match(/[{[] [^\s]/g) ?? []).length;
+  const tight = (text.match(/(?:^|[\s:,])[{[][^\s}\]'"]/gm) ?? []).length;
+  return { indentSeq: flush <= indented, flowCollectionPadding: tight <= padded };
+}
+
 /** The printed form of one YAML entry: its source text unless it changed. */
 function yamlText(entry: YamlEntry, first: boolean): string {
   if (!entry.changed) return entry.text;
   // Every document but a stream's first needs its `---`, which stringifyDocuments leaves out when
   // it comes first (rather than after the comments that lead the document).
   if (!first && entry.doc.directives !== undefined) entry.doc.directives.docStart = true;
-  const text = stringifyDocuments([entry.doc]);
+  const text = stringifyDocuments([entry.doc], detectStyle(entry.text));
   return first || startsWithMarker(text) ? text : `---\n${text}`;
 }
 
@@ -317,7 +339,7 @@ function jsonText(entry: JsonEntry): string {
 
 /** Returns the documents' values in `format`: every document as read, or as patched. */
 function converted(entry: Entry, format: ManifestFormat): string | undefined {
-  if (entry.kind === 'yaml' && entry.doc.contents === null) return undefined;
+  if (entry.manifest === undefined) return undefined;
   const value = entry.kind === 'json' ? entry.value : entry.doc.toJS({ maxAliasCount: 100 });
   if (format === 'json') return JSON.stringify(value, null, 2);
   const doc = new Document(null, { version: '1.1' });
