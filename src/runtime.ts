@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
 import { chooseKubeConfig, loadKubeConfig, type KubeConfigChoice } from './kube/client.ts';
-import { detectNativeSidecarSupport, type DetectOptions } from './kube/version.ts';
+import { detectNativeSidecarSupport, type DetectOptions, type NativeSidecarSupport } from './kube/version.ts';
 import { VERSION } from './version.ts';
 
 export interface ResolvedRuntime {
@@ -35,7 +35,7 @@ export async function resolveRuntime(config: InjectorConfig, options: ResolveOpt
     );
   }
   return {
-    runtime: { version: VERSION, nativeSidecarSupported: support.supported },
+    runtime: runtimeFor(support),
     nativeSidecarDetail: `nativeSidecar: auto (${support.detail})`,
   };
 }
@@ -79,7 +79,16 @@ export async function resolveOffline(config: InjectorConfig, choice: OfflineChoi
   const support = await detectNativeSidecarSupport(kc, options);
   return {
     config,
-    runtime: { version: VERSION, nativeSidecarSupported: support.supported },
+    runtime: runtimeFor(support),
     nativeSidecarDetail: `nativeSidecar: auto (context ${kc.getCurrentContext()}: ${support.detail})`,
+  };
+}
+
+/** Returns the runtime facts of `nativeSidecar: auto` as detected (the server, `check` and the tests). */
+export function runtimeFor(support: NativeSidecarSupport): InjectorRuntime {
+  return {
+    version: VERSION,
+    nativeSidecarSupported: support.supported,
+    ...(support.apiServer === undefined ? {} : { apiServerNativeSidecars: support.apiServer }),
   };
 }

@@ -338,8 +338,12 @@ test('--native-sidecar=true|false decides offline; the config\'s own true or fal
 test('--cluster asks the kubeconfig\'s cluster (--kubeconfig, --context), as the webhook does with nativeSidecar: auto', async () => {
   const server130 = await startFakeApiServer({ version: { major: '1', minor: '30', gitVersion: 'v1.30.2' } });
   const server128 = await startFakeApiServer({ version: { major: '1', minor: '28', gitVersion: 'v1.28.9' } });
+  const oldNodes = await startFakeApiServer({ version: { major: '1', minor: '30', gitVersion: 'v1.30.2' } });
   try {
     server130.put('nodes', nodeObject('node-1', 'v1.30.2'));
+    oldNodes.put('nodes', nodeObject('node-1', 'v1.28.9'));
+    const kOld = join(dir, 'kube-old-nodes');
+    oldNodes.writeKubeconfig(kOld);
     const k130 = join(dir, 'kube-130');
     const k128 = join(dir, 'kube-128');
     server130.writeKubeconfig(k130);
@@ -351,10 +355,14 @@ test('--cluster asks the kubeconfig\'s cluster (--kubeconfig, --context), as the
     assert.ok(((readAsKubectl(native.stdout)[0] as Obj)['spec']['initContainers'] as Obj[]).some((c) => c['name'] === 'envoy'));
     assert.match(native.stderr, /^note: nativeSidecar: auto \(context [^:]+: API server v1\.30\.2, every kubelet ≥ 1\.29 \(1 node\): native sidecars\)\n/);
     assert.ok(server130.requests.some((r) => r.resource === 'version'));
-    // A cluster without them: classic, and now the warning about the cluster is true.
-    const old = await cli(['inject', '-f', asks, '--cluster', '--kubeconfig', k128]);
+    // A cluster whose kubelets lack them: classic, and now the warning about the cluster is true.
+    const old = await cli(['inject', '-f', asks, '--cluster', '--kubeconfig', kOld]);
     assert.equal(old.code, 0, old.stderr);
     assert.match(old.stderr, /warning: \[native-sidecar-unsupported\] .*this cluster lacks them/);
+    // An API server without them would refuse the pod: denied, naming the API server.
+    const older = await cli(['inject', '-f', asks, '--cluster', '--kubeconfig', k128]);
+    assert.equal(older.code, 1, older.stderr);
+    assert.match(older.stderr, /error: \[api-server-lacks-native-sidecars\]/);
     const context = await cli(['explain', '-f', file, '--cluster', '--kubeconfig', k130, '--context', 'nope']);
     assert.equal(context.code, 2);
     assert.equal(context.stderr, 'envoy-injector: --context: the kubeconfig has no context "nope"\n');
@@ -364,5 +372,6 @@ test('--cluster asks the kubeconfig\'s cluster (--kubeconfig, --context), as the
   } finally {
     await server130.close();
     await server128.close();
+    await oldNodes.close();
   }
 });

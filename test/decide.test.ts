@@ -5,7 +5,7 @@ import { admissionContext } from '../src/core/context.ts';
 import { decide } from '../src/core/decide.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
-import type { AdmissionContext } from '../src/core/types.ts';
+import type { AdmissionContext, InjectorRuntime } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 import { applyJsonPatch } from './support/patch.ts';
 
@@ -20,6 +20,8 @@ interface Row {
   readonly name: string;
   readonly object: unknown;
   readonly ctx?: Partial<AdmissionContext>;
+  /** What `nativeSidecar: auto` found (default: testRuntime). */
+  readonly runtime?: InjectorRuntime;
   readonly action: 'inject' | 'skip' | 'deny' | 'reorder';
   /** The reasons expected, in order. */
   readonly reasons: readonly ReasonCode[];
@@ -211,6 +213,20 @@ const ROWS: readonly Row[] = [
     reasons: ['proxy-port-conflict'],
   },
   {
+    name: 'a native sidecar asked for where the API server has none (older than 1.29)',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/native-sidecar': 'true' } } }),
+    runtime: { ...testRuntime, apiServerNativeSidecars: false },
+    action: 'deny',
+    reasons: ['api-server-lacks-native-sidecars'],
+  },
+  {
+    name: 'a native sidecar asked for where the API server has them but a kubelet is older: injected (with a warning)',
+    object: pod({ metadata: { annotations: { 'envoy-injector.io/native-sidecar': 'true' } } }),
+    runtime: { ...testRuntime, apiServerNativeSidecars: true },
+    action: 'inject',
+    reasons: ['enabled-by-namespace'],
+  },
+  {
     name: 'pod already has the xtables lock volume',
     object: pod({ spec: { volumes: [{ name: 'envoy-init-xtables-lock', emptyDir: {} }] } }),
     action: 'deny',
@@ -238,8 +254,9 @@ for (const row of ROWS) {
   test(`decision: ${row.name}`, () => {
     const ctx: AdmissionContext = admissionContext({ namespace: 'demo', ...row.ctx });
     // decide() is the whole decision (check relies on it): injectPod only carries it out.
-    const { decision, patch } = injectPod(row.object, ctx, config, testRuntime);
-    assert.deepEqual(decide(row.object, ctx, config, testRuntime).decision, decision);
+    const runtime = row.runtime ?? testRuntime;
+    const { decision, patch } = injectPod(row.object, ctx, config, runtime);
+    assert.deepEqual(decide(row.object, ctx, config, runtime).decision, decision);
     assert.equal(decision.action, row.action);
     if (row.action === 'skip' || row.action === 'deny') assert.deepEqual(patch, []);
     if (row.action === 'reorder') {
@@ -247,8 +264,8 @@ for (const row of ROWS) {
       assert.equal(patch.length, 1);
       assert.equal(patch[0]?.op, 'move');
       const moved = applyJsonPatch(row.object, patch);
-      assert.deepEqual(moved, injectPod(row.object, ctx, config, testRuntime).pod);
-      const again = injectPod(moved, ctx, config, testRuntime);
+      assert.deepEqual(moved, injectPod(row.object, ctx, config, runtime).pod);
+      const again = injectPod(moved, ctx, config, runtime);
       assert.equal(again.decision.action, 'skip');
       assert.deepEqual(again.patch, []);
     }

@@ -2,7 +2,10 @@
 // (GET /version) and uses native sidecars from Kubernetes 1.29 (when every node's kubelet is 1.29
 // too: native-sidecar-kubelets.test.ts). Here the API server is a small in-process HTTPS server
 // answering in its wire format (version.Info, a NodeList), reached through a real kubeconfig file and
-// @kubernetes/client-node, over TLS verified against its CA.
+// @kubernetes/client-node, over TLS verified against its CA, for what a real one cannot do on
+// demand: report "30+" or empty major/minor, refuse, hang, or not listen. What real 1.26 and 1.30
+// API servers answer (classic and native) is in envtest-admission.test.ts and
+// envtest-installation.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -143,37 +146,11 @@ test('versionSupportsNativeSidecars: 1.29 and later, as the API reports major an
   for (const [major, minor, expected] of rows) assert.equal(versionSupportsNativeSidecars(major, minor), expected, `${major}.${minor}`);
 });
 
-test('Kubernetes 1.29: native sidecars, asked with the kubeconfig credentials over verified TLS', async () => {
-  handler = answerVersion('1', '29', 'v1.29.4');
-  seen.length = 0;
-  const kc = kubeconfigFor(`https://127.0.0.1:${port}`);
-  const support = await detectNativeSidecarSupport(kc);
-  assert.deepEqual(support, {
-    supported: true,
-    detail: 'API server v1.29.4, every kubelet ≥ 1.29 (1 node): native sidecars',
-    kubelets: { nodes: 1, older: [] },
-  });
-  // The version and the nodes are asked side by side.
-  assert.deepEqual(
-    [...seen].sort((a, b) => String(a.url).localeCompare(String(b.url))),
-    [
-      { method: 'GET', url: '/api/v1/nodes?limit=200', authorization: 'Bearer test-token' },
-      { method: 'GET', url: '/version', authorization: 'Bearer test-token' },
-    ],
-  );
-});
-
 test('managed clusters report "30+": native sidecars', async () => {
   handler = answerVersion('1', '30+', 'v1.30.5-gke.1014001');
   const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`));
   assert.equal(support.supported, true);
   assert.match(support.detail, /v1\.30\.5-gke\.1014001/);
-});
-
-test('Kubernetes 1.28: classic sidecars, saying why', async () => {
-  handler = answerVersion('1', '28', 'v1.28.9');
-  const support = await detectNativeSidecarSupport(kubeconfigFor(`https://127.0.0.1:${port}`));
-  assert.deepEqual(support, { supported: false, detail: 'API server v1.28.9: classic sidecars (native needs ≥ 1.29)' });
 });
 
 test('an API server refusing the request: classic sidecars', async () => {

@@ -8,6 +8,7 @@ import type { Finding } from '../check/findings.ts';
 import { fetchInstallation } from '../kube/installation.ts';
 import { createKubeResources } from '../kube/resources.ts';
 import { detectNativeSidecarSupport, readKubeletSurvey } from '../kube/version.ts';
+import { runtimeFor } from '../runtime.ts';
 import { VERSION } from '../version.ts';
 import { commandHelp, parseFlags, type CommandSpec } from './flags.ts';
 
@@ -81,10 +82,10 @@ export async function run(args: string[], out: { write(text: string): unknown } 
   // API server's version and the nodes' kubelets), as a replica starting now would.
   const resources = createKubeResources(kc);
   let nativeSidecar: NativeSidecarCheck | undefined;
-  let nativeSidecarSupported = config.nativeSidecar === 'true';
+  let runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported: config.nativeSidecar === 'true' };
   if (config.nativeSidecar === 'auto') {
     const support = await detectNativeSidecarSupport(kc);
-    nativeSidecarSupported = support.supported;
+    runtime = runtimeFor(support);
     nativeSidecar = {
       setting: 'auto',
       detail: support.detail,
@@ -98,7 +99,6 @@ export async function run(args: string[], out: { write(text: string): unknown } 
       nativeSidecar = { setting: 'true', problem: `could not list the nodes to check their kubelets (${(error as Error).message})` };
     }
   }
-  const runtime: InjectorRuntime = { version: VERSION, nativeSidecarSupported };
   // Fetch everything first, then judge it: the judgement is a pure function of the objects.
   const objects = await fetchInstallation(resources, config, values.secret ?? config.tls.secretName);
   const findings = assessInstallation(objects, config, runtime, {

@@ -140,7 +140,7 @@ export function decide(
   }
 
   const resolved = facts.settings;
-  const denials = denialReasons(facts);
+  const denials = denialReasons(facts, runtime);
   if (denials.length > 0 || !resolved.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod, facts };
 
   warnings.push(...injectionWarnings(facts, resolved.proxy, config, runtime));
@@ -270,7 +270,7 @@ function enableReasons(facts: PodFacts): Reason[] {
 }
 
 /** Why the pod, to be injected, cannot be: bad annotations, ports the proxy needs, names it needs. */
-function denialReasons(facts: PodFacts): Reason[] {
+function denialReasons(facts: PodFacts, runtime: InjectorRuntime): Reason[] {
   const denials: Reason[] = [];
   if (!facts.settings.ok) denials.push(reason('invalid-annotations', formatAnnotationErrors(facts.settings.errors)));
   // Containers that run while the proxy does: the app's, the pod's own native sidecars, and with a
@@ -281,6 +281,12 @@ function denialReasons(facts: PodFacts): Reason[] {
     .map((claim) => `container ${claim.container} declares port ${claim.port}`);
   if (conflicts.length > 0) denials.push(reason('proxy-port-conflict', `${capitalize(conflicts.join('; '))}.`));
   if (facts.takenVolumeNames.length > 0) denials.push(reason('name-conflict', `(volume ${facts.takenVolumeNames.join(', ')})`));
+  // Only an annotation can ask for a native sidecar that `auto` did not choose. An API server
+  // without them drops restartPolicy from our patch, leaving envoy a plain init container whose
+  // probes it then refuses with a message about the injected container: say it ourselves, clearly.
+  if (native && runtime.apiServerNativeSidecars === false) {
+    denials.push(reason('api-server-lacks-native-sidecars', `Remove the annotation ${annotationOf(SETTING.nativeSidecar)} or set it to "false".`));
+  }
   return denials;
 }
 

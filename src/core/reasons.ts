@@ -50,6 +50,11 @@ export const REASONS = {
   'invalid-annotations': { action: 'deny', sentence: 'Some envoy-injector.io annotations have invalid values.' },
   'proxy-port-conflict': { action: 'deny', sentence: `A container of the pod declares a port the proxy needs (${ports}).` },
   'name-conflict': { action: 'deny', sentence: 'The pod already has a volume with a name the injector needs.' },
+  'api-server-lacks-native-sidecars': {
+    action: 'deny',
+    sentence:
+      'The pod asks for a native sidecar, but the API server is older than Kubernetes 1.29: it would drop the sidecar\'s restartPolicy and refuse the pod.',
+  },
   'bootstrap-too-large': {
     action: 'deny',
     sentence: "The proxy's bootstrap for this pod would exceed the 128 KiB Linux allows one program argument, so Envoy could not start.",

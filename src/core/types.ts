@@ -132,6 +132,12 @@ export interface InjectorRuntime {
   readonly version: string;
   /** Whether `nativeSidecar: auto` resolved to native sidecars (cluster ≥ 1.29). */
   readonly nativeSidecarSupported: boolean;
+  /**
+   * Whether the API server itself stores native sidecars (Kubernetes ≥ 1.29), when `nativeSidecar:
+   * auto` read its version; unset otherwise. An older one drops `restartPolicy` from the patch and
+   * then refuses the pod, whose envoy has become a plain init container with probes.
+   */
+  readonly apiServerNativeSidecars?: boolean;
 }
 
 /** What the admission request (or the CLI) tells about the object besides the object itself (see context.ts). */

@@ -34,6 +34,8 @@ export interface NativeSidecarSupport {
   readonly warning?: string;
   /** The nodes' kubelets, when they could be listed. */
   readonly kubelets?: KubeletSurvey;
+  /** Whether the API server's version has native sidecars (≥ 1.29), when it could be read. */
+  readonly apiServer?: boolean;
 }
 
 /** How hard to try (the server retries at start; the CLI asks once). */
@@ -161,11 +163,15 @@ export async function detectNativeSidecarSupport(kc: KubeConfig | undefined, opt
   const version = text('major') && text('minor') ? { major: text('major'), minor: text('minor') } : versionFromGitVersion(text('gitVersion'));
   const server = `API server ${text('gitVersion') || 'of unknown version'}`;
   if (version === undefined || !versionSupportsNativeSidecars(version.major, version.minor)) {
-    return { supported: false, detail: `${server}: classic sidecars (native needs ≥ 1.${NATIVE_SIDECAR_MIN_MINOR})` };
+    return {
+      supported: false,
+      detail: `${server}: classic sidecars (native needs ≥ 1.${NATIVE_SIDECAR_MIN_MINOR})`,
+      ...(version === undefined ? {} : { apiServer: false }),
+    };
   }
   if ('error' in nodesResult) {
     const warning = `could not list the nodes to check their kubelets${tried(nodesResult.tries)} (${firstLine(nodesResult.error)})`;
-    return { supported: true, detail: `${server}: native sidecars; kubelets not checked: ${warning}`, warning };
+    return { supported: true, detail: `${server}: native sidecars; kubelets not checked: ${warning}`, warning, apiServer: true };
   }
   const kubelets = nodesResult.value;
   if (kubelets.older.length > 0) {
@@ -173,8 +179,9 @@ export async function detectNativeSidecarSupport(kc: KubeConfig | undefined, opt
       supported: false,
       detail: `${server}, but ${describeOlderKubelets(kubelets)}: classic sidecars (native needs every kubelet ≥ 1.${NATIVE_SIDECAR_MIN_MINOR})`,
       kubelets,
+      apiServer: true,
     };
   }
   const nodes = kubelets.nodes === 0 ? 'no nodes yet' : `every kubelet ≥ 1.${NATIVE_SIDECAR_MIN_MINOR} (${kubelets.nodes} node${kubelets.nodes === 1 ? '' : 's'})`;
-  return { supported: true, detail: `${server}, ${nodes}: native sidecars`, kubelets };
+  return { supported: true, detail: `${server}, ${nodes}: native sidecars`, kubelets, apiServer: true };
 }
