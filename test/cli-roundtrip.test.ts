@@ -70,7 +70,10 @@ function run(command: 'inject' | 'uninject', text: string, name: string): string
 }
 
 /** Each YAML document's own text (its value's range), for byte comparisons. */
-const documentTexts = (text: string) => parseAllDocuments(text).filter((d) => d.contents !== null).map((d) => text.slice(d.range[0], d.range[1]));
+const documentTexts = (text: string) =>
+  parseAllDocuments(text, { version: '1.1' })
+    .filter((d) => d.toJS() !== null)
+    .map((d) => text.slice(d.range[0], d.range[1]));
 
 /** Checks inject, uninject and re-inject of one stream, whose objects are `objects`. */
 function checkRoundTrip(text: string, name: string, objects: readonly unknown[]): void {
@@ -114,6 +117,16 @@ for (const file of FILES) {
     checkRoundTrip(jsonText, file.replace(/\.yaml$/, '.json'), objects);
   });
 }
+
+test('round trip of the whole corpus as one stream (documents after empty ones, comments between files)', () => {
+  // Files joined as `cat a.yaml; echo ---; cat b.yaml` would: a file ending in `---` leaves an
+  // empty document before the next file's first.
+  const text = FILES.map((file) => {
+    const content = readFileSync(join(CORPUS, file), 'utf8');
+    return content.endsWith('\n') ? content : `${content}\n`;
+  }).join('---\n');
+  checkRoundTrip(`---\n---\n${text}`, 'corpus.yaml', readAsKubectl(text));
+});
 
 test('property: any generated pod round-trips through inject and uninject, as YAML and as JSON', () => {
   fc.assert(

@@ -366,7 +366,16 @@ export function printSources(sources: readonly ManifestSource[], format: Manifes
   const texts: string[] = [];
   for (const source of sources) {
     if (source.format === 'yaml') {
-      let text = source.entries.map((entry, index) => (entry.kind === 'yaml' ? yamlText(entry, index === 0) : '')).join('') + source.tail;
+      // An unchanged document's text ends where the next one's starts (a stray `---` may end
+      // without its newline, which then leads the next text): a changed one's replacement must
+      // not run into it.
+      let text = '';
+      source.entries.forEach((entry, index) => {
+        if (entry.kind !== 'yaml') return;
+        const next = yamlText(entry, index === 0);
+        text += text !== '' && !text.endsWith('\n') && !next.startsWith('\n') ? `\n${next}` : next;
+      });
+      text += source.tail;
       if (text !== '' && !text.endsWith('\n')) text += '\n';
       if (text !== '') texts.push(text);
     } else {
