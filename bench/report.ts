@@ -1,6 +1,7 @@
 // The benchmark's results: the targets they are judged by, and the table printed at the end.
 import type { GrowthPoint, LargePodFigures } from './measure-core.ts';
 import type { MemoryFigures, RouteComparison } from './measure-http.ts';
+import type { SizeFigures } from './measure-size.ts';
 import type { StartFigures } from './measure-start.ts';
 
 /** Everything one run measured, as written to bench/results/latest.json. */
@@ -21,6 +22,7 @@ export interface BenchResults {
   readonly coldStart: StartFigures;
   readonly memory: MemoryFigures;
   readonly growth: readonly GrowthPoint[];
+  readonly size: SizeFigures;
   readonly targets: readonly Target[];
 }
 
@@ -67,9 +69,17 @@ function table(headers: readonly string[], rows: readonly (readonly string[])[])
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** Judges the pod size and the cold start (issue 15): what injection adds to Istio's hello pod, and the start without a cluster. */
+export function judgeSize(size: SizeFigures, coldStart: StartFigures): Target[] {
+  return [
+    { name: "bytes added to Istio's hello pod", target: '≤ 4,500', measured: String(size.addedBytes), met: size.addedBytes <= 4500 },
+    { name: 'cold start to /readyz (median)', target: '≤ 500 ms', measured: `${coldStart.medianMs.toFixed(0)} ms`, met: coldStart.medianMs <= 500 },
+  ];
+}
+
 /** Returns the human-readable report of a run. */
 export function formatReport(results: BenchResults): string {
-  const { routes, largePod, coldStart, memory, growth, conditions } = results;
+  const { routes, largePod, coldStart, memory, growth, size, conditions } = results;
   const sections = [
     `envoy-injector benchmark — ${results.generatedAt}`,
     `  node ${conditions.node}, ${conditions.cpus} × ${conditions.cpuModel}, commit ${conditions.commit}`,
@@ -111,6 +121,14 @@ export function formatReport(results: BenchResults): string {
     table(
       ['containers', 'pod bytes', 'CPU µs', '× 1 container', 'exponent'],
       growth.map((g) => [String(g.containers), String(g.podBytes), num(g.injectMicros), g.ratioToOne.toFixed(2), g.exponentFromPrevious === undefined ? '' : g.exponentFromPrevious.toFixed(2)]),
+    ),
+    '',
+    `(6) bytes injection adds to ${size.pod} (compact JSON): ${size.addedBytes} (${size.inputBytes} → ${size.injectedBytes})`,
+    table(
+      ['added', 'bytes'],
+      Object.entries(size.breakdown)
+        .sort(([, a], [, b]) => b - a)
+        .map(([what, n]) => [what, String(n)]),
     ),
     '',
     'targets',

@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { measureGrowth, measureLargePod } from './measure-core.ts';
 import { compareRoutes, memoryUnderLoad } from './measure-http.ts';
+import { measurePodSize } from './measure-size.ts';
 import { measureColdStart } from './measure-start.ts';
 import { reviewOf, typicalPod } from './pods.ts';
 import { freePort, importBuilt, ROOT } from './processes.ts';
-import { formatReport, judge, type BenchResults } from './report.ts';
+import { formatReport, judge, judgeSize, type BenchResults } from './report.ts';
 
 const quick = process.argv.includes('--quick');
 const settings = quick
@@ -41,6 +42,8 @@ try {
   const { bundle } = await ensureLocalCertificates(certDir, [], 30);
   const review = JSON.stringify(reviewOf(typicalPod()));
 
+  log('bytes added to a pod…');
+  const size = await measurePodSize();
   log('large pod CPU…');
   const largePod = await measureLargePod(settings.rounds);
   log('growth with containers…');
@@ -69,7 +72,8 @@ try {
     coldStart,
     memory,
     growth,
-    targets: judge(routes, largePod, growth),
+    size,
+    targets: [...judge(routes, largePod, growth), ...judgeSize(size, coldStart)],
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { FINDINGS } from '../src/check/findings.ts';
-import { initFlags } from '../src/core/init-flags.ts';
+import { BOOTSTRAP_FLAGS, initFlags } from '../src/core/init-flags.ts';
 import { builtInProxyConfig } from '../src/core/overrides.ts';
 import { SETTINGS, annotationKey, type Setting, type SettingsTable } from '../src/core/settings.ts';
 import { OTHER_INIT_FLAGS } from '../src/iptables/options.ts';
@@ -62,6 +62,7 @@ export function readmeSections(table: SettingsTable = SETTINGS): Record<string, 
       '| flag | default | |',
       '|---|---|---|',
       ...initFlags(table).map((flag) => row([`\`--${flag.name}=${flag.syntax.hint}\``, code(flag.syntax.format(flag.at.get(defaults))), flag.doc])),
+      ...BOOTSTRAP_FLAGS.map((flag) => row([`\`--${flag.name}=${flag.syntax.hint}\``, code(flag.default), flag.doc])),
       ...OTHER_INIT_FLAGS.map((flag) => row([`\`${flag.flag}\``, flag.default === '' ? '' : code(flag.default), flag.doc])),
     ].join('\n'),
     'cli-flags': commandTables([...COMMANDS.filter((c) => c.name !== 'help'), CHECK_COMMAND, CERTS_COMMAND]),

@@ -248,6 +248,13 @@ async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutpu
     io.stdout.write(globalHelp());
     return 0;
   }
+  if (command.name === 'serve') {
+    // Only the config: the server loads neither the manifest readers nor the YAML parser.
+    const { loadConfig } = await import('./config.ts');
+    const { serve } = await import('./serve.ts');
+    await serve(loadConfig({ file: str(values, 'config') }));
+    return 0;
+  }
   const files = list(values, 'file');
   if (command.flags.some((f) => f.name === 'file') && files === undefined) {
     throw new UsageError(`${command.name} needs -f FILE, a directory or - (standard input); see envoy-injector ${command.name} --help`);
@@ -269,11 +276,6 @@ async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutpu
 
   const { loadConfig } = await import('./config.ts');
   const loaded = loadConfig({ file: str(values, 'config') });
-  if (command.name === 'serve') {
-    const { serve } = await import('./serve.ts');
-    await serve(loaded);
-    return 0;
-  }
 
   const cluster = values['cluster'] === true;
   const nativeSidecar = str(values, 'native-sidecar') as 'true' | 'false' | undefined;
@@ -322,7 +324,7 @@ async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutpu
       return explanations.some((e) => e.action === 'deny') ? 1 : 0;
     }
     case 'bootstrap': {
-      const { bootstrapFor } = await import('./cli/bootstrap.ts');
+      const { bootstrapFor, bootstrapNotes } = await import('./cli/bootstrap.ts');
       const { manifestTargets } = await import('./cli/manifests.ts');
       const { stringify: stringifyYaml } = await import('yaml');
       // The first source holding a pod (bootstrapFor reads its first pod).
@@ -333,9 +335,7 @@ async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutpu
       io.stdout.write(
         str(values, 'output') === 'yaml' ? stringifyYaml(result.bootstrap, { lineWidth: 0 }) : `${JSON.stringify(result.bootstrap, null, 2)}\n`,
       );
-      if (result.unresolved.length > 0) {
-        io.stderr.write(`note: ${result.unresolved.map((n) => `$(${n})`).join(', ')} are filled in by the kubelet when the pod runs\n`);
-      }
+      for (const note of bootstrapNotes(result)) io.stderr.write(`note: ${note}\n`);
       return 0;
     }
     default:

@@ -2,8 +2,8 @@
 // variables. Everything is validated up front; a bad value stops the start with one line naming the
 // key, where it came from and what is accepted.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
 import type { Draft } from './core/lens.ts';
 import { INIT_IMAGE_REPOSITORY, SETTINGS, defaultOf, envVarFor, type Setting, type SettingsTable } from './core/settings.ts';
 import { closest } from './core/suggest.ts';
@@ -17,6 +17,15 @@ export { envVarFor };
 
 /** Environment variable naming the config file (the `--config` flag takes precedence). */
 export const CONFIG_FILE_ENV = 'ENVOY_INJECTOR_CONFIG';
+
+/**
+ * Parses YAML, loading the parser on first use: a start without a config file (the local default)
+ * does not pay for it. Synchronous, as loading the config is.
+ */
+function parseYaml(text: string): unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yaml.parse(text);
+}
 
 /** The pinned default image of envoy-init: this project's own, at this version. */
 export const DEFAULT_INIT_IMAGE = `${INIT_IMAGE_REPOSITORY}:v${VERSION}`;

@@ -24,8 +24,34 @@ export const SIDECAR_CONTAINER_NAME = 'envoy';
 /** emptyDir mounted at /run in envoy-init so iptables can take the xtables lock on a read-only root. */
 export const XTABLES_LOCK_VOLUME_NAME = 'envoy-init-xtables-lock';
 
-/** Environment variable of the sidecar holding the generated bootstrap (see bootstrap.ts). */
-export const BOOTSTRAP_ENV = 'ENVOY_BOOTSTRAP';
+/** emptyDir envoy-init renders the bootstrap (and the classic sidecar's hook scripts) into; envoy mounts it read-only. */
+export const BOOTSTRAP_VOLUME_NAME = 'envoy-bootstrap';
+/** Where both injected containers mount the bootstrap volume. */
+export const BOOTSTRAP_DIR = '/etc/envoy-bootstrap';
+/** The files envoy-init writes into BOOTSTRAP_DIR. */
+export const BOOTSTRAP_FILES = {
+  /** Envoy's bootstrap (`envoy -c`). */
+  bootstrap: 'bootstrap.json',
+  /** The classic sidecar's postStart hook: wait until Envoy is ready. */
+  hold: 'hold.sh',
+  /** The classic sidecar's preStop hook: drain, then wait the seconds given as its argument. */
+  drain: 'drain.sh',
+} as const;
+
+/** downwardAPI volume of envoy-init holding the pod's labels (the bootstrap's node metadata). */
+export const PODINFO_VOLUME_NAME = 'envoy-podinfo';
+/** Where envoy-init mounts it, and the file of `metadata.labels` in it. */
+export const PODINFO_DIR = '/etc/envoy-podinfo';
+export const PODINFO_LABELS_FILE = 'labels';
+
+/** Every volume the injection adds: a pod of its own with one of these names cannot be injected. */
+export const INJECTED_VOLUME_NAMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME];
+
+/**
+ * Environment variable in which injectors before the bootstrap was rendered in the pod passed it to
+ * Envoy (`--config-yaml $(ENVOY_BOOTSTRAP)`); `bootstrap -f` still reads it from pods they injected.
+ */
+export const LEGACY_BOOTSTRAP_ENV = 'ENVOY_BOOTSTRAP';
 
 /** UID and GID the proxy runs as; traffic from this UID/GID is never redirected. */
 export const PROXY_UID = 1337;

@@ -1,8 +1,10 @@
 // Resolves the facts the core needs about where it runs, once at start (server and CLI alike).
 import type { Logger } from 'pino';
 import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
-import { chooseKubeConfig, loadKubeConfig, type KubeConfigChoice } from './kube/client.ts';
-import { detectNativeSidecarSupport, type DetectOptions, type NativeSidecarSupport } from './kube/version.ts';
+import { NO_CLUSTER_SUPPORT, type DetectOptions } from './kube/detect-options.ts';
+import type { KubeConfigChoice } from './kube/client.ts';
+import { findKubeConfigSources } from './kube/sources.ts';
+import type { NativeSidecarSupport } from './kube/version.ts';
 import { VERSION } from './version.ts';
 
 export interface ResolvedRuntime {
@@ -26,7 +28,14 @@ export async function resolveRuntime(config: InjectorConfig, options: ResolveOpt
     };
   }
   const { logger, ...detect } = options;
-  const support = await detectNativeSidecarSupport(loadKubeConfig(), detect);
+  // The Kubernetes client is loaded only when there is a cluster to ask (it is most of a start).
+  const support: NativeSidecarSupport =
+    findKubeConfigSources() === undefined
+      ? NO_CLUSTER_SUPPORT
+      : await (async () => {
+          const [{ loadKubeConfig }, { detectNativeSidecarSupport }] = await Promise.all([import('./kube/client.ts'), import('./kube/version.ts')]);
+          return detectNativeSidecarSupport(loadKubeConfig(), detect);
+        })();
   if (support.warning !== undefined) {
     // Decided once for the life of the process: say so where an admin looks.
     logger?.warn(
@@ -75,6 +84,8 @@ export async function resolveOffline(config: InjectorConfig, choice: OfflineChoi
     return fixed(config.nativeSidecar, `nativeSidecar: ${config.nativeSidecar}${asked}`);
   }
   if (!choice.cluster) return fixed('false', 'nativeSidecar: auto, offline: classic (--cluster asks the cluster, --native-sidecar=true decides)');
+  // The Kubernetes client is loaded only now, with a cluster to ask.
+  const [{ chooseKubeConfig }, { detectNativeSidecarSupport }] = await Promise.all([import('./kube/client.ts'), import('./kube/version.ts')]);
   const kc = chooseKubeConfig(choice.kubeConfig ?? {});
   const support = await detectNativeSidecarSupport(kc, options);
   return {

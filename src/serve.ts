@@ -4,9 +4,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
-import { loadKubeConfig } from './kube/client.ts';
+import { SERVER_DETECT_ATTEMPTS } from './kube/detect-options.ts';
 import type { KubeResources } from './kube/resources.ts';
-import { SERVER_DETECT_ATTEMPTS } from './kube/version.ts';
 import { resolveRuntime } from './runtime.ts';
 import { buildApp } from './server/app.ts';
 import { createMetrics } from './server/metrics.ts';
@@ -50,7 +49,7 @@ export interface RunningInjector {
  */
 export async function startInjector(config: InjectorConfig, deps: StartDeps): Promise<RunningInjector> {
   const { logger } = deps;
-  const tls = createTlsSource(config, deps);
+  const tls = await createTlsSource(config, deps);
   await tls.start();
   const loaded = tls.current();
   if (loaded === undefined) {
@@ -102,7 +101,8 @@ export async function serve(config: InjectorConfig): Promise<void> {
   const logger = createLogger(config);
   // A failed lookup would fix the sidecar mode for the life of the process: retry a few times first.
   const { runtime, nativeSidecarDetail } = await resolveRuntime(config, { logger, attempts: SERVER_DETECT_ATTEMPTS });
-  const kubeConfig = config.tls.mode === 'secret' ? loadKubeConfig() : undefined;
+  // Only `secret` mode talks to the API server; the Kubernetes client is loaded for it alone.
+  const kubeConfig = config.tls.mode === 'secret' ? (await import('./kube/client.ts')).loadKubeConfig() : undefined;
   // An exception that escaped every handler leaves the process in a state nobody planned for: it
   // keeps answering (admissions in flight finish) but /healthz fails, so the kubelet restarts it
   // through the normal graceful termination rather than it dying mid-request.

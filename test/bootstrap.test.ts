@@ -1,9 +1,10 @@
 // The bootstrap (SPEC.md §4): what each listener and cluster does, checked on the generated
 // structure, and every combination of the settings that shape it validated strictly against
-// Envoy's v3 protos (through checkInjectedPod).
+// Envoy's v3 protos (through checkInjectedPod, which renders it from the pod's envoy-init flags as
+// envoy-init does, with IPv6 and without).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildBootstrap } from '../src/core/bootstrap.ts';
+import { buildBootstrap, type PodIdentity } from '../src/core/bootstrap.ts';
 import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
@@ -14,9 +15,26 @@ import { assertValidBootstrap } from './support/envoy-proto-check.ts';
 
 type Obj = Record<string, any>;
 
-function bootstrap(config: InjectorConfig = testConfig(), labels: Record<string, string> = { app: 'web' }): Obj {
+/** The facts of a running pod, as envoy-init reads them from the downward API. */
+const POD: PodIdentity = {
+  name: 'web-0',
+  namespace: 'shop',
+  instanceIps: '10.1.2.3,fd00:1::3',
+  nodeName: 'node-7',
+  serviceAccount: 'web',
+  labels: { app: 'web' },
+};
+
+function bootstrap(config: InjectorConfig = testConfig(), options: { labels?: Record<string, string>; ipv6?: boolean } = {}): Obj {
   const proxy: EffectiveProxyConfig = defaultProxyConfig(config, testRuntime);
-  return buildBootstrap({ proxy, workloadName: 'web', labels, injectorVersion: '0.0.0-test', configHash: 'cafe' });
+  return buildBootstrap({
+    proxy,
+    pod: { ...POD, labels: options.labels ?? POD.labels },
+    workloadName: 'web',
+    injectorVersion: '0.0.0-test',
+    configHash: 'cafe',
+    ipv6: options.ipv6 ?? true,
+  });
 }
 
 const listener = (b: Obj, name: string): Obj => b['static_resources']['listeners'].find((l: Obj) => l['name'] === name);
@@ -73,18 +91,22 @@ test('passthrough clusters: ORIGINAL_DST, CLUSTER_PROVIDED, no circuit-breaker c
   });
 });
 
-test('IPv6 on: every listener also on [::] (v6-only socket); off: IPv4 only and no ::6', () => {
+test('a pod with IPv6: every listener also on [::] (v6-only socket); without: IPv4 only and no ::6', () => {
   const dual = bootstrap();
   for (const l of dual['static_resources']['listeners']) {
     assert.equal(l['address']['socket_address']['address'], '0.0.0.0');
     // Exactly this: ipv4_compat stays off, so the [::] socket does not take IPv4 connections from 0.0.0.0's.
     assert.deepEqual(l['additional_addresses'], [{ address: { socket_address: { address: '::', port_value: l['address']['socket_address']['port_value'] } } }]);
   }
-  const v4 = bootstrap(testConfig({ ENVOY_INJECTOR_PROXY_IPV6: 'false' }));
+  // Whatever the setting says, what envoy-init found in the pod decides (ipv6.ts decides it once
+  // for the rules and the bootstrap alike).
+  const v4 = bootstrap(testConfig(), { ipv6: false });
   assertValidBootstrap(v4);
   for (const l of v4['static_resources']['listeners']) assert.equal(l['additional_addresses'], undefined);
   assert.deepEqual(cluster(v4, 'inbound_passthrough')['upstream_bind_config'], { source_address: { address: '127.0.0.6', port_value: 0 } });
   assert.deepEqual(v4['node']['metadata']['INBOUND_PASSTHROUGH_SOURCES'], ['127.0.0.6']);
+  assert.equal(v4['node']['metadata']['IPV6_CAPTURE'], false);
+  assert.ok(!JSON.stringify(v4).includes('"::'), 'no IPv6 address anywhere');
 });
 
 test('readiness and Prometheus listeners forward one path each to the admin interface', () => {
@@ -113,16 +135,16 @@ test('access log: off by default, stdout on every passthrough chain when on', ()
   }
 });
 
-test('node: id and cluster from the downward API, metadata a control plane can use', () => {
-  const b = bootstrap(testConfig(), { app: 'web', 'app.kubernetes.io/version': '1.2' });
-  assert.equal(b['node']['id'], '$(POD_NAME).$(POD_NAMESPACE)');
-  assert.equal(b['node']['cluster'], 'web.$(POD_NAMESPACE)');
+test('node: id and cluster from the pod facts envoy-init read, metadata a control plane can use', () => {
+  const b = bootstrap(testConfig(), { labels: { app: 'web', 'app.kubernetes.io/version': '1.2' } });
+  assert.equal(b['node']['id'], 'web-0.shop');
+  assert.equal(b['node']['cluster'], 'web.shop');
   assert.deepEqual(b['node']['metadata'], {
-    POD_NAME: '$(POD_NAME)',
-    NAMESPACE: '$(POD_NAMESPACE)',
-    INSTANCE_IPS: '$(INSTANCE_IPS)',
-    NODE_NAME: '$(NODE_NAME)',
-    SERVICE_ACCOUNT: '$(SERVICE_ACCOUNT)',
+    POD_NAME: 'web-0',
+    NAMESPACE: 'shop',
+    INSTANCE_IPS: '10.1.2.3,fd00:1::3',
+    NODE_NAME: 'node-7',
+    SERVICE_ACCOUNT: 'web',
     WORKLOAD_NAME: 'web',
     LABELS: { app: 'web', 'app.kubernetes.io/version': '1.2' },
     INJECTOR_VERSION: '0.0.0-test',
@@ -132,6 +154,17 @@ test('node: id and cluster from the downward API, metadata a control plane can u
     INBOUND_PASSTHROUGH_SOURCES: ['127.0.0.6', '::6'],
     IPV6_CAPTURE: true,
   });
+  // A value is a value: nothing in it is expanded or escaped (it no longer passes through the kubelet).
+  const odd = buildBootstrap({
+    proxy: defaultProxyConfig(testConfig(), testRuntime),
+    pod: { ...POD, labels: { note: 'a$b $(HOME) $$(x) "q"' } },
+    workloadName: 'w$(x)',
+    injectorVersion: '0.0.0-test',
+    configHash: 'cafe',
+    ipv6: true,
+  }) as Obj;
+  assert.deepEqual(odd['node']['metadata']['LABELS'], { note: 'a$b $(HOME) $$(x) "q"' });
+  assert.equal(odd['node']['cluster'], 'w$(x).shop');
 });
 
 test('ADS: listeners and clusters from the control plane over gRPC/HTTP2; the bootstrap keeps what must work first', () => {
@@ -188,7 +221,8 @@ test('every combination of the settings that shape the proxy gives a valid pod a
   });
   let count = 0;
   // Config keys (no annotation exists for them)…
-  for (const ipv6 of ['true', 'false']) {
+  // (The IPv6 setting only decides what envoy-init does in the pod: checkInjectedPod renders both.)
+  for (const ipv6 of ['auto', 'false']) {
     for (const accessLog of ['true', 'false']) {
       for (const [ads, tls] of [['', 'false'], ['xds.cp.svc:18000', 'false'], ['10.0.0.9:18000', 'false'], ['xds.cp.svc:15012', 'true'], ['[fd00::9]:15012', 'true']]) {
         const config = testConfig({

@@ -179,7 +179,7 @@ test('bootstrap: prints exactly the bootstrap the injected pod runs with', () =>
     const run = cli(['bootstrap', '-f', file]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal((JSON.parse(run.stdout) as { node: { id: string } }).node.id, 'web-0.shop');
-    assert.match(run.stderr, /\$\(INSTANCE_IPS\).*filled in by the kubelet/);
+    assert.match(run.stderr, /\$\(INSTANCE_IPS\).*filled in by envoy-init from the running pod/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

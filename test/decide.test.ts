@@ -185,12 +185,19 @@ const ROWS: readonly Row[] = [
     reasons: ['proxy-port-conflict'],
   },
   {
-    name: 'a bootstrap too large for Linux to pass to Envoy (thousands of labels)',
+    // The labels reach the bootstrap through a file of the downward API, never an exec argument.
+    name: 'thousands of labels: the bootstrap is rendered in the pod, so no exec limit applies to it',
     object: pod({
       metadata: { labels: Object.fromEntries(Array.from({ length: 2500 }, (_, i) => [`example.com/label-${i}`, 'v'.repeat(40)])) },
     }),
+    action: 'inject',
+    reasons: ['enabled-by-namespace'],
+  },
+  {
+    name: 'a volume of the pod named like one the injector adds',
+    object: pod({ spec: { containers: [{ name: 'web', image: 'nginx' }], volumes: [{ name: 'envoy-bootstrap', emptyDir: {} }] } }),
     action: 'deny',
-    reasons: ['bootstrap-too-large'],
+    reasons: ['name-conflict'],
   },
   {
     name: 'a UDP port or a plain init container on a proxy port cannot clash with a classic proxy',

@@ -115,7 +115,9 @@ function assertShape(report: ExplainReport, where: string): void {
     assert.match(adds['proxy']['configHash'], /^[0-9a-f]{16}$/, at);
     assert.ok(['native', 'classic'].includes(adds['proxy']['sidecar']), at);
     const capture = adds['capture'];
-    assert.deepEqual(keys(capture), ['bypassGid', 'bypassUid', 'inbound', 'initImage', 'ipv6', 'outbound', 'proxyPorts'], at);
+    assert.deepEqual(keys(capture), ['bypassGid', 'bypassUid', 'inbound', 'initImage', 'ipv6', 'ipv6Mode', 'outbound', 'proxyPorts'], at);
+    assert.ok(['auto', 'true', 'false'].includes(capture['ipv6Mode']), at);
+    assert.equal(capture['ipv6'], capture['ipv6Mode'] !== 'false', `${at}: ipv6 keeps its meaning (IPv6 may be captured)`);
     assert.deepEqual(keys(capture['inbound']), ['excludePorts', 'port', 'ports'], at);
     assert.deepEqual(keys(capture['outbound']), ['excludeIpRanges', 'excludePorts', 'ipRanges', 'port'], at);
     assert.ok(capture['inbound']['ports'] === '*' || isNumberArray(capture['inbound']['ports']), at);

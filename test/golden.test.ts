@@ -1,23 +1,23 @@
 // Golden tests (Istio style): every `*.yaml` of test/testdata/corpus and of each directory under
 // test/testdata/inject is injected (a directory's `_config.yaml` is the injector config of its
-// inputs). Each pod or pod template that is injected is recorded in `X.yaml.injected` — with the
-// value of its ENVOY_BOOTSTRAP replaced by a marker — and its bootstrap, once, as a structure in
-// `X.yaml.bootstrap`; each one skipped or denied in `X.yaml.skipped`, with its reasons and warnings.
-// For every injected pod: the returned patch applied to the input with fast-json-patch gives the
-// injected pod, its ENVOY_BOOTSTRAP is exactly the rendering of the golden bootstrap, and injecting
-// it again gives no patch. Directories are discovered: a new one is picked up, an empty one fails.
-// `REFRESH_GOLDEN=1 npm test` rewrites the goldens; review the diff.
+// inputs). Each pod or pod template that is injected is recorded in `X.yaml.injected`, and the
+// bootstrap its envoy-init renders from its flags in `X.yaml.bootstrap` — with what only the running
+// pod knows (its name, namespace, IPs, node, service account) as `$(VAR)`, and IPv6 as a pod that
+// has it; each one skipped or denied in `X.yaml.skipped`, with its reasons and warnings. For every
+// injected pod: the returned patch applied to the input with fast-json-patch gives the injected pod,
+// and injecting it again gives no patch. Directories are discovered: a new one is picked up, an
+// empty one fails. `REFRESH_GOLDEN=1 npm test` rewrites the goldens; review the diff.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments, stringify } from 'yaml';
 import { findPodTargets, parseDocuments, describeTarget } from '../src/cli/documents.ts';
-import { BOOTSTRAP_ENV, SIDECAR_CONTAINER_NAME } from '../src/constants.ts';
+import { DOWNWARD_ENV, type PodIdentity } from '../src/core/bootstrap.ts';
 import { admissionContext } from '../src/core/context.ts';
-import { expandEnvReferences } from '../src/core/env-expansion.ts';
 import { injectPod } from '../src/core/inject.ts';
-import { renderBootstrapEnv } from '../src/core/sidecar.ts';
+import { expectedIpv6, initInputsOf, renderBootstrapFiles, unknownFact } from '../src/core/pod-bootstrap.ts';
+import { readPod } from '../src/core/pod.ts';
 import type { InjectorConfig, JsonObject } from '../src/core/types.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testConfigFromYaml, testRuntime } from './support/config.ts';
@@ -34,9 +34,6 @@ const DIRS = [
     .sort()
     .map((name) => `inject/${name}`),
 ];
-
-/** What stands for the bootstrap in an `.injected` golden: it is in the `.bootstrap` golden beside it. */
-const bootstrapMarker = (file: string): string => `<the bootstrap of ${file}.bootstrap, rendered>`;
 
 const toYaml = (records: unknown[]): string =>
   records.map((r) => stringify(r, { sortMapEntries: true, lineWidth: 0 })).join('---\n');
@@ -76,13 +73,16 @@ test('the corpus and the injection cases are all present, and every golden direc
   assert.deepEqual(loose, [], 'inject/ holds only case directories (a file there would be no one\'s input)');
 });
 
-/** The envoy container's ENVOY_BOOTSTRAP entry of an injected pod. */
-function bootstrapEntry(pod: JsonObject): { name: string; value: string } {
-  const spec = pod['spec'] as { initContainers?: JsonObject[]; containers: JsonObject[] };
-  const envoy = [...(spec.initContainers ?? []), ...spec.containers].find((c) => c['name'] === SIDECAR_CONTAINER_NAME);
-  const entry = (envoy?.['env'] as { name: string; value: string }[] | undefined)?.find((e) => e.name === BOOTSTRAP_ENV);
-  assert.ok(entry, 'the envoy container carries ENVOY_BOOTSTRAP');
-  return entry;
+/** The bootstrap the pod's envoy-init renders, with every fact of the running pod as `$(VAR)`. */
+function renderedTemplate(pod: JsonObject): JsonObject {
+  const read = readPod(pod);
+  assert.ok(read.ok);
+  const inputs = initInputsOf(read.pod);
+  assert.ok(inputs?.ok && inputs.inputs.bootstrap, 'envoy-init renders the bootstrap');
+  const facts = Object.fromEntries(DOWNWARD_ENV.map((e) => [e.field, unknownFact(e.name)]));
+  const identity = { ...facts, labels: read.pod.labels } as unknown as PodIdentity;
+  const { ipv6 } = expectedIpv6(inputs.inputs.proxy.traffic.ipv6, undefined);
+  return renderBootstrapFiles({ ...inputs.inputs, bootstrap: inputs.inputs.bootstrap }, identity, ipv6, testRuntime.version).bootstrap;
 }
 
 for (const { dir, file } of inputs) {
@@ -114,18 +114,8 @@ for (const { dir, file } of inputs) {
         assert.equal(again.patch.length, 0, `${name}: injecting the injected pod again gives no patch`);
         assert.equal(again.decision.action, 'skip');
         assert.equal(again.decision.reasons[0]?.code, 'already-injected');
-        // The bootstrap once, as a structure in its own golden: in the pod it is one compact JSON
-        // string, unreadable in a diff. What the pod carries must be exactly its rendering…
-        const entry = bootstrapEntry(patched as JsonObject);
-        assert.ok(result.bootstrap && result.bootstrapEnv !== undefined, `${name}: the result carries the bootstrap`);
-        assert.equal(entry.value, result.bootstrapEnv, `${name}: the pod carries the bootstrap the result reports`);
-        assert.equal(entry.value, renderBootstrapEnv(result.bootstrap), `${name}: ENVOY_BOOTSTRAP is the rendered bootstrap`);
-        // …and, read back as the kubelet leaves it (every `$$` a `$`), the very bootstrap recorded.
-        assert.deepEqual(JSON.parse(expandEnvReferences(entry.value, {})), result.bootstrap, `${name}: ENVOY_BOOTSTRAP parses back`);
-        const recorded = structuredClone(patched) as JsonObject;
-        bootstrapEntry(recorded).value = bootstrapMarker(file);
-        injected.push({ target: name, reasons, warnings, pod: recorded });
-        bootstraps.push({ target: name, bootstrap: result.bootstrap });
+        injected.push({ target: name, reasons, warnings, pod: patched });
+        bootstraps.push({ target: name, bootstrap: renderedTemplate(patched as JsonObject) });
       }
     });
     compareGolden(`${path}.injected`, injected);

@@ -125,9 +125,17 @@ test('invalid annotations deny the pod with one message and the uid', async () =
 });
 
 test('a failure inside injection is answered allowed: false with the uid, without internals', async () => {
-  // A config that bypassed validation makes the bootstrap builder throw.
+  // A config whose reading throws stands for any fault inside the core.
   const base = testConfig();
-  const broken = { ...base, proxy: { ...base.proxy, ads: { address: 'not a host', tls: false } } } as InjectorConfig;
+  const broken = {
+    ...base,
+    proxy: {
+      ...base.proxy,
+      get image(): string {
+        throw new Error('internal detail that must not reach the client');
+      },
+    },
+  } as InjectorConfig;
   const { response, lines } = await mutate(reviewFor(POD, { uid: 'uid-err' }), broken);
   assert.equal(response.statusCode, 200);
   const review = decodeResponse(response.json());
@@ -135,7 +143,7 @@ test('a failure inside injection is answered allowed: false with the uid, withou
   assert.equal(review.allowed, false);
   assert.equal(review.status?.code, 500);
   assert.match(review.status?.message ?? '', /internal error \(request uid uid-err\)/);
-  assert.doesNotMatch(response.body, /at .*\.ts:\d+|stack|Error:/);
+  assert.doesNotMatch(response.body, /at .*\.ts:\d+|stack|Error:|internal detail/);
   assert.ok(lines.some((l) => l['msg'] === 'admission failed' && l['decision'] === 'error'), 'the error is logged');
 });
 

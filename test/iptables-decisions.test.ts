@@ -6,28 +6,35 @@ import { test } from 'node:test';
 import { DEFAULT_TRAFFIC_POLICY } from '../src/core/init-flags.ts';
 import { chooseBackend, type BackendProbe } from '../src/iptables/backend.ts';
 import { FAILURE_KINDS, classifyToolFailure, firstErrorLine, mostRelevant, type Failure } from '../src/iptables/failures.ts';
-import { formatIpv6, globalIpv6Addresses, parseIfInet6, planIpv6 } from '../src/iptables/ipv6.ts';
+import { formatIpv6, globalIpv6Addresses, parseIfInet6, planIpv6, proxyListensOnIpv6 } from '../src/iptables/ipv6.ts';
+import type { Ipv6Mode } from '../src/core/types.ts';
+import { parseDownwardMap, unquoteGo } from '../src/iptables/downward.ts';
 import { parseInitArgs } from '../src/iptables/options.ts';
 import { countSavedRules, holdsCapture, parseIptablesSave, ruleTarget, summarizeCapture } from '../src/iptables/save.ts';
 
 test('flags: the injector flags, the CLI-only flags, and one clear error for each bad one', () => {
   const ok = parseInitArgs(['--exclude-inbound-ports=9090', '--ipv6', 'false', '--backend=legacy', '--dry-run']);
   assert.ok(ok.ok && !ok.help);
-  assert.deepEqual(ok.options, {
-    policy: { ...DEFAULT_TRAFFIC_POLICY, excludeInboundPorts: [9090], ipv6: false },
-    dryRun: true,
-    backend: 'legacy',
-  });
+  const { inputs, ...rest } = ok.options;
+  assert.deepEqual(rest, { policy: { ...DEFAULT_TRAFFIC_POLICY, excludeInboundPorts: [9090], ipv6: 'false' }, dryRun: true, backend: 'legacy' });
+  assert.deepEqual(inputs.proxy.traffic, ok.options.policy, 'the policy is the proxy config\'s');
+  assert.equal(inputs.bootstrap, null, 'no bootstrap without --bootstrap-dir');
   const none = parseInitArgs([]);
   assert.ok(none.ok && !none.help);
-  assert.deepEqual(none.options, { policy: DEFAULT_TRAFFIC_POLICY, dryRun: false, backend: 'auto' });
+  assert.deepEqual({ ...none.options, inputs: undefined }, { policy: DEFAULT_TRAFFIC_POLICY, inputs: undefined, dryRun: false, backend: 'auto' });
+  const rendering = parseInitArgs(['--bootstrap-dir=/etc/envoy-bootstrap', '--workload-name=web', '--config-hash=cafe', '--ads-tls=true', '--ads-address=xds:18000']);
+  assert.ok(rendering.ok && !rendering.help);
+  assert.deepEqual(rendering.options.inputs.bootstrap, { dir: '/etc/envoy-bootstrap', podLabelsPath: null, workloadName: 'web', configHash: 'cafe' });
+  assert.deepEqual(rendering.options.inputs.proxy.ads, { address: 'xds:18000', tls: true });
   assert.deepEqual(parseInitArgs(['-h']), { ok: true, help: true });
 
   const bad: [string, string[], RegExp][] = [
     ['unknown flag', ['--exclude-inbound-port=1'], /Unknown option '--exclude-inbound-port'/],
     ['bad port', ['--exclude-inbound-ports=70000'], /^--exclude-inbound-ports="70000": expected a comma-separated list of ports/],
     ['bad CIDR', ['--exclude-outbound-ip-ranges=10.0.0.0/33'], /^--exclude-outbound-ip-ranges="10.0.0.0\/33": expected/],
-    ['bad boolean', ['--ipv6=yes'], /^--ipv6="yes": expected "true" or "false"$/],
+    ['bad boolean', ['--access-log=yes'], /^--access-log="yes": expected "true" or "false"$/],
+    ['bad IPv6 choice', ['--ipv6=yes'], /^--ipv6="yes": expected "auto", "true" or "false"$/],
+    ['relative bootstrap directory', ['--bootstrap-dir=envoy'], /^--bootstrap-dir="envoy": expected an absolute path$/],
     ['bad backend', ['--backend=iptables'], /^--backend="iptables": expected one of auto, nft, legacy$/],
     ['positional', ['extra'], /Unexpected argument 'extra'/],
     ['missing value', ['--ipv6'], /--ipv6/],
@@ -109,23 +116,31 @@ test('/proc/net/if_inet6: addresses, scopes, and which are global', () => {
 test('the IPv6 plan for each flag and pod', () => {
   const withGlobal = { stack: true, addresses: parseIfInet6(IF_INET6) };
   const linkOnly = { stack: true, addresses: parseIfInet6(IF_INET6.split('\n').slice(0, 2).join('\n')) };
+  // net.ipv6.conf.all.disable_ipv6=1: the stack is there, without a single address (not even ::1).
+  const disabled = { stack: true, addresses: [] };
   const noStack = { stack: false, addresses: [] };
-  const cases: [string, boolean, typeof withGlobal, string, boolean?][] = [
-    ['--ipv6=true, global address: required', true, withGlobal, 'apply', true],
-    ['--ipv6=true, link-local only: applied, not required', true, linkOnly, 'apply', false],
-    ['--ipv6=true, IPv6 disabled everywhere (empty if_inet6): applied, not required', true, { stack: true, addresses: [] }, 'apply', false],
-    ['--ipv6=true, no IPv6 in the kernel', true, noStack, 'skip'],
-    ['--ipv6=false, link-local only', false, linkOnly, 'skip'],
-    ['--ipv6=false, no IPv6 in the kernel', false, noStack, 'skip'],
-    ['--ipv6=false, global address: fail closed', false, withGlobal, 'fail'],
+  const cases: [string, Ipv6Mode, typeof withGlobal, string, (boolean | string)?][] = [
+    ['--ipv6=auto, global address: required', 'auto', withGlobal, 'apply', true],
+    ['--ipv6=auto, link-local only: applied, not required', 'auto', linkOnly, 'apply', false],
+    ['--ipv6=auto, IPv6 disabled everywhere (empty if_inet6): IPv4 only', 'auto', disabled, 'skip'],
+    ['--ipv6=auto, no IPv6 in the kernel: IPv4 only', 'auto', noStack, 'skip'],
+    ['--ipv6=true, global address: required', 'true', withGlobal, 'apply', true],
+    ['--ipv6=true, link-local only: applied, not required', 'true', linkOnly, 'apply', false],
+    ['--ipv6=true, IPv6 disabled everywhere: fails, naming the setting', 'true', disabled, 'fail', 'no-ipv6'],
+    ['--ipv6=true, no IPv6 in the kernel: fails', 'true', noStack, 'fail', 'no-ipv6'],
+    ['--ipv6=false, link-local only', 'false', linkOnly, 'skip'],
+    ['--ipv6=false, no IPv6 in the kernel', 'false', noStack, 'skip'],
+    ['--ipv6=false, global address: fail closed', 'false', withGlobal, 'fail', 'ipv6-not-captured'],
   ];
-  for (const [name, flag, facts, action, required] of cases) {
+  for (const [name, flag, facts, action, detail] of cases) {
     const plan = planIpv6(flag, facts);
     assert.equal(plan.action, action, name);
-    if (plan.action === 'apply') assert.equal(plan.required, required, name);
+    if (plan.action === 'apply') assert.equal(plan.required, detail, name);
+    if (plan.action !== 'fail') assert.equal(proxyListensOnIpv6(plan), plan.action === 'apply', `${name}: the proxy listens on [::] exactly when IPv6 is captured`);
     if (plan.action === 'fail') {
-      assert.equal(plan.failure.kind, 'ipv6-not-captured');
-      assert.match(plan.failure.message, /global IPv6 address fd77::1 .*--ipv6=false.*proxy\.ipv6/);
+      assert.equal(plan.failure.kind, detail, name);
+      if (detail === 'ipv6-not-captured') assert.match(plan.failure.message, /global IPv6 address fd77::1 .*--ipv6=false.*envoy-injector\.io\/ipv6.*proxy\.ipv6/);
+      else assert.match(plan.failure.message, /^IPv6 is required \(--ipv6=true, from the annotation envoy-injector\.io\/ipv6 or the config key proxy\.ipv6\) but /);
     }
   }
 });
@@ -206,4 +221,22 @@ test('naming the cause of a failure, from what the tools really print', () => {
   const codes = Object.values(FAILURE_KINDS);
   assert.equal(new Set(codes).size, codes.length);
   assert.ok(!(codes as number[]).includes(0));
+});
+
+test('the downward-API labels file is read as the kubelet writes it (Go-quoted values, sorted, no final newline)', () => {
+  // What `fmt.Sprintf("%v=%q\n", key, value)` gives, as the kubelet's fieldpath.FormatMap writes it.
+  const text = ['app="web"', 'app.kubernetes.io/version="1.2"', 'empty=""', 'note="a \\"quoted\\" \\\\ back\\tslash\\n"', 'uni="caf\\u00e9 \\U0001F600 \\xc3\\xa9 \\303\\251"'].join('\n');
+  assert.deepEqual(parseDownwardMap(text), {
+    ok: true,
+    map: { app: 'web', 'app.kubernetes.io/version': '1.2', empty: '', note: 'a "quoted" \\ back\tslash\n', uni: 'café 😀 é é' },
+  });
+  assert.deepEqual(parseDownwardMap(''), { ok: true, map: {} }, 'a pod without labels');
+  assert.deepEqual(parseDownwardMap('app="web"\n'), { ok: true, map: { app: 'web' } }, 'a final newline is harmless');
+  // A key named like an Object.prototype member is an ordinary key.
+  const proto = parseDownwardMap('__proto__="x"');
+  assert.ok(proto.ok && Object.hasOwn(proto.map, '__proto__') && proto.map['__proto__'] === 'x');
+  for (const bad of ['app=web', '="x"', 'app="unterminated', 'app="a"b"', 'app="\\q"', 'app="\\u12"', 'app="\\ud800"']) {
+    assert.deepEqual(parseDownwardMap(bad), { ok: false, line: bad }, bad);
+  }
+  assert.equal(unquoteGo('"\\a\\b\\f\\v\\r\\\'"'), '\x07\b\f\v\r\'');
 });

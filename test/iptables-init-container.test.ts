@@ -74,14 +74,16 @@ test('no annotation: the config decides, and the default policy is what init-ipt
     excludeOutboundPorts: [],
     includeOutboundIpRanges: '*',
     excludeOutboundIpRanges: [],
-    ipv6: true,
+    ipv6: 'auto',
   });
   const configured = initContainerOf(
     {},
     testConfig({ ENVOY_INJECTOR_TRAFFIC_EXCLUDE_OUTBOUND_IP_RANGES: '169.254.169.254/32', ENVOY_INJECTOR_PROXY_IPV6: 'false' }),
   );
   assert.deepEqual(configured.policy.excludeOutboundIpRanges, ['169.254.169.254/32']);
-  assert.equal(configured.policy.ipv6, false, 'proxy.ipv6 reaches init-iptables as --ipv6');
+  assert.equal(configured.policy.ipv6, 'false', 'proxy.ipv6 reaches init-iptables as --ipv6');
+  // …and so does the pod's own choice.
+  assert.equal(initContainerOf({ [a('ipv6')]: 'true' }).policy.ipv6, 'true', 'the ipv6 annotation reaches init-iptables');
   // An annotation replaces the configured list for its pod.
   const overridden = initContainerOf(
     { [a('exclude-outbound-ip-ranges')]: '10.0.0.0/8' },

@@ -282,8 +282,8 @@ describe('IPv6 behaves as documented (needs root)', () => {
       assert.equal(
         run.stderr,
         'envoy-injector init-iptables: IPv6 would escape the proxy: the pod has the global IPv6 address fd77::1 but IPv6 ' +
-          'capture is off (--ipv6=false, from the injector config key proxy.ipv6); set proxy.ipv6: true so the proxy ' +
-          'listens on [::] and IPv6 is captured\n',
+          'capture is off (--ipv6=false, from the annotation envoy-injector.io/ipv6 or the config key proxy.ipv6); set it ' +
+          'to auto or true so the proxy listens on [::] and IPv6 is captured\n',
       );
       for (const backend of ['nft', 'legacy'] as const) {
         assert.doesNotMatch(await natRules(topo, backend, 4), /ENVOY_/);
@@ -302,7 +302,7 @@ describe('IPv6 behaves as documented (needs root)', () => {
     });
   });
 
-  test('--ipv6=true without a global address installs the IPv6 rules, so an address added later is captured', TIMEOUT, async (t) => {
+  test('--ipv6=auto without a global address installs the IPv6 rules, so an address added later is captured', TIMEOUT, async (t) => {
     if (!requireRootAndTools(t)) return;
     await withTopology(t, {}, async (topo) => {
       const run = await runInitIptables(topo.pod, []);

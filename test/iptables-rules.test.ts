@@ -28,7 +28,7 @@ const range = (from: number, count: number): number[] => Array.from({ length: co
 /** Flag sets and the golden file of their `--dry-run` output. */
 const DRY_RUN_CASES: readonly { name: string; flags: readonly string[] }[] = [
   { name: 'defaults', flags: [] },
-  { name: 'injector-default-flags', flags: renderInitFlags(builtInProxyConfig()) },
+  { name: 'injector-default-flags', flags: renderInitFlags(builtInProxyConfig(), null) },
   { name: 'ipv4-only', flags: ['--ipv6=false'] },
   {
     name: 'exclusions',

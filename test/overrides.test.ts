@@ -40,6 +40,7 @@ const READ: { readonly [S in OverrideSetting]: (c: EffectiveProxyConfig) => unkn
   'native-sidecar': (c) => c.nativeSidecar,
   'hold-application-until-proxy-starts': (c) => c.holdApplicationUntilProxyStarts,
   'drain-seconds': (c) => c.drainSeconds,
+  ipv6: (c) => c.traffic.ipv6,
 };
 
 interface Row {
@@ -132,6 +133,11 @@ const TABLE: { readonly [S in OverrideSetting]: Row } = {
     valid: [['0', 0], ['5', 5], ['3600', 3600]],
     invalid: ['5s', '3601', '-5', 'forever', '1.5'],
     accepted: /a whole number from 0 to 3600/,
+  },
+  ipv6: {
+    valid: [['auto', 'auto'], ['true', 'true'], ['False', 'false'], [' TRUE ', 'true']],
+    invalid: ['yes', 'on', '1', '', 'dual'],
+    accepted: /"auto", "true" or "false"/,
   },
 };
 

@@ -45,7 +45,7 @@ test('missing parents are created: no metadata, null annotations, null or no ini
   assert.equal(nulls['metadata']['name'], 'p');
   assert.ok(nulls['metadata']['annotations']['envoy-injector.io/status']);
   assert.deepEqual(nulls['spec']['initContainers'].map((c: Pod) => c['name']), ['envoy-init']);
-  assert.deepEqual(nulls['spec']['volumes'].map((v: Pod) => v['name']), ['envoy-init-xtables-lock']);
+  assert.deepEqual(nulls['spec']['volumes'].map((v: Pod) => v['name']), ['envoy-init-xtables-lock', 'envoy-bootstrap', 'envoy-podinfo']);
   const native = patched({ metadata: { name: 'p' }, spec: { containers } }, { ENVOY_INJECTOR_NATIVE_SIDECAR: 'true' }).pod;
   assert.deepEqual(native['spec']['initContainers'].map((c: Pod) => c['name']), ['envoy-init', 'envoy']);
 });

@@ -19,7 +19,6 @@ import {
   PROXY_PORTS,
   SIDECAR_CONTAINER_NAME,
   STATUS_ANNOTATION,
-  XTABLES_LOCK_VOLUME_NAME,
 } from '../src/constants.ts';
 import { injectPod, type InjectionResult } from '../src/core/inject.ts';
 import { REASONS, WARNINGS } from '../src/core/reasons.ts';
@@ -29,7 +28,7 @@ import { InjectorError } from '../src/errors.ts';
 import { admit } from '../src/server/admission.ts';
 import { buildApp } from '../src/server/app.ts';
 import { toHttpError } from '../src/server/errors.ts';
-import { admissionContext, anyPod, expectOutcome, setups, type GeneratedPod, type Setup } from './support/arbitrary-pod.ts';
+import { admissionContext, anyPod, expectOutcome, INJECTED_VOLUMES, setups, type GeneratedPod, type Setup } from './support/arbitrary-pod.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { applyJsonPatch } from './support/patch.ts';
 import { STACK_TRACE } from './support/raw-https.ts';
@@ -70,7 +69,7 @@ function stripInjected(injected: Obj, original: Obj): Obj {
   };
   drop('initContainers', (c) => c['name'] !== INIT_CONTAINER_NAME && c['name'] !== SIDECAR_CONTAINER_NAME);
   spec['containers'] = (spec['containers'] as Obj[]).filter((c) => c['name'] !== SIDECAR_CONTAINER_NAME);
-  drop('volumes', (v) => v['name'] !== XTABLES_LOCK_VOLUME_NAME);
+  drop('volumes', (v) => !INJECTED_VOLUMES.includes(v['name']));
   const originalAnnotations = original['metadata']?.['annotations'];
   const annotations = pod['metadata']['annotations'] as Obj;
   delete annotations[STATUS_ANNOTATION];

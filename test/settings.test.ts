@@ -44,7 +44,7 @@ test('every setting declares its key, env var, syntax, default and README text; 
     assert.equal(typeof pod.explain.show(pod.fromConfig(value, testRuntime)), 'string', `${s.key}: explain shows its value`);
     assert.ok(pod.at.path.length > 0, `${s.key}: a place in the effective proxy config`);
     if (pod.annotation !== undefined) {
-      assert.match(pod.annotation, /^[a-z]+(-[a-z0-9]+)*$/, `${s.key}: the annotation is kebab-case`);
+      assert.match(pod.annotation, /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, `${s.key}: the annotation is kebab-case`);
       assert.ok((pod.accepted ?? '') !== '', `${s.key}: the README says what its annotation accepts`);
     } else assert.equal(pod.accepted, undefined, `${s.key}: accepted values only for an annotation`);
   }
@@ -96,7 +96,7 @@ test('every field of the effective proxy config is a setting or a fixed value, a
       excludeOutboundPorts: [],
       includeOutboundIpRanges: '*',
       excludeOutboundIpRanges: [],
-      ipv6: false,
+      ipv6: 'auto',
     },
   };
   const built = defaultProxyConfig(loadConfig({ env: { ENVOY_INJECTOR_PROXY_ADS_ADDRESS: 'xds:18000' } }), testRuntime);
@@ -106,10 +106,14 @@ test('every field of the effective proxy config is a setting or a fixed value, a
 });
 
 /** Texts of the syntaxes flags use; each flag is round-tripped with every one it accepts. */
-const SAMPLES = ['', '*', '0', '1', '80', '15006', '80,443,8080', '1337', '2147483647', '10.0.0.0/8', '10.0.0.0/8,fd00::/8', '169.254.169.254', 'true', 'false', 'debug'];
+const SAMPLES = [
+  '', '*', '0', '1', '80', '15006', '80,443,8080', '1337', '2147483647', '10.0.0.0/8', '10.0.0.0/8,fd00::/8', '169.254.169.254',
+  'true', 'false', 'auto', 'debug', 'xds.cp.svc:18000', '[fd00::9]:15012',
+];
 
 test('every envoy-init flag parses back to the value it was rendered from', () => {
-  const base = builtInProxyConfig();
+  // With a control plane, so that its TLS choice has something to belong to.
+  const base: EffectiveProxyConfig = { ...builtInProxyConfig(), ads: { address: 'xds:18000', tls: false } };
   for (const flag of initFlags()) {
     const values = SAMPLES.flatMap((text) => {
       const parsed = flag.syntax.parse(text);
@@ -119,14 +123,36 @@ test('every envoy-init flag parses back to the value it was rendered from', () =
     for (const value of [flag.at.get(base), ...values]) {
       const proxy = structuredClone(base) as never;
       flag.at.set(proxy, value);
-      const rendered = renderInitFlags(proxy);
+      const rendered = renderInitFlags(proxy, null);
       const given = Object.fromEntries(rendered.map((arg) => /^--([^=]+)=(.*)$/s.exec(arg)?.slice(1, 3) as [string, string]));
       const parsed = parseInitFlags(given);
       assert.ok(parsed.ok, `--${flag.name}=${JSON.stringify(value)}: ${parsed.ok ? '' : parsed.error}`);
       assert.deepEqual(flag.at.get(parsed.proxy), value, `--${flag.name} round-trips ${JSON.stringify(value)}`);
       assert.deepEqual(parsed.proxy.traffic, (proxy as EffectiveProxyConfig).traffic, `--${flag.name}: the whole policy round-trips`);
+      assert.deepEqual(parsed.proxy.ads, (proxy as EffectiveProxyConfig).ads, `--${flag.name}: the control plane round-trips`);
+      assert.equal(parsed.proxy.accessLog, (proxy as EffectiveProxyConfig).accessLog);
     }
   }
+});
+
+test('the bootstrap flags parse back to the request they were rendered from, in any order', () => {
+  const proxy: EffectiveProxyConfig = { ...builtInProxyConfig(), ads: { address: '[fd00::9]:15012', tls: true }, accessLog: true };
+  const request = { dir: '/etc/envoy-bootstrap', podLabelsPath: '/etc/envoy-podinfo/labels', workloadName: 'web', configHash: 'cafe0123' };
+  const rendered = renderInitFlags(proxy, request);
+  for (const order of [rendered, [...rendered].reverse()]) {
+    const given = Object.fromEntries(order.map((arg) => /^--([^=]+)=(.*)$/s.exec(arg)?.slice(1, 3) as [string, string]));
+    const parsed = parseInitFlags(given);
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
+    assert.deepEqual(parsed.bootstrap, request);
+    // The TLS choice of the control plane is applied after its address, whatever the order given.
+    assert.deepEqual(parsed.proxy.ads, proxy.ads);
+    assert.equal(parsed.proxy.accessLog, true);
+  }
+  // Without --bootstrap-dir nothing is rendered; a relative directory is refused.
+  const none = parseInitFlags({ 'workload-name': 'web' });
+  assert.ok(none.ok && none.bootstrap === null);
+  const relative = parseInitFlags({ 'bootstrap-dir': 'etc/envoy' });
+  assert.deepEqual(relative, { ok: false, error: '--bootstrap-dir="etc/envoy": expected an absolute path' });
 });
 
 // A pretend setting: interfaces whose traffic envoy-init would not capture. One entry, nothing else.

@@ -1,20 +1,21 @@
 // The envoy container (SPEC.md §4): native or classic, held until ready, drained on termination,
-// its bootstrap delivered through the kubelet's variable expansion. The lifecycle scripts run in a
-// real bash against real TCP servers standing in for Envoy.
+// started with the bootstrap envoy-init rendered into the emptyDir it mounts read-only. The
+// lifecycle scripts — files envoy-init writes beside the bootstrap — run in a real bash against real
+// TCP servers standing in for Envoy.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { test } from 'node:test';
-import { parse as parseYaml } from 'yaml';
-import { BOOTSTRAP_ENV } from '../src/constants.ts';
-import { buildBootstrap, DOWNWARD_ENV } from '../src/core/bootstrap.ts';
-import { escapeEnvReferences, expandEnvReferences } from '../src/core/env-expansion.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { BOOTSTRAP_DIR, BOOTSTRAP_FILES, BOOTSTRAP_VOLUME_NAME } from '../src/constants.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
-import { buildSidecar, drainScript, envoyArgs, holdScript, HOLD_TIMEOUT_SECONDS, MAX_EXEC_STRING_BYTES, oversizedBootstrap, renderBootstrapEnv } from '../src/core/sidecar.ts';
+import { buildSidecar, drainScript, envoyArgs, holdScript, HOLD_TIMEOUT_SECONDS } from '../src/core/sidecar.ts';
 import type { EffectiveProxyConfig } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
-import { assertEnvoyContainer, liveEnvReferences, parseEnvoyArgs } from './support/envoy-proto-check.ts';
+import { assertEnvoyContainer, parseEnvoyArgs } from './support/envoy-proto-check.ts';
 
 type Obj = Record<string, any>;
 
@@ -23,16 +24,15 @@ function proxyWith(overrides: Partial<EffectiveProxyConfig> = {}): EffectiveProx
 }
 
 function sidecar(overrides: Partial<EffectiveProxyConfig> = {}): Obj {
-  const proxy = proxyWith(overrides);
-  const bootstrap = buildBootstrap({ proxy, workloadName: 'web', labels: { app: 'web' }, injectorVersion: '0.0.0-test', configHash: 'cafe' });
-  return buildSidecar(proxy, renderBootstrapEnv(bootstrap)) as Obj;
+  return buildSidecar(proxyWith(overrides)) as Obj;
 }
 
 test('classic sidecar: held until ready by postStart, drained by preStop, no startup probe', () => {
   const c = sidecar({ nativeSidecar: false, holdApplicationUntilProxyStarts: true, drainSeconds: 5 });
   assertEnvoyContainer(c, false);
-  assert.deepEqual(c['lifecycle']['postStart'], { exec: { command: ['bash', '-c', holdScript()] } });
-  assert.deepEqual(c['lifecycle']['preStop'], { exec: { command: ['bash', '-c', drainScript(5)] } });
+  // The hooks run the scripts envoy-init wrote; the drain's length is the preStop's argument.
+  assert.deepEqual(c['lifecycle']['postStart'], { exec: { command: ['bash', `${BOOTSTRAP_DIR}/${BOOTSTRAP_FILES.hold}`] } });
+  assert.deepEqual(c['lifecycle']['preStop'], { exec: { command: ['bash', `${BOOTSTRAP_DIR}/${BOOTSTRAP_FILES.drain}`, '5'] } });
   assert.equal(c['restartPolicy'], undefined);
   assert.equal(c['startupProbe'], undefined);
   assert.deepEqual(c['readinessProbe'], { httpGet: { path: '/ready', port: 15021, scheme: 'HTTP' }, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 3 });
@@ -57,10 +57,17 @@ test('native sidecar: restartPolicy Always and a startup probe; no hooks, whatev
   assert.equal(c['lifecycle'], undefined);
 });
 
-test('Envoy flags: --config-yaml alone, concurrency 0 means one worker per CPU of the cpuset', () => {
+test('the bootstrap is a file of the emptyDir, mounted read-only; envoy carries no environment', () => {
+  const c = sidecar();
+  assert.deepEqual(c['volumeMounts'], [{ name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR, readOnly: true }]);
+  assert.equal(c['env'], undefined);
+  assert.equal(JSON.stringify(c).includes('$('), false, 'nothing for the kubelet to expand');
+});
+
+test('Envoy flags: -c the rendered file, concurrency 0 means one worker per CPU of the cpuset', () => {
   const args = (overrides: Partial<EffectiveProxyConfig>) => envoyArgs(proxyWith(overrides));
   assert.deepEqual(args({ concurrency: 2, drainSeconds: 5, logLevel: 'warning' }), [
-    '--config-yaml', '$(ENVOY_BOOTSTRAP)',
+    '-c', '/etc/envoy-bootstrap/bootstrap.json',
     '--log-level', 'warning',
     '--concurrency', '2',
     '--disable-hot-restart',
@@ -73,48 +80,6 @@ test('Envoy flags: --config-yaml alone, concurrency 0 means one worker per CPU o
   assert.equal(zero.has('--concurrency'), false);
   assert.equal(zero.get('--cpuset-threads'), '');
   assert.equal(parseEnvoyArgs(args({ drainSeconds: 0 })).get('--drain-time-s'), '0');
-});
-
-test('the bootstrap travels through the kubelet: env expansion, then args expansion, then YAML parsing', () => {
-  const proxy = proxyWith();
-  // A value with `$` in it must reach Envoy unchanged; references to the downward API expand.
-  const bootstrap = { node: { id: '$(POD_NAME).$(POD_NAMESPACE)', cluster: 'web', metadata: { literal: 'a$b $(HOME) $$(x) $' } } };
-  const c = buildSidecar(proxy, renderBootstrapEnv(bootstrap)) as Obj;
-  const env: Obj[] = c['env'];
-  assert.deepEqual(env.map((e) => e['name']), [...DOWNWARD_ENV.map((e) => e.name), BOOTSTRAP_ENV], 'the bootstrap comes after the variables it refers to');
-  for (const e of env.slice(0, -1)) assert.ok(e['valueFrom']['fieldRef']['fieldPath']);
-  const downward = { POD_NAME: 'web-0', POD_NAMESPACE: 'shop', INSTANCE_IPS: '10.0.0.1,fd00::1', NODE_NAME: 'n1', SERVICE_ACCOUNT: 'web' };
-  // The kubelet: each env value is expanded with the variables defined before it…
-  const values: Record<string, string> = { ...downward, HOME: '/root' };
-  const raw: string = env.at(-1)?.['value'];
-  assert.deepEqual(liveEnvReferences(raw).sort(), ['POD_NAME', 'POD_NAMESPACE'], 'only the downward-API references stay live');
-  values[BOOTSTRAP_ENV] = expandEnvReferences(raw, values);
-  // …then command and args with all of them, without expanding the inserted text again.
-  const argv = (c['args'] as string[]).map((a) => expandEnvReferences(a, values));
-  const yaml = argv[argv.indexOf('--config-yaml') + 1] as string;
-  // Envoy parses --config-yaml as YAML; JSON is YAML.
-  assert.deepEqual(parseYaml(yaml), { node: { id: 'web-0.shop', cluster: 'web', metadata: { literal: 'a$b $(HOME) $$(x) $' } } });
-  assert.equal(escapeEnvReferences('$(POD_NAME)$(HOME)', ['POD_NAME']), '$(POD_NAME)$$(HOME)');
-});
-
-test('the bootstrap is compact JSON; one Linux could not pass to Envoy is measured as oversized', () => {
-  const proxy = proxyWith();
-  const sidecarFor = (labels: Record<string, string>, startable = true) => {
-    const bootstrap = buildBootstrap({ proxy, workloadName: 'web', labels, injectorVersion: '0.0.0-test', configHash: 'cafe' });
-    const c = buildSidecar(proxy, renderBootstrapEnv(bootstrap)) as Obj;
-    if (startable) assertEnvoyContainer(c, false);
-    return c;
-  };
-  const small = sidecarFor({ app: 'web' });
-  assert.match((small['env'] as Obj[]).at(-1)?.['value'] as string, /^\{"node":\{"id":/);
-  const envOf = (c: Obj): string => (c['env'] as Obj[]).at(-1)?.['value'] as string;
-  assert.equal(oversizedBootstrap(envOf(small)), undefined);
-  // 1,400 labels of 80 characters: about 121 KiB, under the 128 KiB exec limit with room for expansion.
-  const label = (i: number) => [`example.com/label-${String(i).padStart(4, '0')}`, 'v'.repeat(55)];
-  assert.equal(oversizedBootstrap(envOf(sidecarFor(Object.fromEntries(Array.from({ length: 1400 }, (_, i) => label(i)))))), undefined);
-  // 2,000 of them no longer fit: the size is reported (injectPod denies the pod with it).
-  const size = oversizedBootstrap(envOf(sidecarFor(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => label(i))), false)));
-  assert.ok(size !== undefined && size > MAX_EXEC_STRING_BYTES);
 });
 
 // ---- the lifecycle scripts, in a real bash ------------------------------------------------
@@ -149,10 +114,19 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** Runs `script` with bash -c, as the kubelet runs the hook, without blocking the event loop. */
-function bash(script: string): Promise<{ code: number | null; stderr: string }> {
+const scripts = mkdtempSync(join(tmpdir(), 'envoy-injector-hooks-'));
+after(() => rmSync(scripts, { recursive: true, force: true }));
+let scriptCount = 0;
+
+/**
+ * Runs `script` as the kubelet runs the hook: `bash FILE ARGS…`, the file as envoy-init writes it
+ * (here into a temporary directory), without blocking the event loop.
+ */
+function bash(script: string, args: readonly string[] = []): Promise<{ code: number | null; stderr: string }> {
+  const file = join(scripts, `hook-${(scriptCount += 1)}.sh`);
+  writeFileSync(file, script, { mode: 0o644 });
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('bash', [file, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
@@ -217,10 +191,11 @@ test('drain: fails health (so /ready turns 503), drains inbound listeners gracef
     res.end('OK\n');
   });
   try {
-    const script = drainScript(1, admin.port);
-    assert.match(script, / sleep 1$/);
-    const run = await bash(script);
+    const started = Date.now();
+    const run = await bash(drainScript(admin.port), ['1']);
     assert.equal(run.code, 0, run.stderr);
+    // It waits the seconds it is given (a lower bound: sleep never returns early).
+    assert.ok(Date.now() - started >= 950, 'the hook waited for the drain');
     // Admin mutations must be POSTs; skip_exit keeps Envoy up for the app's outbound calls.
     assert.deepEqual(admin.requests, ['POST /healthcheck/fail', 'POST /drain_listeners?inboundonly&graceful&skip_exit']);
   } finally {
@@ -229,7 +204,7 @@ test('drain: fails health (so /ready turns 503), drains inbound listeners gracef
 });
 
 test('drain: an unreachable admin interface does not fail the hook (the kubelet goes on either way)', async () => {
-  const run = await bash(drainScript(0, await closedPort()));
+  const run = await bash(drainScript(await closedPort()), ['0']);
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stderr, '');
 });

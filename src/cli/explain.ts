@@ -1,13 +1,13 @@
 // `envoy-injector explain -f FILE`: for each workload, the decision with every reason (code and
 // sentence) and how to change it, the warnings kubectl would print, the effective overrides and what
 // would be added — as text for people, and as JSON of a stable, versioned shape for scripts.
-import { INJECT_ANNOTATION, INJECT_LABEL, INJECT_LABEL_ENABLED, PROXY_PORTS, STATUS_ANNOTATION, XTABLES_LOCK_VOLUME_NAME } from '../constants.ts';
+import { INJECT_ANNOTATION, INJECT_LABEL, INJECT_LABEL_ENABLED, INJECTED_VOLUME_NAMES, PROXY_PORTS, STATUS_ANNOTATION } from '../constants.ts';
 import { admissionContext } from '../core/context.ts';
 import { injectPod } from '../core/inject.ts';
 import { defaultProxyConfig, type ResolvedSetting } from '../core/overrides.ts';
 import { REASONS, type Action, type ReasonCode } from '../core/reasons.ts';
 import { SETTING, annotationKey, annotationOf, type SettingSource, type SettingsTable } from '../core/settings.ts';
-import type { AllOr, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, ResourceList } from '../core/types.ts';
+import type { AllOr, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, ResourceList } from '../core/types.ts';
 import { manifestTargets, parseSource, type ManifestSource } from './manifests.ts';
 
 /** Version of the JSON shape; raised only when a field is removed or changes meaning. */
@@ -105,7 +105,10 @@ export interface ExplainedCapture {
   /** Traffic from this UID and GID (the proxy's) is never redirected. */
   readonly bypassUid: number;
   readonly bypassGid: number;
+  /** Whether IPv6 may be captured: false only with `ipv6: false` (see ipv6Mode). */
   readonly ipv6: boolean;
+  /** `auto` (when the pod has IPv6, decided by envoy-init in the pod), `true` (required) or `false`. */
+  readonly ipv6Mode: Ipv6Mode;
   readonly initImage: string;
 }
 
@@ -170,8 +173,7 @@ const FIXES: Partial<Record<ReasonCode, (where: { namespace: string }) => string
   'invalid-pod': () => 'Fix the field named above; the API server would refuse the pod as well.',
   'invalid-annotations': () => 'Fix or remove the annotations listed above (accepted values are in the README).',
   'proxy-port-conflict': () => `Move the container off the proxy's ports (${PROXY_PORTS.join(', ')}).`,
-  'name-conflict': () => `Rename the pod's volume ${XTABLES_LOCK_VOLUME_NAME}.`,
-  'bootstrap-too-large': () => "Remove labels from the pod: each one is copied into the proxy's node metadata.",
+  'name-conflict': () => `Rename the pod's volume (the injector needs ${INJECTED_VOLUME_NAMES.join(', ')}).`,
 };
 
 function explainReasons(
@@ -247,7 +249,8 @@ function describeCapture(proxy: EffectiveProxyConfig): ExplainedCapture {
     proxyPorts: t.proxyPorts,
     bypassUid: t.proxyUid,
     bypassGid: t.proxyGid,
-    ipv6: t.ipv6,
+    ipv6: t.ipv6 !== 'false',
+    ipv6Mode: t.ipv6,
     initImage: proxy.initImage,
   };
 }
@@ -356,9 +359,15 @@ function formatAdditions(adds: ExplainedAdditions, sidecarSource: string): strin
     '  capture:',
     `    inbound TCP → ${c.inbound.port}: ports ${show(c.inbound.ports)}, except ${show([...c.proxyPorts, ...c.inbound.excludePorts])}`,
     `    outbound TCP → ${c.outbound.port}: destinations ${show(c.outbound.ipRanges)}, except ports ${show(c.outbound.excludePorts)} and ranges ${show(c.outbound.excludeIpRanges)}; never from UID/GID ${c.bypassUid}/${c.bypassGid} or to loopback`,
-    `    IPv6: ${c.ipv6 ? 'captured like IPv4' : 'not captured (envoy-init fails if the pod has a global IPv6 address)'}`,
+    `    IPv6: ${IPV6_TEXT[c.ipv6Mode]}`,
   ];
 }
+
+const IPV6_TEXT: Readonly<Record<Ipv6Mode, string>> = {
+  auto: 'captured like IPv4 when the pod has IPv6 (envoy-init decides in the pod; without it the proxy listens on IPv4 only)',
+  true: 'captured like IPv4 (envoy-init fails in a pod without IPv6)',
+  false: 'not captured (envoy-init fails if the pod has a global IPv6 address)',
+};
 
 const SOURCE: Readonly<Record<SettingSource, string>> = {
   pod: "the pod's annotation",

@@ -1,9 +1,12 @@
 // The Envoy v3 bootstrap generated for one pod.
 //
-// It reaches Envoy without any extra API object: the sidecar's env var ENVOY_BOOTSTRAP holds it as
-// JSON and Envoy starts with `--config-yaml "$(ENVOY_BOOTSTRAP)"`. Values only known once the pod
-// runs (its name, IPs, node) are `$(VAR)` references to downward-API env vars defined before it,
-// which the kubelet expands when it starts the container.
+// It reaches Envoy without any extra API object and without travelling in the pod spec: envoy-init
+// renders it inside the pod (SPEC.md §4) from its flags — the pod's proxy config and what only the
+// admission knows (init-flags.ts) — and from what only the running pod knows: its name, namespace,
+// IPs, node and service account (downward-API environment), its labels (a downwardAPI volume) and
+// whether it has IPv6. It writes it into the `envoy-bootstrap` emptyDir, and Envoy starts with
+// `-c <that file>`. `envoy-injector bootstrap -f POD` renders the same with what the pod object
+// tells. Pure: everything comes in as values.
 import { isIP } from 'node:net';
 import {
   INBOUND_PASSTHROUGH_SOURCE_V4,
@@ -12,28 +15,41 @@ import {
   PROMETHEUS_PATH,
   READINESS_PATH,
 } from '../constants.ts';
+import type { BootstrapRequest, InitInputs } from './init-flags.ts';
 import type { EffectiveProxyConfig, JsonObject } from './types.ts';
 import { parseHostPort } from './values.ts';
 
-/** Downward-API env vars of the sidecar the bootstrap refers to, with their field paths. */
+/** Downward-API env vars of envoy-init the bootstrap is rendered from, with their field paths. */
 export const DOWNWARD_ENV = [
-  { name: 'POD_NAME', fieldPath: 'metadata.name' },
-  { name: 'POD_NAMESPACE', fieldPath: 'metadata.namespace' },
-  { name: 'INSTANCE_IPS', fieldPath: 'status.podIPs' },
-  { name: 'NODE_NAME', fieldPath: 'spec.nodeName' },
-  { name: 'SERVICE_ACCOUNT', fieldPath: 'spec.serviceAccountName' },
+  { name: 'POD_NAME', fieldPath: 'metadata.name', field: 'name' },
+  { name: 'POD_NAMESPACE', fieldPath: 'metadata.namespace', field: 'namespace' },
+  { name: 'INSTANCE_IPS', fieldPath: 'status.podIPs', field: 'instanceIps' },
+  { name: 'NODE_NAME', fieldPath: 'spec.nodeName', field: 'nodeName' },
+  { name: 'SERVICE_ACCOUNT', fieldPath: 'spec.serviceAccountName', field: 'serviceAccount' },
 ] as const;
 
-const ref = (name: (typeof DOWNWARD_ENV)[number]['name']): string => `$(${name})`;
+/** What the running pod tells about itself: the downward-API values envoy-init reads. */
+export interface PodIdentity {
+  readonly name: string;
+  readonly namespace: string;
+  /** The pod's IPs, comma-separated (the downward API's `status.podIPs`). */
+  readonly instanceIps: string;
+  readonly nodeName: string;
+  readonly serviceAccount: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
 
-/** What the bootstrap needs to know about the pod beyond its proxy configuration. */
+/** Everything the bootstrap is made of. */
 export interface BootstrapInput {
   readonly proxy: EffectiveProxyConfig;
+  readonly pod: PodIdentity;
   /** Name of the workload the pod belongs to (a label or its generateName), for node.cluster. */
   readonly workloadName: string;
-  readonly labels: Readonly<Record<string, string>>;
+  /** The version of the code that renders it (envoy-init's, in the pod). */
   readonly injectorVersion: string;
   readonly configHash: string;
+  /** Whether the proxy listens on `::` and passes IPv6 through: the pod's IPv6, as envoy-init decided it. */
+  readonly ipv6: boolean;
 }
 
 export const CLUSTERS = {
@@ -95,11 +111,18 @@ function tcpProxyChain(statPrefix: string, cluster: string, proxy: EffectiveProx
  * addressed to this pod itself is (its source is then the destination's own IP, or loopback):
  * the app may well call port 15001 of another host.
  */
-function captureListener(name: string, port: number, direction: 'INBOUND' | 'OUTBOUND', cluster: string, proxy: EffectiveProxyConfig): JsonObject {
+function captureListener(
+  name: string,
+  port: number,
+  direction: 'INBOUND' | 'OUTBOUND',
+  cluster: string,
+  proxy: EffectiveProxyConfig,
+  ipv6: boolean,
+): JsonObject {
   const loop: JsonObject = direction === 'INBOUND' ? { destination_port: port } : { destination_port: port, source_type: 'SAME_IP_OR_LOOPBACK' };
   return {
     name,
-    ...listenerAddresses(port, proxy.traffic.ipv6),
+    ...listenerAddresses(port, ipv6),
     traffic_direction: direction,
     listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': TYPES.originalDst } }],
     // Filter chain matching keeps only the most specific chains at each step and has no fallback
@@ -239,16 +262,15 @@ function xdsCluster(proxy: EffectiveProxyConfig): JsonObject[] {
 
 /** Returns the v3 bootstrap (as ProtoJSON) the pod's proxy starts with. */
 export function buildBootstrap(input: BootstrapInput): JsonObject {
-  const { proxy } = input;
-  const ipv6 = proxy.traffic.ipv6;
+  const { proxy, pod, ipv6 } = input;
   const ads = proxy.ads !== null;
   // With ADS the control plane owns the capture listeners and their clusters; the bootstrap keeps
   // only what must work before it answers: admin, readiness, metrics and the way to reach it.
   const captureListeners = ads
     ? []
     : [
-        captureListener('outbound_capture', PORTS.outboundCapture, 'OUTBOUND', CLUSTERS.outboundPassthrough, proxy),
-        captureListener('inbound_capture', PORTS.inboundCapture, 'INBOUND', CLUSTERS.inboundPassthrough, proxy),
+        captureListener('outbound_capture', PORTS.outboundCapture, 'OUTBOUND', CLUSTERS.outboundPassthrough, proxy, ipv6),
+        captureListener('inbound_capture', PORTS.inboundCapture, 'INBOUND', CLUSTERS.inboundPassthrough, proxy, ipv6),
       ];
   const passthroughClusters = ads
     ? []
@@ -260,16 +282,16 @@ export function buildBootstrap(input: BootstrapInput): JsonObject {
       ];
   return {
     node: {
-      id: `${ref('POD_NAME')}.${ref('POD_NAMESPACE')}`,
-      cluster: `${input.workloadName}.${ref('POD_NAMESPACE')}`,
+      id: `${pod.name}.${pod.namespace}`,
+      cluster: `${input.workloadName}.${pod.namespace}`,
       metadata: {
-        POD_NAME: ref('POD_NAME'),
-        NAMESPACE: ref('POD_NAMESPACE'),
-        INSTANCE_IPS: ref('INSTANCE_IPS'),
-        NODE_NAME: ref('NODE_NAME'),
-        SERVICE_ACCOUNT: ref('SERVICE_ACCOUNT'),
+        POD_NAME: pod.name,
+        NAMESPACE: pod.namespace,
+        INSTANCE_IPS: pod.instanceIps,
+        NODE_NAME: pod.nodeName,
+        SERVICE_ACCOUNT: pod.serviceAccount,
         WORKLOAD_NAME: input.workloadName,
-        LABELS: { ...input.labels },
+        LABELS: { ...pod.labels },
         INJECTOR_VERSION: input.injectorVersion,
         CONFIG_HASH: input.configHash,
         INBOUND_CAPTURE_PORT: proxy.traffic.inboundCapturePort,
@@ -304,4 +326,33 @@ export function buildBootstrap(input: BootstrapInput): JsonObject {
         }
       : {}),
   };
+}
+
+/**
+ * Returns the bootstrap envoy-init renders from its flags (`inputs`, with a bootstrap request), the
+ * pod's facts and its IPv6: the one entry point envoy-init, `bootstrap -f` and the tests share.
+ */
+export function renderPodBootstrap(
+  inputs: InitInputs & { readonly bootstrap: BootstrapRequest },
+  pod: PodIdentity,
+  ipv6: boolean,
+  injectorVersion: string,
+): JsonObject {
+  return buildBootstrap({
+    proxy: inputs.proxy,
+    pod,
+    workloadName: inputs.bootstrap.workloadName,
+    injectorVersion,
+    configHash: inputs.bootstrap.configHash,
+    ipv6,
+  });
+}
+
+/**
+ * Returns the bootstrap file's text: indented JSON (Envoy reads `.json` as JSON), one object
+ * followed by a newline. The file lives in the pod's emptyDir, never in the pod object, so its size
+ * costs nothing stored; `bootstrap -f` prints exactly this text.
+ */
+export function formatBootstrapFile(bootstrap: JsonObject): string {
+  return `${JSON.stringify(bootstrap, null, 2)}\n`;
 }

@@ -1,9 +1,8 @@
 // The decision (SPEC.md §3): whether a pod is injected, skipped or denied, with every reason, and
 // the warnings its user should see. First the facts of the pod are gathered, once (a report, as
 // Linkerd's pkg/inject/report.go); then the skip reasons, the denials, the warnings and the enable
-// reasons are each read from those facts. Injection is planned here too, since only the planned
-// bootstrap tells whether it fits (the plan is handed on, never built twice). Pure: a function of
-// the pod, the admission context and config.
+// reasons are each read from those facts. Injection is planned here too (the plan is handed on,
+// never built twice). Pure: a function of the pod, the admission context and config.
 import {
   DOMAIN,
   INIT_CONTAINER_NAME,
@@ -17,8 +16,8 @@ import {
   PROXY_PORTS,
   PROXY_UID,
   SIDECAR_CONTAINER_NAME,
+  INJECTED_VOLUME_NAMES,
   STATUS_ANNOTATION,
-  XTABLES_LOCK_VOLUME_NAME,
 } from '../constants.ts';
 import { planInjection, type PlannedInjection } from './plan.ts';
 import { planReordering, type Reordering } from './reorder.ts';
@@ -145,10 +144,6 @@ export function decide(
 
   warnings.push(...injectionWarnings(facts, resolved.proxy, config, runtime));
   const injection = planInjection(pod, resolved.proxy, runtime, settings);
-  if (injection.oversizedBootstrapBytes !== undefined) {
-    const detail = `(${injection.oversizedBootstrapBytes} bytes; remove labels from the pod, which its node metadata carries.)`;
-    return { decision: { action: 'deny', reasons: [reason('bootstrap-too-large', detail)] }, warnings, pod, facts };
-  }
   return {
     decision: { action: 'inject', reasons: enableReasons(facts), proxy: resolved.proxy, settings: resolved.settings },
     warnings,
@@ -194,7 +189,7 @@ function gatherFacts(
     status: parseStatusText(pod.annotations[STATUS_ANNOTATION]),
     proxyNamedContainer: all.find((c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME)?.name,
     otherMeshContainers: all.map((c) => c.name).filter((name) => OTHER_MESH_CONTAINERS.includes(name)),
-    takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => name === XTABLES_LOCK_VOLUME_NAME))],
+    takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => INJECTED_VOLUME_NAMES.includes(name)))],
     unknownAnnotations: Object.keys(pod.annotations).filter((key) => key.startsWith(prefix) && !known.includes(key)),
     settings: resolveSettings(
       pod.annotations,

@@ -4,7 +4,7 @@
 // what injection added) and injected with today's config — field by field:
 //   - the injector version, and native or classic sidecar (the status annotation);
 //   - every envoy-init flag, parsed with the declarations init-iptables parses them with, named as
-//     `explain` names the setting it carries (ports and exclusions, IPv6, ...);
+//     `explain` names the setting it carries (ports and exclusions, IPv6, access log, ADS, ...);
 //   - the settings the injected containers carry as fields (proxy and envoy-init image, resources,
 //     pull policy), found through the settings table, quantities compared by value;
 //   - Envoy's flags one by one, and whatever else of the injected containers and volumes differs (the
@@ -12,7 +12,7 @@
 // The pod comes from the API server, which defaults fields the injector leaves unset (probe periods,
 // port protocols, fieldRef apiVersion, ...) and mounts the ServiceAccount token into every container:
 // those are not differences. Pure.
-import { BOOTSTRAP_ENV, INIT_CONTAINER_NAME, SIDECAR_CONTAINER_NAME } from '../constants.ts';
+import { INIT_CONTAINER_NAME, LEGACY_BOOTSTRAP_ENV, SIDECAR_CONTAINER_NAME } from '../constants.ts';
 import { injectPod } from './inject.ts';
 import { initFlags } from './init-flags.ts';
 import { SETTINGS, podSettings, type Setting, type SettingsTable } from './settings.ts';
@@ -151,7 +151,13 @@ class Differences {
 }
 
 /** envoy-init's flags, each named as `explain` names the setting it carries. */
-function compareInitFlags(actual: JsonObject | undefined, expected: JsonObject | undefined, table: SettingsTable, out: Differences): void {
+function compareInitFlags(
+  actual: JsonObject | undefined,
+  expected: JsonObject | undefined,
+  table: SettingsTable,
+  same: ReadonlyMap<string, string>,
+  out: Differences,
+): void {
   const declared = new Map(initFlags(table).map((flag) => [flag.name, flag]));
   const carrier = new Map(podSettings(table).flatMap((s) => (s.pod?.flag === undefined ? [] : [[s.pod.flag, s] as const])));
   const unprefix = (flags: Map<string, string | undefined>) => new Map([...flags].map(([name, value]) => [name.replace(/^--?/, ''), value]));
@@ -169,7 +175,7 @@ function compareInitFlags(actual: JsonObject | undefined, expected: JsonObject |
       const pa = a === undefined ? undefined : flag.syntax.parse(a);
       const pb = b === undefined ? undefined : flag.syntax.parse(b);
       if (pa?.ok === true && pb?.ok === true && canonicalJson(pa.value) === canonicalJson(pb.value)) continue;
-    } else if (a === b) continue;
+    } else if (a === b || (a !== undefined && same.get(a) === b)) continue;
     const what = setting?.pod?.explain.label ?? `envoy-init --${name}`;
     const show = (text: string | undefined) => (text === undefined ? 'not given' : setting === undefined ? text : showSetting(setting, text));
     out.add(what, show(a), show(b));
@@ -252,7 +258,7 @@ function compareStructure(place: Place, a: Json | undefined, b: Json | undefined
       if (!now.has(name) && place.path.endsWith('volumeMounts') && !options.injectedVolumes.has(name)) continue;
       const pa = pod.get(name);
       const pb = now.get(name);
-      if (name === BOOTSTRAP_ENV && place.path === 'env' && isObject(pa) && isObject(pb)) {
+      if (name === LEGACY_BOOTSTRAP_ENV && place.path === 'env' && isObject(pa) && isObject(pb)) {
         compareBootstrap(pa['value'], pb['value'], options, out);
         continue;
       }
@@ -271,7 +277,7 @@ function compareStructure(place: Place, a: Json | undefined, b: Json | undefined
   if (a === undefined || b === undefined || canonicalJson(same(a)) !== canonicalJson(b)) out.add(named(place), shown(a, b), shown(b, a));
 }
 
-/** The bootstrap the envoy container carries, compared by its fields. */
+/** The bootstrap an envoy container of an older injector carries in its environment, compared by its fields. */
 function compareBootstrap(a: Json | undefined, b: Json | undefined, options: StructuralOptions, out: Differences): void {
   const parse = (value: Json | undefined): Json | undefined => {
     if (typeof value !== 'string') return value;
@@ -335,18 +341,20 @@ export function compareProxy(
   const showNative = (value: boolean) => nativeSetting?.pod?.explain.show(value) ?? String(value);
   out.add(nativeSetting?.pod?.explain.label ?? 'native sidecar', showNative(native(status)), showNative(native(now)));
 
+  // The config hash and version the pod carries stand for today's (they differ, and are said above).
+  const same = new Map([
+    [status.configHash, now.configHash],
+    [status.version, now.version],
+  ]);
   const containers = { pod: injectedContainers(pod, status), now: injectedContainers(injected.pod, now) };
-  compareInitFlags(containers.pod.get(INIT_CONTAINER_NAME), containers.now.get(INIT_CONTAINER_NAME), table, out);
+  compareInitFlags(containers.pod.get(INIT_CONTAINER_NAME), containers.now.get(INIT_CONTAINER_NAME), table, same, out);
   compareContainerSettings(containers, table, out);
   compareEnvoyFlags(containers.pod.get(SIDECAR_CONTAINER_NAME), containers.now.get(SIDECAR_CONTAINER_NAME), out);
 
   const options: StructuralOptions = {
     defaults: true,
     injectedVolumes: new Set([...status.volumes, ...now.volumes]),
-    same: new Map([
-      [status.configHash, now.configHash],
-      [status.version, now.version],
-    ]),
+    same,
   };
   // What makes a sidecar native or classic is said once, above, not field by field.
   const kind = native(status) === native(now) ? new Set<string>() : NATIVE_OR_CLASSIC_FIELDS;

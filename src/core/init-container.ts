@@ -1,18 +1,50 @@
-// The envoy-init container: installs the pod's traffic capture with the project's own image.
-import { INIT_CONTAINER_NAME, XTABLES_LOCK_VOLUME_NAME } from '../constants.ts';
-import { renderInitFlags } from './init-flags.ts';
+// The envoy-init container: installs the pod's traffic capture with the project's own image, and
+// renders the pod's Envoy bootstrap (and the classic sidecar's hook scripts) into the emptyDir the
+// envoy container mounts.
+import {
+  BOOTSTRAP_DIR,
+  BOOTSTRAP_VOLUME_NAME,
+  INIT_CONTAINER_NAME,
+  PODINFO_DIR,
+  PODINFO_LABELS_FILE,
+  PODINFO_VOLUME_NAME,
+  XTABLES_LOCK_VOLUME_NAME,
+} from '../constants.ts';
+import { DOWNWARD_ENV } from './bootstrap.ts';
+import { escapeEnvReferences } from './env-expansion.ts';
+import { renderInitFlags, type BootstrapRequest } from './init-flags.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
 import type { Container, EffectiveProxyConfig, Volume } from './types.ts';
 import { resourceRequirements } from './sidecar.ts';
 
-/** Returns the envoy-init container that applies the pod's traffic policy with iptables. */
-export function buildInitContainer(proxy: EffectiveProxyConfig, settings: SettingsTable = SETTINGS): Container {
+/** What the bootstrap needs from the admission: the workload's name and the config hash. */
+export interface AdmissionFacts {
+  readonly workloadName: string;
+  readonly configHash: string;
+}
+
+/** The bootstrap request the injector always renders: the injected volumes' paths and the admission's facts. */
+export function bootstrapRequest(facts: AdmissionFacts): BootstrapRequest {
+  return {
+    dir: BOOTSTRAP_DIR,
+    podLabelsPath: `${PODINFO_DIR}/${PODINFO_LABELS_FILE}`,
+    workloadName: facts.workloadName,
+    configHash: facts.configHash,
+  };
+}
+
+/** Returns the envoy-init container that applies the pod's traffic policy and renders its bootstrap. */
+export function buildInitContainer(proxy: EffectiveProxyConfig, facts: AdmissionFacts, settings: SettingsTable = SETTINGS): Container {
   return {
     name: INIT_CONTAINER_NAME,
     image: proxy.initImage,
     imagePullPolicy: proxy.imagePullPolicy,
     command: ['envoy-injector'],
-    args: ['init-iptables', ...renderInitFlags(proxy, settings)],
+    // The kubelet expands `$(VAR)` in args: no flag value may hold a live reference.
+    args: ['init-iptables', ...renderInitFlags(proxy, bootstrapRequest(facts), settings)].map((arg) => escapeEnvReferences(arg)),
+    // What only the running pod knows, for the bootstrap: the labels come from the podinfo volume
+    // (the downward API cannot give them as one variable), the rest from here.
+    env: DOWNWARD_ENV.map(({ name, fieldPath }) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
     resources: resourceRequirements(proxy.initResources),
     securityContext: {
       // iptables needs root in the pod's network namespace, but only NET_ADMIN and NET_RAW:
@@ -26,13 +58,22 @@ export function buildInitContainer(proxy: EffectiveProxyConfig, settings: Settin
       readOnlyRootFilesystem: true,
       capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
     },
-    // iptables takes the xtables lock in /run; an emptyDir keeps the root filesystem read-only.
-    volumeMounts: [{ name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' }],
+    volumeMounts: [
+      // iptables takes the xtables lock in /run; an emptyDir keeps the root filesystem read-only.
+      { name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' },
+      { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR },
+      { name: PODINFO_VOLUME_NAME, mountPath: PODINFO_DIR, readOnly: true },
+    ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 }
 
 /** Returns the volumes the injected containers need. */
 export function buildVolumes(): Volume[] {
-  return [{ name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} }];
+  return [
+    { name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} },
+    // Outlives container restarts (envoy's, and envoy-init's within one sandbox): the bootstrap stays.
+    { name: BOOTSTRAP_VOLUME_NAME, emptyDir: {} },
+    { name: PODINFO_VOLUME_NAME, downwardAPI: { items: [{ path: PODINFO_LABELS_FILE, fieldRef: { fieldPath: 'metadata.labels' } }] } },
+  ];
 }

@@ -17,10 +17,6 @@ export interface InjectionResult {
   readonly pod?: JsonObject;
   /** What the injection added (only when injected). */
   readonly plan?: InjectionPlan;
-  /** The bootstrap the proxy starts with (only when injected). */
-  readonly bootstrap?: JsonObject;
-  /** The bootstrap as the sidecar's ENVOY_BOOTSTRAP holds it, before the kubelet expands it (only when injected). */
-  readonly bootstrapEnv?: string;
   readonly status?: InjectionStatus;
 }
 
@@ -35,6 +31,6 @@ export function injectPod(
   const { decision, warnings, pod, injection, reordering } = decide(object, ctx, config, runtime, settings);
   if (decision.action === 'reorder' && reordering !== undefined) return { decision, warnings, patch: reordering.patch, pod: reordering.pod };
   if (decision.action !== 'inject' || pod === undefined || injection === undefined) return { decision, warnings, patch: [] };
-  const { plan, bootstrap, bootstrapEnv, status } = injection;
-  return { decision, warnings, patch: createPatch(pod, plan), pod: applyPlan(pod, plan), plan, bootstrap, bootstrapEnv, status };
+  const { plan, status } = injection;
+  return { decision, warnings, patch: createPatch(pod, plan), pod: applyPlan(pod, plan), plan, status };
 }

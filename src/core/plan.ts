@@ -1,30 +1,25 @@
 // What injecting a pod adds, planned once from its effective proxy config: the containers, the
-// volume, the annotations, and the bootstrap (with its size, which decides whether it can be used).
+// volumes and the annotations. The bootstrap is not among them: envoy-init renders it in the pod
+// from its flags (see pod-bootstrap.ts).
 import { KUBECTL_DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION } from '../constants.ts';
-import { buildBootstrap } from './bootstrap.ts';
 import { buildInitContainer, buildVolumes } from './init-container.ts';
 import type { InjectionPlan } from './patch.ts';
 import type { PodView } from './pod.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
-import { buildSidecar, oversizedBootstrap, renderBootstrapEnv } from './sidecar.ts';
+import { buildSidecar } from './sidecar.ts';
 import { hashProxyConfig, renderStatus, type InjectionStatus } from './status.ts';
-import type { EffectiveProxyConfig, InjectorRuntime, JsonObject } from './types.ts';
+import type { EffectiveProxyConfig, InjectorRuntime } from './types.ts';
 
-/** Everything an injection of one pod adds, and the bootstrap its proxy starts with. */
+/** Everything an injection of one pod adds. */
 export interface PlannedInjection {
   readonly plan: InjectionPlan;
-  readonly bootstrap: JsonObject;
-  /** The bootstrap as the sidecar's ENVOY_BOOTSTRAP holds it (downward-API references live, every other `$` escaped). */
-  readonly bootstrapEnv: string;
-  /** Its size in bytes, when too large for Envoy to be started with it (else undefined). */
-  readonly oversizedBootstrapBytes: number | undefined;
   readonly status: InjectionStatus;
 }
 
 /** Label keys that name the workload a pod belongs to, most specific first. */
 const WORKLOAD_LABELS = ['app.kubernetes.io/name', 'app', 'k8s-app', 'name'];
 
-/** Returns the workload name used for the proxy's node.cluster. */
+/** Returns the workload name used for the proxy's node.cluster (known at admission: the generateName is not, once the pod runs). */
 function workloadName(pod: PodView): string {
   for (const key of WORKLOAD_LABELS) {
     const value = pod.labels[key];
@@ -42,16 +37,8 @@ export function planInjection(
   settings: SettingsTable = SETTINGS,
 ): PlannedInjection {
   const configHash = hashProxyConfig(proxy, runtime.version, settings);
-  const bootstrap = buildBootstrap({
-    proxy,
-    workloadName: workloadName(pod),
-    labels: pod.labels,
-    injectorVersion: runtime.version,
-    configHash,
-  });
-  const bootstrapEnv = renderBootstrapEnv(bootstrap);
-  const init = buildInitContainer(proxy, settings);
-  const sidecar = buildSidecar(proxy, bootstrapEnv);
+  const init = buildInitContainer(proxy, { workloadName: workloadName(pod), configHash }, settings);
+  const sidecar = buildSidecar(proxy);
   const volumes = buildVolumes();
   // Native: envoy-init then envoy go first, so the pod's own init containers already have a working
   // proxy. Classic: envoy-init goes last so theirs keep a plain network, and envoy leads the containers.
@@ -73,11 +60,5 @@ export function planInjection(
     configHash,
   };
   const annotations: Record<string, string> = { [STATUS_ANNOTATION]: renderStatus(status), ...added };
-  return {
-    plan: { annotations, initContainers, initContainersFirst: proxy.nativeSidecar, containers, volumes },
-    bootstrap,
-    bootstrapEnv,
-    oversizedBootstrapBytes: oversizedBootstrap(bootstrapEnv),
-    status,
-  };
+  return { plan: { annotations, initContainers, initContainersFirst: proxy.nativeSidecar, containers, volumes }, status };
 }

@@ -11,7 +11,7 @@
 // file has one list of keys, and the README's config table and annotation table come from one place.
 import { DOMAIN, INJECT_ANNOTATION, PORTS, PROXY_GID, PROXY_PORTS, PROXY_UID, STATUS_ANNOTATION } from '../constants.ts';
 import { pathLenses, type Draft, type PathLens } from './lens.ts';
-import type { AdsConfig, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, NativeSidecarMode } from './types.ts';
+import type { AdsConfig, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, NativeSidecarMode } from './types.ts';
 import * as v from './value-types.ts';
 import type { ValueType } from './value-types.ts';
 
@@ -526,28 +526,38 @@ export const SETTING = {
     syntax: v.boolean,
     default: false,
     doc: 'A stdout access log on the capture listeners.',
-    pod: { at: proxyAt('accessLog'), explain: 'access log' },
+    pod: { at: proxyAt('accessLog'), flag: 'access-log', explain: 'access log' },
   }),
   proxyIpv6: setting({
     config: configAt('proxy', 'ipv6'),
-    syntax: v.boolean,
-    default: true,
-    doc: 'The proxy listens on `[::]` too, so IPv6 is captured like IPv4.',
-    pod: { at: proxyAt('traffic', 'ipv6'), flag: 'ipv6', explain: 'IPv6 captured' },
+    syntax: v.ipv6Mode,
+    default: 'auto',
+    doc: 'IPv6 capture: the proxy listens on `[::]` too and IPv6 is captured like IPv4 — `auto` when the pod has IPv6 (envoy-init decides in the pod), `true` always (envoy-init fails in a pod without IPv6), `false` never (envoy-init fails if the pod has a global IPv6 address, which would bypass the proxy). See [IPv6](#ipv6).',
+    pod: {
+      at: proxyAt('traffic', 'ipv6'),
+      annotation: 'ipv6',
+      accepted: '`auto`, `true` or `false`: capture IPv6 when the pod has it, always, or never (see [IPv6](#ipv6))',
+      flag: 'ipv6',
+      explain: {
+        label: 'IPv6',
+        show: (mode: Ipv6Mode) =>
+          mode === 'auto' ? 'captured when the pod has IPv6 (auto)' : mode === 'true' ? 'captured (required)' : 'not captured',
+      },
+    },
   }),
   proxyAdsAddress: setting({
     config: configAds.address,
     syntax: v.optionalHostPort,
     default: null,
     doc: 'The xDS control plane (`host:port`) the proxy gets its listeners and clusters from; none: the static passthrough bootstrap.',
-    pod: { at: proxyAds.address, explain: 'xDS control plane (ADS)' },
+    pod: { at: proxyAds.address, flag: 'ads-address', explain: 'xDS control plane (ADS)' },
   }),
   proxyAdsTls: setting({
     config: configAds.tls,
     syntax: v.boolean,
     default: false,
     doc: "TLS to the control plane, checked against the proxy image's system CAs and the host name.",
-    pod: { at: proxyAds.tls, explain: 'ADS over TLS' },
+    pod: { at: proxyAds.tls, flag: 'ads-tls', explain: 'ADS over TLS' },
   }),
   initImage: setting({
     config: configAt('init', 'image'),

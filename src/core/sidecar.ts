@@ -2,17 +2,16 @@
 // (first of the pod's containers).
 import type { V1HTTPGetAction, V1Probe, V1ResourceRequirements } from '@kubernetes/client-node';
 import {
-  BOOTSTRAP_ENV,
+  BOOTSTRAP_DIR,
+  BOOTSTRAP_FILES,
+  BOOTSTRAP_VOLUME_NAME,
   PORTS,
   PROXY_GID,
   PROXY_UID,
   READINESS_PATH,
   SIDECAR_CONTAINER_NAME,
 } from '../constants.ts';
-import { DOWNWARD_ENV } from './bootstrap.ts';
-import { escapeEnvReferences } from './env-expansion.ts';
-import type { PodView } from './pod.ts';
-import type { Container, EffectiveProxyConfig, JsonObject, ProxyResources } from './types.ts';
+import type { Container, EffectiveProxyConfig, ProxyResources } from './types.ts';
 
 /**
  * Seconds the proxy has to become ready: a classic sidecar's postStart hook fails after it, a native
@@ -40,8 +39,8 @@ function readinessGet(): V1HTTPGetAction {
 }
 
 // The lifecycle hooks speak HTTP through bash's /dev/tcp and read with bash's `read -t`, so they
-// need only bash and sleep in the proxy image (envoyproxy/envoy has both; it has no curl). They
-// are written without `$(`, the kubelet's variable reference syntax.
+// need only bash and sleep in the proxy image (envoyproxy/envoy has both; it has no curl). They are
+// files envoy-init writes beside the bootstrap, so the pod spec carries their paths, not their text.
 
 /**
  * Returns the classic sidecar's postStart script: it waits until the readiness listener answers
@@ -50,39 +49,50 @@ function readinessGet(): V1HTTPGetAction {
  */
 export function holdScript(port: number = PORTS.readiness, timeoutSeconds: number = HOLD_TIMEOUT_SECONDS): string {
   return [
+    '# envoy-injector: postStart hook of the classic envoy sidecar: wait until Envoy is ready.',
     // A subshell per attempt: a refused connection ends only the subshell; `read -t` bounds a hung answer.
     `until (exec 3<>/dev/tcp/127.0.0.1/${port} &&`,
-    `printf 'GET ${READINESS_PATH} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 &&`,
-    `read -r -t 2 status <&3 && [[ "$status" == *" 200 "* ]]) 2>/dev/null; do`,
-    `if [ "$SECONDS" -ge ${timeoutSeconds} ]; then echo "envoy not ready after ${timeoutSeconds}s" >&2; exit 1; fi;`,
-    'sleep 0.5; done',
-  ].join(' ');
+    `  printf 'GET ${READINESS_PATH} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 &&`,
+    '  read -r -t 2 status <&3 && [[ "$status" == *" 200 "* ]]) 2>/dev/null; do',
+    `  if [ "$SECONDS" -ge ${timeoutSeconds} ]; then echo "envoy not ready after ${timeoutSeconds}s" >&2; exit 1; fi`,
+    '  sleep 0.5',
+    'done',
+    '',
+  ].join('\n');
 }
 
 /**
- * Returns the classic sidecar's preStop script. The kubelet sends SIGTERM to the app and to Envoy
- * together, and Envoy exits at once on SIGTERM; this hook runs first and keeps Envoy serving the
- * app's in-flight requests for `seconds`: it fails Envoy's health (so /ready answers 503 DRAINING
- * and the pod leaves its Services), starts a graceful drain of the inbound listeners (HTTP
- * connections are asked to close; `skip_exit` keeps Envoy running for the app's outbound calls),
- * then waits, after which the kubelet sends SIGTERM.
+ * Returns the classic sidecar's preStop script, run with the drain seconds as its argument. The
+ * kubelet sends SIGTERM to the app and to Envoy together, and Envoy exits at once on SIGTERM; this
+ * hook runs first and keeps Envoy serving the app's in-flight requests for that long: it fails
+ * Envoy's health (so /ready answers 503 DRAINING and the pod leaves its Services), starts a graceful
+ * drain of the inbound listeners (HTTP connections are asked to close; `skip_exit` keeps Envoy
+ * running for the app's outbound calls), then waits, after which the kubelet sends SIGTERM.
  */
-export function drainScript(seconds: number, adminPort: number = PORTS.admin): string {
+export function drainScript(adminPort: number = PORTS.admin): string {
   return [
+    '# envoy-injector: preStop hook of the classic envoy sidecar: drain, then wait $1 seconds.',
     `post() { (exec 3<>/dev/tcp/127.0.0.1/${adminPort} &&`,
-    `printf 'POST %s HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n' "$1" >&3 &&`,
-    'read -r -t 2 status <&3) 2>/dev/null; };',
-    "post /healthcheck/fail; post '/drain_listeners?inboundonly&graceful&skip_exit';",
-    `sleep ${seconds}`,
-  ].join(' ');
+    `  printf 'POST %s HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n' "$1" >&3 &&`,
+    '  read -r -t 2 status <&3) 2>/dev/null; }',
+    'post /healthcheck/fail',
+    "post '/drain_listeners?inboundonly&graceful&skip_exit'",
+    'sleep "${1:-0}"',
+    '',
+  ].join('\n');
+}
+
+/** Where a file envoy-init writes is, as the injected containers see it. */
+export function bootstrapFilePath(file: keyof typeof BOOTSTRAP_FILES): string {
+  return `${BOOTSTRAP_DIR}/${BOOTSTRAP_FILES[file]}`;
 }
 
 /** Returns Envoy's command-line arguments for `proxy`. */
 export function envoyArgs(proxy: EffectiveProxyConfig): string[] {
   return [
-    // Envoy accepts the whole bootstrap as --config-yaml alone (no -c), and JSON is YAML.
-    '--config-yaml',
-    `$(${BOOTSTRAP_ENV})`,
+    // The bootstrap envoy-init rendered into the emptyDir (JSON, by its extension).
+    '-c',
+    bootstrapFilePath('bootstrap'),
     '--log-level',
     proxy.logLevel,
     // --concurrency 0 would still mean one worker. Without the flag Envoy runs one worker per CPU;
@@ -100,60 +110,19 @@ export function envoyArgs(proxy: EffectiveProxyConfig): string[] {
   ];
 }
 
-/**
- * Returns the bootstrap as the JSON text the env var holds: compact, because it is stored in every
- * pod object (etcd, every watch event of the pod) and sent in every admission answer; indenting it
- * made both twice as large. `envoy-injector bootstrap -f` prints it indented.
- */
-export function renderBootstrap(bootstrap: JsonObject): string {
-  return JSON.stringify(bootstrap);
-}
-
 /** Linux's limit on one argument or environment string (MAX_ARG_STRLEN), terminating NUL included. */
 export const MAX_EXEC_STRING_BYTES = 128 * 1024;
-/** What expanding the few downward-API references can add at most (names, namespace, node, IPs). */
-const EXPANSION_ROOM_BYTES = 4 * 1024;
 
-/** Returns the value of the sidecar's ENVOY_BOOTSTRAP: the bootstrap with only the downward-API references live. */
-export function renderBootstrapEnv(bootstrap: JsonObject): string {
-  return escapeEnvReferences(renderBootstrap(bootstrap), DOWNWARD_ENV.map((e) => e.name));
-}
-
-/**
- * Returns the size in bytes of the bootstrap (the ENVOY_BOOTSTRAP value) as the kubelet passes it to
- * Envoy (in the environment and as the --config-yaml argument), or undefined when it fits within
- * Linux's limit.
- */
-export function oversizedBootstrap(bootstrapEnv: string): number | undefined {
-  // `NAME=value` plus the terminating NUL. The kubelet then expands the downward-API references,
-  // which can only grow it (a pod name may be 253 characters): leave room for that.
-  const bytes = Buffer.byteLength(`${BOOTSTRAP_ENV}=${bootstrapEnv}`) + 1;
-  return bytes + EXPANSION_ROOM_BYTES > MAX_EXEC_STRING_BYTES ? bytes : undefined;
-}
-
-/**
- * Returns the value of ENVOY_BOOTSTRAP in an injected pod as it stands (its envoy container's), or
- * undefined when the pod has none: what that pod's proxy starts with, whoever injected it.
- */
-export function injectedBootstrapEnv(pod: PodView): string | undefined {
-  const sidecar = [...pod.initContainers, ...pod.containers].find((c) => c.name === SIDECAR_CONTAINER_NAME);
-  const env = sidecar?.raw['env'];
-  if (!Array.isArray(env)) return undefined;
-  const entry = env.find((e): e is JsonObject => typeof e === 'object' && e !== null && !Array.isArray(e) && e['name'] === BOOTSTRAP_ENV);
-  const value = entry?.['value'];
-  return typeof value === 'string' ? value : undefined;
-}
-
-/** Returns the envoy container that runs the proxy with the pod's bootstrap (the ENVOY_BOOTSTRAP value). */
-export function buildSidecar(proxy: EffectiveProxyConfig, bootstrapEnv: string): Container {
+/** Returns the envoy container that runs the proxy with the bootstrap envoy-init rendered. */
+export function buildSidecar(proxy: EffectiveProxyConfig): Container {
   const lifecycle: NonNullable<Container['lifecycle']> = {};
   // A native sidecar needs neither hook: the kubelet starts the next container once its startup
   // probe passes, and stops it only after every app container has exited.
   if (!proxy.nativeSidecar && proxy.holdApplicationUntilProxyStarts) {
-    lifecycle.postStart = { exec: { command: ['bash', '-c', holdScript()] } };
+    lifecycle.postStart = { exec: { command: ['bash', bootstrapFilePath('hold')] } };
   }
   if (!proxy.nativeSidecar && proxy.drainSeconds > 0) {
-    lifecycle.preStop = { exec: { command: ['bash', '-c', drainScript(proxy.drainSeconds)] } };
+    lifecycle.preStop = { exec: { command: ['bash', bootstrapFilePath('drain'), String(proxy.drainSeconds)] } };
   }
   const readinessProbe: V1Probe = {
     httpGet: readinessGet(),
@@ -168,11 +137,6 @@ export function buildSidecar(proxy: EffectiveProxyConfig, bootstrapEnv: string):
     // The image's entrypoint script switches users, which a non-root container cannot do.
     command: ['envoy'],
     args: envoyArgs(proxy),
-    env: [
-      ...DOWNWARD_ENV.map(({ name, fieldPath }) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
-      // Last, so the kubelet can expand the references to the variables above.
-      { name: BOOTSTRAP_ENV, value: bootstrapEnv },
-    ],
     ports: [
       { name: 'envoy-ready', containerPort: PORTS.readiness, protocol: 'TCP' },
       { name: 'envoy-prom', containerPort: PORTS.prometheus, protocol: 'TCP' },
@@ -198,6 +162,8 @@ export function buildSidecar(proxy: EffectiveProxyConfig, bootstrapEnv: string):
       readOnlyRootFilesystem: true,
       capabilities: { drop: ['ALL'] },
     },
+    // Read-only: only envoy-init writes the bootstrap and the hooks.
+    volumeMounts: [{ name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR, readOnly: true }],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 }

@@ -42,9 +42,16 @@ export interface TrafficPolicy {
   readonly excludeOutboundPorts: readonly number[];
   readonly includeOutboundIpRanges: AllOr<string>;
   readonly excludeOutboundIpRanges: readonly string[];
-  /** Whether IPv6 traffic is captured too (the proxy listens on `::`). */
-  readonly ipv6: boolean;
+  /** Whether IPv6 is captured too and the proxy listens on `::`: `auto` when the pod has IPv6 (decided in the pod). */
+  readonly ipv6: Ipv6Mode;
 }
+
+/**
+ * IPv6 capture: `auto` when the pod has IPv6 (envoy-init decides in the pod, where the kernel is
+ * known), `true` always (envoy-init fails in a pod without IPv6), `false` never (envoy-init fails
+ * when the pod has a global IPv6 address, which would carry traffic past the proxy).
+ */
+export type Ipv6Mode = 'auto' | 'true' | 'false';
 
 /** Settings of the proxy that a pod can override by annotation (SPEC.md §5). */
 export interface ProxySettings {
@@ -111,7 +118,7 @@ export interface InjectorConfig {
     readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
     readonly accessLog: boolean;
     readonly ads: AdsConfig | null;
-    readonly ipv6: boolean;
+    readonly ipv6: Ipv6Mode;
   };
   readonly init: {
     readonly image: string;

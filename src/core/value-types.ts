@@ -2,7 +2,7 @@
 // a config file or an init-iptables flag, and written back the same way. Each pairs a parser of
 // values.ts (which stay the primitives) with its inverse, so a value written by `format` always
 // parses back to itself (test/settings.test.ts checks it for every setting).
-import { type AllOr, type LogLevel } from './types.ts';
+import { type AllOr, type Ipv6Mode, type LogLevel } from './types.ts';
 import {
   parseAllOrCidrList,
   parseAllOrPortList,
@@ -60,6 +60,16 @@ export const cpu: ValueType<string> = { parse: parseCpu, format: (value) => valu
 export const memory: ValueType<string> = { parse: parseMemory, format: (value) => value, hint: 'MEMORY' };
 /** A container image reference. */
 export const image: ValueType<string> = { parse: parseImage, format: (value) => value, hint: 'IMAGE' };
+
+/** `auto`, `true` or `false` (any case, like a boolean). */
+export const ipv6Mode: ValueType<Ipv6Mode> = {
+  parse: (text) => {
+    const value = text.trim().toLowerCase();
+    return value === 'auto' || value === 'true' || value === 'false' ? ok(value) : bad('"auto", "true" or "false"');
+  },
+  format: (value) => value,
+  hint: 'auto|true|false',
+};
 
 /** A whole number from `min` to `max`. */
 export function integer(min: number, max: number): ValueType<number> {

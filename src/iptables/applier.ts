@@ -5,10 +5,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { INBOUND_PASSTHROUGH_SOURCE_V6 } from '../constants.ts';
-import type { TrafficPolicy } from '../core/types.ts';
+import type { Ipv6Mode, TrafficPolicy } from '../core/types.ts';
 import { BACKENDS, chooseBackend, type Backend, type BackendProbe } from './backend.ts';
 import { classifyToolFailure, InitIptablesError, UNAVAILABLE_KINDS, type ToolResult } from './failures.ts';
-import { parseIfInet6, planIpv6, type Ipv6Facts } from './ipv6.ts';
+import { parseIfInet6, planIpv6, type Ipv6Facts, type Ipv6Plan } from './ipv6.ts';
 import type { InitOptions } from './options.ts';
 import {
   CHAIN_NAMES,
@@ -103,7 +103,7 @@ function checkPrivileges(): void {
 }
 
 /** Reads the namespace's IPv6 addresses; no /proc/net/if_inet6 means the kernel has no IPv6 here. */
-function readIpv6Facts(): Ipv6Facts {
+export function readIpv6Facts(): Ipv6Facts {
   try {
     return { stack: true, addresses: parseIfInet6(readFileSync('/proc/net/if_inet6', 'utf8')) };
   } catch {
@@ -194,14 +194,29 @@ export interface ApplyOutput {
   rules(block: string): void;
 }
 
-/** Installs the capture described by `options` in the current network namespace; throws InitIptablesError. */
-export async function applyCapture(options: InitOptions, out: ApplyOutput): Promise<void> {
+/** What was learnt about IPv6 before applying: the facts and what to do (see ipv6.ts). */
+export interface Ipv6Decision {
+  readonly facts: Ipv6Facts;
+  readonly plan: Exclude<Ipv6Plan, { action: 'fail' }>;
+}
+
+/** Reads the pod's IPv6 facts and decides what to do about IPv6 under `mode`; throws InitIptablesError when it must fail. */
+export function decideIpv6(mode: Ipv6Mode): Ipv6Decision {
+  const facts = readIpv6Facts();
+  const plan = planIpv6(mode, facts);
+  if (plan.action === 'fail') throw new InitIptablesError(plan.failure);
+  return { facts, plan };
+}
+
+/**
+ * Installs the capture described by `options` in the current network namespace, IPv6 as `decision`
+ * says (the same decision the rendered bootstrap follows); throws InitIptablesError.
+ */
+export async function applyCapture(options: InitOptions, decision: Ipv6Decision, out: ApplyOutput): Promise<void> {
   const print = (line: string): void => out.info(line);
   const { policy } = options;
+  const { facts, plan: ipv6 } = decision;
   checkPrivileges();
-  const facts = readIpv6Facts();
-  const ipv6 = planIpv6(policy.ipv6, facts);
-  if (ipv6.action === 'fail') throw new InitIptablesError(ipv6.failure);
   const families: IpFamily[] = ipv6.action === 'apply' ? [4, 6] : [4];
 
   const probes = await Promise.all(BACKENDS.map((backend) => probeBackend(backend, families)));

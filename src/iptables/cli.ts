@@ -1,8 +1,12 @@
 // `envoy-injector init-iptables`: what the envoy-init container runs (SPEC.md §4). Parses the flags,
-// then either prints the rules (--dry-run) or installs them; every failure is one line on standard
-// error and an exit code naming its cause (see failures.ts).
-import { applyCapture } from './applier.ts';
+// then either prints the rules (--dry-run) or decides IPv6 from what the pod has, renders the pod's
+// bootstrap when asked (--bootstrap-dir) and installs the rules, both following that one decision;
+// every failure is one line on standard error and an exit code naming its cause (see failures.ts).
+import { VERSION } from '../version.ts';
+import { applyCapture, decideIpv6 } from './applier.ts';
+import { writeBootstrap } from './bootstrap-writer.ts';
 import { FAILURE_KINDS, InitIptablesError } from './failures.ts';
+import { proxyListensOnIpv6 } from './ipv6.ts';
 import { initIptablesUsage, parseInitArgs } from './options.ts';
 import { renderDryRun } from './rules.ts';
 
@@ -24,11 +28,17 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(renderDryRun(options.policy));
     return 0;
   }
+  const info = (line: string) => process.stdout.write(`${PREFIX}: ${line}\n`);
   try {
-    await applyCapture(options, {
-      info: (line) => process.stdout.write(`${PREFIX}: ${line}\n`),
-      rules: (block) => process.stdout.write(block),
-    });
+    const ipv6 = decideIpv6(options.policy.ipv6);
+    const { bootstrap } = options.inputs;
+    // Rendered first: a missing volume or pod fact fails before anything in the namespace changes.
+    if (bootstrap !== null) {
+      const listensOnIpv6 = proxyListensOnIpv6(ipv6.plan);
+      const written = writeBootstrap({ ...options.inputs, bootstrap }, listensOnIpv6, VERSION);
+      info(`bootstrap written to ${written.dir} (${written.files.join(', ')}): listeners on ${listensOnIpv6 ? 'IPv4 and IPv6' : 'IPv4 only'}`);
+    }
+    await applyCapture(options, ipv6, { info, rules: (block) => process.stdout.write(block) });
     return 0;
   } catch (error) {
     if (error instanceof InitIptablesError) {

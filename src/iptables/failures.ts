@@ -17,6 +17,10 @@ export const FAILURE_KINDS = {
   'ipv6-not-captured': 6,
   /** Another process held the xtables lock for longer than the wait. */
   'xtables-lock': 7,
+  /** IPv6 is required (--ipv6=true) but the pod has none. */
+  'no-ipv6': 8,
+  /** The bootstrap could not be rendered or written (a pod fact missing, the directory missing or not writable). */
+  bootstrap: 9,
 } as const;
 
 /** One cause of failure (a key of FAILURE_KINDS). */

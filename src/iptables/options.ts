@@ -1,7 +1,7 @@
-// The flags of `envoy-injector init-iptables`: the TrafficPolicy flags the injector renders into the
-// envoy-init container (core/traffic-flags.ts), plus the ones only a person runs it with.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { initFlags, parseInitFlags } from '../core/init-flags.ts';
+// The flags of `envoy-injector init-iptables`: the proxy-config and bootstrap flags the injector
+// renders into the envoy-init container (core/init-flags.ts, which also parses them, for this command
+// and for `bootstrap -f` alike), plus the ones only a person runs it with.
+import { BOOTSTRAP_FLAGS, initFlags, parseInitArgv, parseInitFlags, type InitInputs } from '../core/init-flags.ts';
 import { builtInProxyConfig } from '../core/overrides.ts';
 import type { TrafficPolicy } from '../core/types.ts';
 import { BACKEND_REQUESTS, type BackendRequest } from './backend.ts';
@@ -9,6 +9,8 @@ import { BACKEND_REQUESTS, type BackendRequest } from './backend.ts';
 /** Everything one run of init-iptables is asked to do. */
 export interface InitOptions {
   readonly policy: TrafficPolicy;
+  /** The proxy config and the bootstrap request, for rendering the bootstrap. */
+  readonly inputs: InitInputs;
   /** Print the restore input for a fresh pod namespace and touch nothing. */
   readonly dryRun: boolean;
   readonly backend: BackendRequest;
@@ -23,7 +25,7 @@ export type ParsedInitArgs =
 /** The flags a person may give besides the policy: name with its value, and what it does. */
 export const OTHER_INIT_FLAGS: readonly { readonly flag: string; readonly default: string; readonly doc: string }[] = [
   { flag: '--backend=auto|nft|legacy', default: 'auto', doc: 'The iptables backend; auto: the one already holding rules in this namespace, else nft.' },
-  { flag: '--dry-run', default: '', doc: 'Print the restore input for a fresh pod namespace (IPv4, then IPv6) and change nothing; needs no privileges.' },
+  { flag: '--dry-run', default: '', doc: 'Print the restore input for a fresh pod namespace (IPv4, then IPv6 unless --ipv6=false) and change nothing (no bootstrap is written either); needs no privileges.' },
   { flag: '-h, --help', default: '', doc: 'Show this help.' },
 ];
 
@@ -54,33 +56,32 @@ export function initIptablesUsage(): string {
   const defaults = builtInProxyConfig();
   const line = usageLine;
   const policy = initFlags().map((flag) => line(`--${flag.name}=${flag.syntax.hint}`, `${flag.doc} [${flag.syntax.format(flag.at.get(defaults))}]`));
+  const bootstrap = BOOTSTRAP_FLAGS.map((flag) => line(`--${flag.name}=${flag.syntax.hint}`, flag.default === '' ? flag.doc : `${flag.doc} [${flag.default}]`));
   const other = OTHER_INIT_FLAGS.map((flag) => line(flag.flag, flag.default === '' ? flag.doc : `${flag.doc} [${flag.default}]`));
   return `Usage: envoy-injector init-iptables [flags]
 
 Installs the pod's traffic capture: iptables (and ip6tables) NAT rules that redirect inbound TCP to
-the proxy's inbound port and outbound TCP to its outbound port. This is what the envoy-init
-container runs; it needs root with NET_ADMIN and NET_RAW in the pod's network namespace.
+the proxy's inbound port and outbound TCP to its outbound port; with --bootstrap-dir, first renders
+the pod's Envoy bootstrap there. This is what the envoy-init container runs; it needs root with
+NET_ADMIN and NET_RAW in the pod's network namespace.
 
 Policy flags (what the injector renders; defaults in brackets):
 ${policy.join('\n')}
+
+Bootstrap flags (what the injector renders; the pod's name, namespace, IPs, node and service account
+come from the environment: POD_NAME, POD_NAMESPACE, INSTANCE_IPS, NODE_NAME, SERVICE_ACCOUNT):
+${bootstrap.join('\n')}
 
 Other flags:
 ${other.join('\n')}
 `;
 }
 
-const OPTIONS = {
-  ...Object.fromEntries(initFlags().map((flag) => [flag.name, { type: 'string' }])),
-  'dry-run': { type: 'boolean' },
-  backend: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
-
 /** Parses init-iptables arguments into options, or returns one line saying what is wrong. */
 export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
-  let values: Record<string, string | boolean | undefined>;
+  let argv: ReturnType<typeof parseInitArgv>;
   try {
-    ({ values } = parseArgs({ args: [...args], options: OPTIONS, allowPositionals: false, strict: true }));
+    argv = parseInitArgv(args);
   } catch (error) {
     // Every other command reads the config file; this one runs in the pod, where there is none.
     if (args.some((a) => /^(-c|--config)(=|$)/.test(a))) {
@@ -88,22 +89,18 @@ export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
     }
     return { ok: false, error: (error as Error).message };
   }
-  if (values['help'] === true) return { ok: true, help: true };
+  if (argv.help) return { ok: true, help: true };
 
-  const backend = (values['backend'] ?? 'auto') as string;
+  const backend = argv.backend ?? 'auto';
   if (!(BACKEND_REQUESTS as readonly string[]).includes(backend)) {
     return { ok: false, error: `--backend=${JSON.stringify(backend)}: expected one of ${BACKEND_REQUESTS.join(', ')}` };
   }
-  const flagValues: Record<string, string> = {};
-  for (const { name } of initFlags()) {
-    const value = values[name];
-    if (typeof value === 'string') flagValues[name] = value;
-  }
-  const parsed = parseInitFlags(flagValues);
+  const parsed = parseInitFlags(argv.flags);
   if (!parsed.ok) return { ok: false, error: parsed.error };
+  const inputs: InitInputs = { proxy: parsed.proxy, bootstrap: parsed.bootstrap };
   return {
     ok: true,
     help: false,
-    options: { policy: parsed.proxy.traffic, dryRun: values['dry-run'] === true, backend: backend as BackendRequest },
+    options: { policy: parsed.proxy.traffic, inputs, dryRun: argv.dryRun, backend: backend as BackendRequest },
   };
 }

@@ -234,10 +234,11 @@ export const RESTORE_PROGRAM: Readonly<Record<IpFamily, string>> = { 4: 'iptable
 
 /**
  * Returns what `init-iptables --dry-run` prints: the restore input a fresh pod namespace gets, for
- * IPv4 and (when the policy captures IPv6) IPv6, each block headed by a comment naming its program.
+ * IPv4 and (unless the policy never captures IPv6) IPv6, each block headed by a comment naming its
+ * program: with `--ipv6=auto` a pod without IPv6 gets only the first.
  */
 export function renderDryRun(policy: TrafficPolicy): string {
-  const families: IpFamily[] = policy.ipv6 ? [4, 6] : [4];
+  const families: IpFamily[] = policy.ipv6 === 'false' ? [4] : [4, 6];
   return families
     .map((family) => `# IPv${family}: ${RESTORE_PROGRAM[family]} ${RESTORE_ARGS.join(' ')}\n${renderIptablesRules(policy, family)}`)
     .join('');

@@ -1,21 +1,18 @@
 // Access to the Kubernetes API: a KubeConfig from the pod's service account, $KUBECONFIG or
 // ~/.kube/config — or none, so that running without a cluster never waits on a default address.
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { UsageError } from '../errors.ts';
+import { findKubeConfigSources } from './sources.ts';
 
 /** Returns a KubeConfig when one is available here (in-cluster or a kubeconfig file), else undefined. */
 export function loadKubeConfig(env: Readonly<Record<string, string | undefined>> = process.env): KubeConfig | undefined {
-  const inCluster = Boolean(env['KUBERNETES_SERVICE_HOST']) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
-  const kubeconfigFiles = (env['KUBECONFIG'] ?? '').split(':').filter((f) => f !== '' && existsSync(f));
-  const homeConfig = join(env['HOME'] ?? homedir(), '.kube', 'config');
-  if (!inCluster && kubeconfigFiles.length === 0 && !existsSync(homeConfig)) return undefined;
+  const sources = findKubeConfigSources(env);
+  if (sources === undefined) return undefined;
   // The same order as kubectl (and client-node's loadFromDefault), but read from `env` rather than
   // process.env: $KUBECONFIG files merged, else ~/.kube/config, else the pod's service account.
   const kc = new KubeConfig();
-  const [first, ...more] = kubeconfigFiles;
+  const [first, ...more] = sources.kubeconfigFiles;
   if (first !== undefined) {
     kc.loadFromFile(first);
     for (const file of more) {
@@ -23,8 +20,8 @@ export function loadKubeConfig(env: Readonly<Record<string, string | undefined>>
       other.loadFromFile(file);
       kc.mergeConfig(other);
     }
-  } else if (existsSync(homeConfig)) {
-    kc.loadFromFile(homeConfig);
+  } else if (sources.homeConfig !== undefined) {
+    kc.loadFromFile(sources.homeConfig);
   } else {
     kc.loadFromCluster();
   }

@@ -10,6 +10,7 @@ import { KubeApiError } from './api-error.ts';
 import { withTimeout } from './client.ts';
 import { callRaw } from './raw.ts';
 import { createKubeResources, type KubeResources, type NodeKubelet } from './resources.ts';
+import { DETECT_DEFAULTS, NO_CLUSTER_SUPPORT, type DetectOptions } from './detect-options.ts';
 
 /** First Kubernetes minor version (of major 1) with native sidecars enabled by default. */
 export const NATIVE_SIDECAR_MIN_MINOR = 29;
@@ -38,32 +39,7 @@ export interface NativeSidecarSupport {
   readonly apiServer?: boolean;
 }
 
-/** How hard to try (the server retries at start; the CLI asks once). */
-export interface DetectOptions {
-  /** Tries of each lookup before giving up (default 1). */
-  readonly attempts?: number;
-  /** Time allowed for each try of the version (default 3000 ms). */
-  readonly timeoutMs?: number;
-  /** Time allowed for each try of the node list, all its pages (default 5000 ms). */
-  readonly nodesTimeoutMs?: number;
-  /** Wait before the second try, doubled before each further one (default 500 ms). */
-  readonly retryDelayMs?: number;
-}
-
-/** Defaults of DetectOptions. */
-export const DETECT_DEFAULTS = { attempts: 1, timeoutMs: 3000, nodesTimeoutMs: 5000, retryDelayMs: 500 } as const;
-/** Tries the server makes at start: its choice holds for its whole life, so a blip must not decide it. */
-export const SERVER_DETECT_ATTEMPTS = 3;
-
-/**
- * The longest detection can take with `options`: the lookups run side by side, each with its tries
- * and the waits between them (kept well under the Deployment's startup probe budget).
- */
-export function maxDetectionMs(options: DetectOptions = {}): number {
-  const { attempts, timeoutMs, nodesTimeoutMs, retryDelayMs } = { ...DETECT_DEFAULTS, ...options };
-  const waits = Array.from({ length: attempts - 1 }, (_, i) => retryDelayMs * 2 ** i).reduce((a, b) => a + b, 0);
-  return attempts * Math.max(timeoutMs, nodesTimeoutMs) + waits;
-}
+export { DETECT_DEFAULTS, maxDetectionMs, SERVER_DETECT_ATTEMPTS, type DetectOptions } from './detect-options.ts';
 
 /** Whether a server version (`major`, `minor` as the API reports them, e.g. "1", "29+") has native sidecars. */
 export function versionSupportsNativeSidecars(major: string, minor: string): boolean {
@@ -145,7 +121,7 @@ export async function readKubeletSurvey(resources: KubeResources): Promise<Kubel
  * when the nodes cannot be listed.
  */
 export async function detectNativeSidecarSupport(kc: KubeConfig | undefined, options: DetectOptions = {}): Promise<NativeSidecarSupport> {
-  if (kc === undefined) return { supported: false, detail: 'no cluster configured; classic sidecars' };
+  if (kc === undefined) return NO_CLUSTER_SUPPORT;
   const settings = { ...DETECT_DEFAULTS, ...options };
   const resources = createKubeResources(kc, settings.nodesTimeoutMs);
   // Side by side: the start waits for the slower of the two, not their sum.

@@ -1,5 +1,6 @@
 // The HTTP(S) transport: bytes, headers, status codes and the AdmissionReview envelope. Builds the
 // fastify instance without listening; only main.ts listens.
+import { createRequire } from 'node:module';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PATHS } from '../constants.ts';
@@ -44,6 +45,20 @@ function connectionsCheckingInterval(requestTimeoutMs: number): number {
   return Math.min(1_000, Math.max(25, Math.floor(requestTimeoutMs / 10)));
 }
 
+/** Resolves fastify's own dependencies, wherever the package manager put them. */
+const requireFromFastify = createRequire(createRequire(import.meta.url).resolve('fastify'));
+type CompilerFactory = (...args: unknown[]) => unknown;
+
+/**
+ * fastify's schema compilers (ajv, fast-json-stringify), loaded only if a route ever declares a
+ * schema: no route does (the review is decoded by review.ts, answers are written whole), and loading
+ * them was a tenth of the server's start.
+ */
+const LAZY_COMPILERS = {
+  buildValidator: (...args: unknown[]) => (requireFromFastify('@fastify/ajv-compiler') as () => CompilerFactory)()(...args),
+  buildSerializer: (...args: unknown[]) => (requireFromFastify('@fastify/fast-json-stringify-compiler') as () => CompilerFactory)()(...args),
+};
+
 /** Returns the webhook's fastify instance with its routes, not yet listening. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, runtime, logger } = deps;
@@ -71,6 +86,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return503OnClosing: false,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    schemaController: { compilersFactory: LAZY_COMPILERS as never },
     ...(deps.tls === undefined
       ? { http: httpLimits }
       : {

@@ -2,7 +2,15 @@
 // local default, the self-bootstrapped Secret and the `certs` command.
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { generate } from 'selfsigned';
+
+/**
+ * selfsigned's generate, loaded when a certificate is made: a start that reuses its certificates
+ * (every start but the first) does not pay for loading it.
+ */
+async function generate(...args: Parameters<typeof import('selfsigned').generate>): ReturnType<typeof import('selfsigned').generate> {
+  const selfsigned = await import('selfsigned');
+  return selfsigned.generate(...args);
+}
 
 /** A CA and a serving certificate it signed, all PEM. */
 export interface CertificateBundle {

@@ -2,15 +2,13 @@
 // starts with while a source has nothing to serve yet.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { generate } from 'selfsigned';
 import type { InjectorConfig } from '../core/types.ts';
 import { ConfigError } from '../errors.ts';
-import { createKubeResources, type KubeResources } from '../kube/resources.ts';
+import type { KubeResources } from '../kube/resources.ts';
 import { serviceDnsNames } from './certificates.ts';
 import { FilesTlsSource } from './files-source.ts';
 import { LocalTlsSource } from './local-source.ts';
 import { checkServingMaterial, isMaterial, type ServingMaterial } from './material.ts';
-import { SecretTlsSource } from './secret-source.ts';
 import type { TlsSource } from './source.ts';
 
 /** What a TlsSource needs besides the config. */
@@ -24,8 +22,11 @@ export interface TlsSourceDeps {
   readonly now?: () => Date;
 }
 
-/** Returns the TlsSource of the configured `tls.mode`. */
-export function createTlsSource(config: InjectorConfig, deps: TlsSourceDeps): TlsSource {
+/**
+ * Returns the TlsSource of the configured `tls.mode`. The Kubernetes client (most of a start's
+ * time) is loaded only for `secret`, the one mode that talks to the API server.
+ */
+export async function createTlsSource(config: InjectorConfig, deps: TlsSourceDeps): Promise<TlsSource> {
   const now = deps.now ?? (() => new Date());
   const resyncMs = config.tls.resyncSeconds * 1000;
   switch (config.tls.mode) {
@@ -34,6 +35,7 @@ export function createTlsSource(config: InjectorConfig, deps: TlsSourceDeps): Tl
     case 'files':
       return new FilesTlsSource({ dir: config.tls.certDir, resyncMs }, deps.logger, now);
     case 'secret': {
+      const [{ createKubeResources }, { SecretTlsSource }] = await Promise.all([import('../kube/resources.ts'), import('./secret-source.ts')]);
       const resources = deps.resources ?? (deps.kubeConfig === undefined ? undefined : createKubeResources(deps.kubeConfig));
       if (resources === undefined) {
         throw new ConfigError(
@@ -63,6 +65,7 @@ export function createTlsSource(config: InjectorConfig, deps: TlsSourceDeps): Tl
  * loaded yet: /healthz answers, /readyz says why it is not ready, and nothing trusts it.
  */
 export async function placeholderMaterial(now: Date = new Date()): Promise<ServingMaterial> {
+  const { generate } = await import('selfsigned');
   const generated = await generate([{ name: 'commonName', value: 'envoy-injector (no certificate loaded yet)' }], {
     keyType: 'ec',
     curve: 'P-256',

@@ -19,6 +19,8 @@ import {
   PROXY_GID,
   PROXY_UID,
   SIDECAR_CONTAINER_NAME,
+  BOOTSTRAP_VOLUME_NAME,
+  PODINFO_VOLUME_NAME,
   STATUS_ANNOTATION,
   XTABLES_LOCK_VOLUME_NAME,
 } from '../../src/constants.ts';
@@ -27,6 +29,9 @@ import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../../sr
 import { TEST_VERSION, testConfig } from './config.ts';
 
 type Obj = Record<string, any>;
+
+/** The volumes the injection adds (README "Names"): a pod of its own with one of them is refused. */
+export const INJECTED_VOLUMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME];
 
 // ---------------------------------------------------------------------------------------------
 // Override annotation values: what each setting must accept and refuse (README "Per-pod overrides").
@@ -52,6 +57,7 @@ export const OVERRIDE_SETTINGS = [
   'native-sidecar',
   'hold-application-until-proxy-starts',
   'drain-seconds',
+  'ipv6',
 ] as const;
 export type OverrideSetting = (typeof OVERRIDE_SETTINGS)[number];
 const overrideAnnotation = (setting: OverrideSetting): string => `${DOMAIN}/${setting}`;
@@ -79,6 +85,7 @@ export const OVERRIDE_VALUES: { readonly [S in OverrideSetting]: { readonly vali
   'native-sidecar': { valid: ['true', 'false', 'TRUE', 'False'], invalid: ['yes', '1', ''] },
   'hold-application-until-proxy-starts': { valid: ['true', 'false'], invalid: ['no', '0'] },
   'drain-seconds': { valid: ['0', '5', '3600', '45'], invalid: ['3601', '-1', '5s'] },
+  ipv6: { valid: ['auto', 'true', 'false', 'TRUE', ' Auto '], invalid: ['yes', 'on', '1', '', 'dual'] },
 };
 
 /** Numeric values of every quantity the generators and test configs use (cores, bytes). */
@@ -152,7 +159,7 @@ const containerName = fc.oneof(
   // Names that change the decision: already injected, or another mesh.
   { weight: 1, arbitrary: fc.constantFrom(SIDECAR_CONTAINER_NAME, INIT_CONTAINER_NAME, ...OTHER_MESH_CONTAINERS) },
 );
-const volumeName = fc.oneof({ weight: 30, arbitrary: dnsLabel }, { weight: 1, arbitrary: fc.constant(XTABLES_LOCK_VOLUME_NAME) }, { weight: 3, arbitrary: oddName });
+const volumeName = fc.oneof({ weight: 30, arbitrary: dnsLabel }, { weight: 1, arbitrary: fc.constantFrom(...INJECTED_VOLUMES) }, { weight: 3, arbitrary: oddName });
 
 /** A value the injector never reads, for unknown fields (a future API field, a CRD extension). */
 const opaque = fc.oneof(
@@ -525,6 +532,7 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
   flag('exclude-outbound-ports', 'exclude-outbound-ports', config.traffic.excludeOutboundPorts);
   flag('exclude-outbound-ip-ranges', 'exclude-outbound-ip-ranges', config.traffic.excludeOutboundIpRanges);
   flag('include-outbound-ip-ranges', 'include-outbound-ip-ranges', config.traffic.includeOutboundIpRanges);
+  traffic['ipv6'] = given['ipv6']?.trim().toLowerCase() ?? config.proxy.ipv6;
   const proxy: ExpectedProxy = {
     image: given['proxy-image']?.trim() ?? config.proxy.image,
     logLevel: logLevel === undefined ? config.proxy.logLevel : logLevel === 'warn' ? 'warning' : logLevel,
@@ -558,7 +566,7 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
   );
   if (declared.some((p) => PROXY_PORTS.includes(p))) denials.push('proxy-port-conflict');
   const volumes: Obj[] = pod['spec']['volumes'] ?? [];
-  if (volumes.some((v) => v['name'] === XTABLES_LOCK_VOLUME_NAME)) denials.push('name-conflict');
+  if (volumes.some((v) => INJECTED_VOLUMES.includes(v['name']))) denials.push('name-conflict');
   if (denials.length > 0) return { action: 'deny', reasons: denials, warnings, invalidAnnotations };
 
   const reasons: string[] = [];

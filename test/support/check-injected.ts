@@ -3,35 +3,49 @@
 // the pod, or the proxy would not start.
 import assert from 'node:assert/strict';
 import {
-  BOOTSTRAP_ENV,
+  BOOTSTRAP_DIR,
+  BOOTSTRAP_VOLUME_NAME,
   INIT_CONTAINER_NAME,
+  PODINFO_DIR,
+  PODINFO_LABELS_FILE,
+  PODINFO_VOLUME_NAME,
   PROXY_PORTS,
   SIDECAR_CONTAINER_NAME,
   STATUS_ANNOTATION,
 } from '../../src/constants.ts';
-import { expandEnvReferences } from '../../src/core/env-expansion.ts';
+import { DOWNWARD_ENV, type PodIdentity } from '../../src/core/bootstrap.ts';
+import { initInputsOf, renderBootstrapFiles } from '../../src/core/pod-bootstrap.ts';
+import { readPod } from '../../src/core/pod.ts';
 import { parseStatus } from '../../src/core/status.ts';
-import { parseInitFlags } from '../../src/core/init-flags.ts';
 import { assertBootstrapContract, assertEnvoyContainer, assertValidBootstrap } from './envoy-proto-check.ts';
 
 type Obj = Record<string, any>;
 
-/** Returns the bootstrap JSON of the injected envoy container, as the kubelet would pass it. */
-export function bootstrapOf(pod: Obj): Obj {
-  const containers: Obj[] = [...(pod['spec']['initContainers'] ?? []), ...pod['spec']['containers']];
-  const envoy = containers.find((c) => c['name'] === SIDECAR_CONTAINER_NAME);
-  assert.ok(envoy, 'the pod has an envoy container');
-  const raw = (envoy['env'] as Obj[]).find((e) => e['name'] === BOOTSTRAP_ENV)?.['value'];
-  assert.equal(typeof raw, 'string', `${BOOTSTRAP_ENV} is set`);
-  // The kubelet expands the downward-API references; give them plausible values.
-  const expanded = expandEnvReferences(raw as string, {
-    POD_NAME: 'pod-0',
-    POD_NAMESPACE: 'ns',
-    INSTANCE_IPS: '10.0.0.1,fd00::1',
-    NODE_NAME: 'node-1',
-    SERVICE_ACCOUNT: 'default',
-  });
-  return JSON.parse(expanded) as Obj;
+/** Plausible facts of a running pod, as envoy-init reads them from the downward API. */
+export function runningPodIdentity(pod: Obj): PodIdentity {
+  return {
+    name: 'pod-0',
+    namespace: 'ns',
+    instanceIps: '10.0.0.1,fd00::1',
+    nodeName: 'node-1',
+    serviceAccount: 'default',
+    labels: pod['metadata']?.['labels'] ?? {},
+  };
+}
+
+/**
+ * Returns the bootstrap the injected pod's envoy-init writes (its own flags, read from the pod as
+ * envoy-init parses them), for a running pod with `identity` and IPv6 as given.
+ */
+export function bootstrapOf(pod: Obj, options: { ipv6?: boolean; identity?: PodIdentity; version?: string } = {}): Obj {
+  const read = readPod(pod);
+  assert.ok(read.ok, 'the injected pod reads as a pod');
+  const inputs = initInputsOf(read.pod);
+  assert.ok(inputs?.ok, `envoy-init's flags parse: ${inputs?.ok === false ? inputs.error : 'no envoy-init'}`);
+  const { bootstrap } = inputs.inputs;
+  assert.ok(bootstrap, 'envoy-init is asked to render the bootstrap');
+  const identity = options.identity ?? runningPodIdentity(pod);
+  return renderBootstrapFiles({ ...inputs.inputs, bootstrap }, identity, options.ipv6 ?? true, options.version ?? '0.0.0-test').bootstrap as Obj;
 }
 
 /** Asserts the invariants of an injected pod; returns its bootstrap for further checks. */
@@ -77,18 +91,32 @@ export function checkInjectedPod(pod: Obj): Obj {
     }
   }
 
-  // envoy-init's flags parse back to a policy; the order rules of SPEC.md §4 hold.
+  // envoy-init's flags parse back to a policy and a bootstrap request for the injected volumes;
+  // it gets the pod's facts from the downward API; the order rules of SPEC.md §4 hold.
   const initContainer = init.find((c) => c['name'] === INIT_CONTAINER_NAME) as Obj;
   assert.equal(initContainer['args'][0], 'init-iptables');
-  const flags = Object.fromEntries(
-    (initContainer['args'] as string[]).slice(1).map((arg) => {
-      const match = /^--([^=]+)=(.*)$/s.exec(arg);
-      assert.ok(match, `flag ${arg} is --name=value`);
-      return [match[1], match[2]];
-    }),
+  for (const arg of (initContainer['args'] as string[]).slice(1)) assert.match(arg, /^--[a-z0-9-]+=/s, `flag ${arg} is --name=value`);
+  const read = readPod(pod);
+  assert.ok(read.ok);
+  const inputs = initInputsOf(read.pod);
+  assert.ok(inputs?.ok, `envoy-init flags parse: ${inputs?.ok === false ? inputs.error : 'no envoy-init'}`);
+  assert.equal(inputs.inputs.bootstrap?.dir, BOOTSTRAP_DIR);
+  assert.equal(inputs.inputs.bootstrap?.podLabelsPath, `${PODINFO_DIR}/${PODINFO_LABELS_FILE}`);
+  // (As the core builds them, or as the API server stores them, with its defaults such as apiVersion v1.)
+  assert.deepEqual(
+    (initContainer['env'] as Obj[]).map((e) => [e['name'], e['valueFrom']?.['fieldRef']?.['fieldPath']]),
+    DOWNWARD_ENV.map(({ name, fieldPath }) => [name, fieldPath]),
+    'envoy-init reads the pod facts from the downward API',
   );
-  const parsed = parseInitFlags(flags);
-  assert.ok(parsed.ok, `envoy-init flags parse: ${parsed.ok ? '' : parsed.error}`);
+  const mounts: Obj[] = initContainer['volumeMounts'];
+  assert.ok(mounts.some((m) => m['name'] === BOOTSTRAP_VOLUME_NAME && m['mountPath'] === BOOTSTRAP_DIR && m['readOnly'] !== true), 'envoy-init writes the bootstrap volume');
+  assert.ok(mounts.some((m) => m['name'] === PODINFO_VOLUME_NAME && m['mountPath'] === PODINFO_DIR), 'envoy-init reads the labels');
+  const podinfo = volumes.find((v) => v['name'] === PODINFO_VOLUME_NAME);
+  assert.deepEqual(
+    (podinfo?.['downwardAPI']?.['items'] as Obj[]).map((i) => [i['path'], i['fieldRef']?.['fieldPath']]),
+    [[PODINFO_LABELS_FILE, 'metadata.labels']],
+  );
+  assert.deepEqual(volumes.find((v) => v['name'] === BOOTSTRAP_VOLUME_NAME)?.['emptyDir'], {});
   const envoyIsInit = init.some((c) => c['name'] === SIDECAR_CONTAINER_NAME);
   if (envoyIsInit) {
     assert.equal(init[0]?.['name'], INIT_CONTAINER_NAME, 'native: envoy-init first');
@@ -99,11 +127,16 @@ export function checkInjectedPod(pod: Obj): Obj {
     assert.equal(containers[0]?.['name'], SIDECAR_CONTAINER_NAME, 'classic: envoy first');
   }
 
-  // Envoy would start with it: strict against its v3 protos, the rules they cannot express, the
-  // injector's contract, and a command line Envoy accepts.
+  // Envoy would start with what envoy-init renders, in a pod with IPv6 or without: strict against
+  // its v3 protos, the rules they cannot express, the injector's contract, and a command line Envoy
+  // accepts.
   const bootstrap = bootstrapOf(pod);
   assertValidBootstrap(bootstrap);
   assertBootstrapContract(bootstrap);
+  const ipv4Only = bootstrapOf(pod, { ipv6: false });
+  assertValidBootstrap(ipv4Only);
+  assertBootstrapContract(ipv4Only);
+  assert.ok(!JSON.stringify(ipv4Only).includes('"::'), 'a pod without IPv6 gets no IPv6 address in its bootstrap');
   assertEnvoyContainer(all.find((c) => c['name'] === SIDECAR_CONTAINER_NAME) as Obj, envoyIsInit);
   return bootstrap;
 }

@@ -3,7 +3,9 @@
 // contract on it (SPEC.md §4), and its command line against the flags Envoy accepts.
 import assert from 'node:assert/strict';
 import {
-  BOOTSTRAP_ENV,
+  BOOTSTRAP_DIR,
+  BOOTSTRAP_FILES,
+  BOOTSTRAP_VOLUME_NAME,
   INBOUND_PASSTHROUGH_SOURCE_V4,
   PORTS,
   PROMETHEUS_PATH,
@@ -15,9 +17,6 @@ import { bootstrapRuleViolations } from './envoy-proto-rules.ts';
 type Obj = Record<string, any>;
 
 export const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
-
-/** Linux refuses to exec a single argument or environment string longer than this (MAX_ARG_STRLEN). */
-export const MAX_ARG_STRLEN = 32 * 4096;
 
 /** Asserts `bootstrap` is valid for Envoy (protos and rules); returns the messages it holds. */
 export function assertValidBootstrap(bootstrap: unknown): readonly MessageNode[] {
@@ -63,7 +62,7 @@ export function assertBootstrapContract(bootstrap: Obj): void {
 
 /** Envoy's command-line flags the sidecar may use, with a check of each value (undefined: no value). */
 const ENVOY_FLAGS: Readonly<Record<string, ((value: string) => boolean) | undefined>> = {
-  '--config-yaml': (v) => v === `$(${BOOTSTRAP_ENV})`,
+  '-c': (v) => v === `${BOOTSTRAP_DIR}/${BOOTSTRAP_FILES.bootstrap}`,
   '--log-level': (v) => ['trace', 'debug', 'info', 'warning', 'warn', 'error', 'critical', 'off'].includes(v),
   '--concurrency': (v) => /^[1-9]\d*$/.test(v),
   '--drain-time-s': (v) => /^\d+$/.test(v),
@@ -91,54 +90,22 @@ export function parseEnvoyArgs(args: readonly string[]): Map<string, string> {
   return flags;
 }
 
-/** Names of the `$(NAME)` references the kubelet would expand in `text` (`$$` escapes a `$`). */
-export function liveEnvReferences(text: string): string[] {
-  const names: string[] = [];
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] !== '$') continue;
-    if (text[i + 1] === '$') {
-      i++;
-    } else if (text[i + 1] === '(') {
-      const end = text.indexOf(')', i + 2);
-      if (end === -1) break;
-      names.push(text.slice(i + 2, end));
-      i = end;
-    }
-  }
-  return names;
-}
-
-/** Longest values the downward API can give, to bound the size of the expanded bootstrap. */
-const LONGEST_DOWNWARD_VALUES: Readonly<Record<string, string>> = {
-  POD_NAME: 'p'.repeat(253),
-  POD_NAMESPACE: 'n'.repeat(63),
-  INSTANCE_IPS: '255.255.255.255,ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
-  NODE_NAME: 'n'.repeat(253),
-  SERVICE_ACCOUNT: 's'.repeat(253),
-};
-
 /** Asserts the envoy container would start Envoy with its bootstrap and be probed right. */
 export function assertEnvoyContainer(container: Obj, native: boolean): void {
   assert.deepEqual(container['command'], ['envoy']);
   const flags = parseEnvoyArgs(container['args']);
-  assert.ok(flags.has('--config-yaml'), 'the bootstrap is passed with --config-yaml');
+  assert.ok(flags.has('-c'), 'the bootstrap envoy-init rendered is passed with -c');
   assert.ok(flags.has('--disable-hot-restart'));
   assert.ok(flags.has('--concurrency') !== flags.has('--cpuset-threads'), 'either a fixed concurrency or one worker per CPU of the cpuset');
 
-  // The bootstrap's references name only variables defined before it, from the downward API.
-  const env: Obj[] = container['env'];
-  const index = env.findIndex((e) => e['name'] === BOOTSTRAP_ENV);
-  assert.ok(index >= 0, `${BOOTSTRAP_ENV} is set`);
-  const raw: string = env[index]?.['value'];
-  const earlier = new Map(env.slice(0, index).map((e) => [e['name'], e]));
-  for (const name of liveEnvReferences(raw)) {
-    assert.ok(earlier.get(name)?.['valueFrom']?.['fieldRef'], `$(${name}) refers to a downward-API variable defined before ${BOOTSTRAP_ENV}`);
-  }
-  // Expanded with the longest values, it must still fit one exec argument and one env string.
-  let expanded = raw;
-  for (const [name, value] of Object.entries(LONGEST_DOWNWARD_VALUES)) expanded = expanded.replaceAll(`$(${name})`, value);
-  const bytes = Buffer.byteLength(`${BOOTSTRAP_ENV}=${expanded.replaceAll('$$', '$')}`) + 1;
-  assert.ok(bytes < MAX_ARG_STRLEN, `${BOOTSTRAP_ENV} takes ${bytes} bytes; exec refuses more than ${MAX_ARG_STRLEN}`);
+  // The bootstrap comes from the emptyDir envoy-init writes, which envoy only reads (the API
+  // server's ServiceAccount plugin may add its token's mount after it).
+  assert.deepEqual(container['volumeMounts']?.[0], { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR, readOnly: true });
+  assert.ok(
+    (container['volumeMounts'] as Obj[]).slice(1).every((m) => m['name'] !== BOOTSTRAP_VOLUME_NAME && m['mountPath'] !== BOOTSTRAP_DIR),
+    'the bootstrap is mounted once',
+  );
+  assert.equal(container['env'], undefined, 'envoy needs no environment: envoy-init rendered everything');
 
   // Probes and declared ports point at the listeners the bootstrap opens.
   const ready = { path: READINESS_PATH, port: PORTS.readiness, scheme: 'HTTP' };
@@ -155,12 +122,13 @@ export function assertEnvoyContainer(container: Obj, native: boolean): void {
   } else {
     assert.equal(container['restartPolicy'], undefined);
     assert.equal(container['startupProbe'], undefined);
-    for (const hook of ['postStart', 'preStop']) {
-      if (lifecycle[hook] !== undefined) assert.equal(lifecycle[hook]['exec']['command'][0], 'bash', `${hook} runs bash`);
-    }
-    const preStop: string | undefined = lifecycle['preStop']?.['exec']?.['command']?.[2];
+    // The hooks run the scripts envoy-init wrote beside the bootstrap.
+    const postStart: string[] | undefined = lifecycle['postStart']?.['exec']?.['command'];
+    if (postStart !== undefined) assert.deepEqual(postStart, ['bash', `${BOOTSTRAP_DIR}/${BOOTSTRAP_FILES.hold}`]);
+    const preStop: string[] | undefined = lifecycle['preStop']?.['exec']?.['command'];
     const drain = flags.get('--drain-time-s');
-    if (preStop !== undefined) assert.match(preStop, new RegExp(`sleep ${drain}$`), 'the preStop hook waits as long as Envoy drains');
-    else assert.equal(drain, '0', 'no preStop hook only when there is nothing to drain');
+    if (preStop !== undefined) {
+      assert.deepEqual(preStop, ['bash', `${BOOTSTRAP_DIR}/${BOOTSTRAP_FILES.drain}`, drain], 'the preStop hook waits as long as Envoy drains');
+    } else assert.equal(drain, '0', 'no preStop hook only when there is nothing to drain');
   }
 }

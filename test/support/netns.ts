@@ -109,7 +109,7 @@ export interface InitRun {
 export async function runInitIptables(
   ns: string | undefined,
   args: readonly string[],
-  options: { path?: string; uid?: number; noCapabilities?: boolean } = {},
+  options: { path?: string; uid?: number; noCapabilities?: boolean; env?: Readonly<Record<string, string>>; unset?: readonly string[] } = {},
 ): Promise<InitRun> {
   const node = [process.execPath, '--import', 'tsx', MAIN, 'init-iptables', ...args];
   const asUser =
@@ -118,7 +118,8 @@ export async function runInitIptables(
   // as in a pod whose envoy-init was not granted NET_ADMIN.
   if (options.noCapabilities === true) asUser.push(programPath('setpriv'), '--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all');
   const argv = [...(ns === undefined ? [] : [programPath('ip'), 'netns', 'exec', ns]), ...asUser, ...node];
-  const env = { ...process.env, ...(options.path === undefined ? {} : { PATH: options.path }) };
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env, ...(options.path === undefined ? {} : { PATH: options.path }) };
+  for (const name of options.unset ?? []) delete env[name];
   return new Promise((resolve, reject) => {
     // ip and setpriv are given by absolute path: options.path is the PATH init-iptables sees.
     const child = spawn(argv[0] as string, argv.slice(1), { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
