@@ -326,14 +326,14 @@ async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutpu
     case 'bootstrap': {
       const { bootstrapFor, bootstrapNotes } = await import('./cli/bootstrap.ts');
       const { manifestTargets } = await import('./cli/manifests.ts');
-      const { stringify: stringifyYaml } = await import('yaml');
+      const { stringifyQuoted } = await import('./cli/documents.ts');
       // The first source holding a pod (bootstrapFor reads its first pod).
       const index = sources.findIndex((s) => s.manifests.some((m) => manifestTargets(m).length > 0));
       const chosen = inputs[Math.max(index, 0)];
       if (chosen === undefined) throw new UsageError('bootstrap: no input');
       const result = bootstrapFor(chosen.text, chosen.name === '-' ? 'standard input' : chosen.name, config, runtime, namespace);
       io.stdout.write(
-        str(values, 'output') === 'yaml' ? stringifyYaml(result.bootstrap, { lineWidth: 0 }) : `${JSON.stringify(result.bootstrap, null, 2)}\n`,
+        str(values, 'output') === 'yaml' ? stringifyQuoted(result.bootstrap) : `${JSON.stringify(result.bootstrap, null, 2)}\n`,
       );
       for (const note of bootstrapNotes(result)) io.stderr.write(`note: ${note}\n`);
       return 0;

@@ -14,7 +14,7 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { Document, isCollection, isMap, isScalar, isSeq, LineCounter, type Node, type ParsedNode, type ToStringOptions, type YAMLMap, type YAMLSeq } from 'yaml';
 import { UsageError } from '../errors.ts';
-import { documentValue, findPodTargets, parseYamlStream, stringifyDocuments, type PodTarget } from './documents.ts';
+import { createQuotedNode, documentValue, findPodTargets, parseYamlStream, stringifyDocuments, type PodTarget } from './documents.ts';
 import type { Source } from './input.ts';
 import { jsonIndentation, splitJsonStream } from './json-stream.ts';
 
@@ -248,7 +248,8 @@ function patchYamlNodes(doc: Document, ops: readonly Operation[], createNode: (d
 
 /** Makes a block-style node for a value a patch adds. */
 export type NodeMaker = (doc: Document, value: unknown) => Node;
-const plainNode: NodeMaker = (doc, value) => doc.createNode(value);
+/** Strings kubectl's reader would take for something else are marked to be quoted (documents.ts). */
+const plainNode: NodeMaker = createQuotedNode;
 
 /**
  * Applies `ops` (paths relative to `base`, the pod's place in the manifest) to the manifest's
