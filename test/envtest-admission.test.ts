@@ -29,7 +29,7 @@ import { parseStatus } from '../src/core/status.ts';
 import type { InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
 import { podSecurityFindings } from '../src/check/assess.ts';
 import { detectNativeSidecarSupport } from '../src/kube/version.ts';
-import { formatWarnings } from '../src/server/admission.ts';
+import { formatWarnings, RESULT_OF_ACTION } from '../src/server/admission.ts';
 import { runtimeFor } from '../src/runtime.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { describeApiServers, waitFor, type ApiResponse } from './support/envtest.ts';
@@ -225,11 +225,14 @@ describeApiServers('admission end to end: the corpus through a real API server a
       return { outcome: 'not-sent', message, stored: response.body };
     }
     const lines = await admissionsOf(namespace, pod, 1);
-    assert.equal(lines[0]?.['decision'], { inject: 'injected', skip: 'skipped', deny: 'denied' }[expected.decision.action], `${label}: the webhook decided as the core does`);
+    assert.equal(lines[0]?.['decision'], RESULT_OF_ACTION[expected.decision.action], `${label}: the webhook decided as the core does`);
     assert.deepEqual(lines[0]?.['reasons'], expected.decision.reasons.map((r) => r.code), `${label}: with the core's reasons`);
     assert.deepEqual(webhookWarnings, formatWarnings(expected.warnings.map((w) => w.message)), `${label}: the core's warnings reach the client`);
 
     switch (expected.decision.action) {
+      case 'reorder':
+        // Only a pod this webhook injected already can be reordered; a created one never is.
+        return assert.fail(`${label}: a pod being created was reordered`);
       case 'deny': {
         assert.equal(response.status, 400, `${label}: denied (${message})`);
         const reasons = expected.decision.reasons.map((r) => r.message).join(' ');

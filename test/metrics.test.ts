@@ -67,7 +67,7 @@ function setup(config: InjectorConfig, runtime: InjectorRuntime, options: Partia
 
 /** Every valid (result, reason) pair: the series /metrics exposes from the start. */
 function allAdmissionSeries(): Map<string, number> {
-  const result = { inject: 'injected', skip: 'skipped', deny: 'denied' } as const;
+  const result = { inject: 'injected', reorder: 'reordered', skip: 'skipped', deny: 'denied' } as const;
   const series = new Map<string, number>([['error/internal-error', 0]]);
   for (const [code, { action }] of Object.entries(REASONS)) series.set(`${result[action]}/${code}`, 0);
   return series;
@@ -97,7 +97,7 @@ test('after a known sequence of admissions, /metrics counts exactly what happene
   // Before anything: every known series exists at zero, and the histograms are empty.
   const before = await scrape();
   assert.deepEqual(admissionCounts(before), allAdmissionSeries());
-  for (const result of ['injected', 'skipped', 'denied', 'error']) {
+  for (const result of ['injected', 'reordered', 'skipped', 'denied', 'error']) {
     assert.equal(assertHistogram(before, 'envoy_injector_admission_duration_seconds', { result }, 0), 0);
   }
   assert.equal(valueOf(before, 'envoy_injector_patch_bytes_count'), 0);

@@ -1,6 +1,7 @@
 // The stable kebab-case codes of what `envoy-injector check` finds, like the reason codes of a
 // decision: each says which check produced it, how bad it is, and what it means in one sentence.
 // The text and JSON outputs, and the README, all read this table.
+import type { ProxyDifference } from '../core/differences.ts';
 
 /** How bad a finding is: `fail` makes `check` exit non-zero. */
 export type FindingLevel = 'ok' | 'info' | 'warn' | 'fail';
@@ -136,10 +137,12 @@ export interface Finding {
   readonly level: FindingLevel;
   readonly check: FindingCheck;
   readonly message: string;
+  /** pod-stale-proxy: what differs between the pod's proxy and the one injecting it now gives. */
+  readonly differences?: readonly ProxyDifference[];
 }
 
-/** Returns the finding `code` with its message. */
-export function finding(code: FindingCode, message: string): Finding {
+/** Returns the finding `code` with its message (and, for a stale pod, what differs). */
+export function finding(code: FindingCode, message: string, differences?: readonly ProxyDifference[]): Finding {
   const { check, level } = FINDINGS[code];
-  return { code, level, check, message };
+  return { code, level, check, message, ...(differences === undefined ? {} : { differences }) };
 }

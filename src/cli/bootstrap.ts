@@ -10,7 +10,7 @@ import { expectedIpv6, initInputsOf, podIdentityOf, renderBootstrapFiles } from 
 import { readPod, type PodView } from '../core/pod.ts';
 import { parseStatus } from '../core/status.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
-import { UsageError } from '../errors.ts';
+import { RefusedError, UsageError } from '../errors.ts';
 import { describeTarget, findPodTargets, parseDocuments } from './documents.ts';
 
 export interface BootstrapOutput {
@@ -110,7 +110,7 @@ export function bootstrapFor(
     const injected = result.pod === undefined ? undefined : readPod(result.pod);
     if (injected === undefined || !injected.ok) {
       const why = result.decision.reasons.map((r) => `[${r.code}] ${r.message}`).join(' ');
-      throw new UsageError(`${where} would not be injected: ${why}`);
+      throw new RefusedError(`${where} would not be injected: ${why}`);
     }
     const rendered = renderedBootstrap(injected.pod, namespace, runtime, where);
     if (rendered === undefined) throw new Error('an injected pod has no envoy-init');

@@ -1,12 +1,8 @@
 // `envoy-injector check` (SPEC.md §9): checks an installation through the admin's kubeconfig and
 // prints one line per finding; exits 1 when anything is failing.
-import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig } from '../config.ts';
 import type { InjectorRuntime } from '../core/types.ts';
-import { UsageError } from '../errors.ts';
-import { loadKubeConfig } from '../kube/client.ts';
+import { chooseKubeConfig } from '../kube/client.ts';
 import { assessInstallation, type NativeSidecarCheck } from '../check/assess.ts';
 import type { Finding } from '../check/findings.ts';
 import { fetchInstallation } from '../kube/installation.ts';
@@ -14,26 +10,40 @@ import { createKubeResources } from '../kube/resources.ts';
 import { detectNativeSidecarSupport, readKubeletSurvey } from '../kube/version.ts';
 import { runtimeFor } from '../runtime.ts';
 import { VERSION } from '../version.ts';
+import { commandHelp, parseFlags, type CommandSpec } from './flags.ts';
 
-const USAGE = `Usage: envoy-injector check [options]
-
-Checks an installation through your kubeconfig: the MutatingWebhookConfiguration and its caBundle
+/** The command's flags and help. */
+export const CHECK_COMMAND: CommandSpec = {
+  name: 'check',
+  summary: 'Check an installation through the kubeconfig.',
+  synopsis: 'check [flags]',
+  description: `Checks an installation through your kubeconfig: the MutatingWebhookConfiguration and its caBundle
 against the certificate the replicas serve (read from their Secret), the Service's ready endpoints,
 the nodes' kubelets when native sidecars may be injected, the namespaces labelled for injection (and
 whether their Pod Security level refuses injected pods), and pods there that run without the proxy
-or with a stale one.
-Run it with the config file the injector runs with (manifests/config.yaml). Exits 1 on a failure.
-
-Options:
-  -c, --config FILE     Config file (default $ENVOY_INJECTOR_CONFIG).
-  -n, --namespace NS    Namespace the injector runs in (default: the config's namespace).
-  --secret NAME         Secret holding the served certificate (default tls.secretName; for
-                        tls.mode files, the Secret you mount).
-  --kubeconfig FILE     Kubeconfig to use (default $KUBECONFIG, then ~/.kube/config).
-  --context NAME        Kubeconfig context to use (default: the current one).
-  -o, --output FORMAT   text (default), or json: an array of {code, level, check, message}.
-  -h, --help            Show this help.
-`;
+or with a stale one (naming what differs).
+Run it with the config file the injector runs with (manifests/config.yaml). Exits 1 on a failure.`,
+  flags: [
+    { name: 'config', short: 'c', type: 'string', value: 'FILE', doc: 'Config file (default $ENVOY_INJECTOR_CONFIG).' },
+    { name: 'namespace', short: 'n', type: 'string', value: 'NS', doc: "Namespace the injector runs in (default: the config's namespace)." },
+    {
+      name: 'secret',
+      type: 'string',
+      value: 'NAME',
+      doc: 'Secret holding the served certificate (default tls.secretName; for tls.mode files, the Secret you mount).',
+    },
+    { name: 'kubeconfig', type: 'string', value: 'FILE', doc: 'Kubeconfig to use (default $KUBECONFIG, then ~/.kube/config).' },
+    { name: 'context', type: 'string', value: 'NAME', doc: 'Kubeconfig context to use (default: the current one).' },
+    {
+      name: 'output',
+      short: 'o',
+      type: 'string',
+      value: 'text|json',
+      choices: ['text', 'json'],
+      doc: 'text (default), or json: an array of {code, level, check, message, differences?}.',
+    },
+  ],
+};
 
 const LABEL: Record<Finding['level'], string> = { ok: 'OK  ', info: 'INFO', warn: 'WARN', fail: 'FAIL' };
 
@@ -51,44 +61,22 @@ export function formatFindings(findings: readonly Finding[], header: string): st
 }
 
 /** Runs the command, writing its report to `out`; resolves to the exit code. */
-export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'write'> = process.stdout): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      namespace: { type: 'string', short: 'n' },
-      secret: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      context: { type: 'string' },
-      output: { type: 'string', short: 'o' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-    strict: true,
-  });
-  if (values.help) {
-    out.write(USAGE);
+export async function run(args: string[], out: { write(text: string): unknown } = process.stdout): Promise<number> {
+  const parsed = parseFlags(CHECK_COMMAND, args);
+  if (parsed.help) {
+    out.write(commandHelp(CHECK_COMMAND));
     return 0;
   }
-  const output = values.output ?? 'text';
-  if (output !== 'text' && output !== 'json') throw new UsageError('--output must be one of text, json');
+  const text = (name: string): string | undefined => {
+    const value = parsed.values[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  const values = { config: text('config'), namespace: text('namespace'), secret: text('secret'), kubeconfig: text('kubeconfig'), context: text('context') };
+  const output = text('output') ?? 'text';
   const loaded = loadConfig({ file: values.config });
   const config = values.namespace === undefined ? loaded : { ...loaded, namespace: values.namespace };
 
-  let kc: KubeConfig | undefined;
-  if (values.kubeconfig !== undefined) {
-    if (!existsSync(values.kubeconfig)) throw new UsageError(`--kubeconfig: no such file ${values.kubeconfig}`);
-    kc = new KubeConfig();
-    kc.loadFromFile(values.kubeconfig);
-  } else {
-    kc = loadKubeConfig();
-  }
-  if (kc === undefined) throw new UsageError('no cluster configured: set KUBECONFIG or pass --kubeconfig');
-  if (values.context !== undefined) {
-    if (kc.getContextObject(values.context) === null) throw new UsageError(`--context: the kubeconfig has no context ${JSON.stringify(values.context)}`);
-    kc.setCurrentContext(values.context);
-  }
-  if (kc.getCurrentCluster() === null) throw new UsageError('the kubeconfig has no current cluster');
+  const kc = chooseKubeConfig({ kubeconfig: values.kubeconfig, context: values.context });
 
   // The proxy config hash depends on native sidecars, which `auto` resolves from the cluster (the
   // API server's version and the nodes' kubelets), as a replica starting now would.

@@ -21,6 +21,8 @@ import {
 } from '../constants.ts';
 import { describeExecSizeProblem, execSizeProblem } from './exec-size.ts';
 import { planInjection, type PlannedInjection } from './plan.ts';
+import { planReordering, type Reordering } from './reorder.ts';
+import { parseStatus, type InjectionStatus } from './status.ts';
 import { formatAnnotationErrors, resolveSettings, type ResolvedSetting, type SettingsResult } from './overrides.ts';
 import { readPod, type PodView } from './pod.ts';
 import { reason, shorten, warning, type Reason, type Warning } from './reasons.ts';
@@ -38,7 +40,7 @@ export type Decision =
       /** Every pod setting's effective value and where it came from (pod, namespace, config, default). */
       readonly settings: readonly ResolvedSetting[];
     }
-  | { readonly action: 'skip' | 'deny'; readonly reasons: readonly Reason[] };
+  | { readonly action: 'skip' | 'deny' | 'reorder'; readonly reasons: readonly Reason[] };
 
 /** A decision with the warnings to return and, once the object was read as a pod, what was learnt. */
 export interface Evaluation {
@@ -48,6 +50,8 @@ export interface Evaluation {
   readonly facts?: PodFacts;
   /** What injecting adds, when the decision is to inject. */
   readonly injection?: PlannedInjection;
+  /** The move that restores the injected order, when the decision is to reorder. */
+  readonly reordering?: Reordering;
 }
 
 /** Default kubelet grace period when a pod sets none. */
@@ -87,6 +91,8 @@ export interface PodFacts {
   /** The pod asks to be injected, by its label or its annotation. */
   readonly optsIn: boolean;
   readonly statusAnnotation: boolean;
+  /** The status annotation, when it is one this injector reads. */
+  readonly status: InjectionStatus | undefined;
   /** The first container of the pod's own named like an injected one. */
   readonly proxyNamedContainer: string | undefined;
   readonly otherMeshContainers: readonly string[];
@@ -124,6 +130,10 @@ export function decide(
   const warnings: Warning[] = unknownAnnotationWarnings(facts.unknownAnnotations, knownAnnotations(settings));
 
   const skips = skipReasons(facts);
+  // Our own pod, re-invoked after another webhook changed it: only its order may need restoring.
+  const status = skips[0]?.code === 'already-injected' ? facts.status : undefined;
+  const reordering = status === undefined ? undefined : planReordering(pod, status);
+  if (reordering !== undefined) return { decision: { action: 'reorder', reasons: [reordering.reason] }, warnings, pod, facts, reordering };
   if (skips.length > 0) {
     const surprise = surprisingSkipWarning(skips[0], facts);
     if (surprise !== undefined) warnings.unshift(surprise);
@@ -150,6 +160,8 @@ export function decide(
     injection,
   };
 }
+
+const parseStatusText = (text: string | undefined): InjectionStatus | undefined => (text === undefined ? undefined : parseStatus(text));
 
 function skip(reasons: Reason[]): Evaluation {
   return { decision: { action: 'skip', reasons }, warnings: [] };
@@ -182,6 +194,7 @@ function gatherFacts(
     injectAnnotation,
     optsIn: podLabel === INJECT_LABEL_ENABLED || injectAnnotation?.value === true,
     statusAnnotation: pod.annotations[STATUS_ANNOTATION] !== undefined,
+    status: parseStatusText(pod.annotations[STATUS_ANNOTATION]),
     proxyNamedContainer: all.find((c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME)?.name,
     otherMeshContainers: all.map((c) => c.name).filter((name) => OTHER_MESH_CONTAINERS.includes(name)),
     takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => INJECTED_VOLUME_NAMES.includes(name)))],

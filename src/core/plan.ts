@@ -44,19 +44,21 @@ export function planInjection(
   // proxy. Classic: envoy-init goes last so theirs keep a plain network, and envoy leads the containers.
   const initContainers = proxy.nativeSidecar ? [init, sidecar] : [init];
   const containers = proxy.nativeSidecar ? [] : [sidecar];
+  // With envoy first among the containers, kubectl logs/exec would default to it; point them at
+  // the app's first container instead, unless the pod already chose one.
+  const firstApp = pod.containers[0]?.name;
+  const added: Record<string, string> = {};
+  if (!proxy.nativeSidecar && firstApp !== undefined && pod.annotations[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] === undefined) {
+    added[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] = firstApp;
+  }
   const status: InjectionStatus = {
     version: runtime.version,
     initContainers: initContainers.map((c) => c.name),
     containers: containers.map((c) => c.name),
     volumes: volumes.map((v) => v.name),
+    annotations: Object.keys(added),
     configHash,
   };
-  const annotations: Record<string, string> = { [STATUS_ANNOTATION]: renderStatus(status) };
-  // With envoy first among the containers, kubectl logs/exec would default to it; point them at
-  // the app's first container instead, unless the pod already chose one.
-  const firstApp = pod.containers[0]?.name;
-  if (!proxy.nativeSidecar && firstApp !== undefined && pod.annotations[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] === undefined) {
-    annotations[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] = firstApp;
-  }
+  const annotations: Record<string, string> = { [STATUS_ANNOTATION]: renderStatus(status), ...added };
   return { plan: { annotations, initContainers, initContainersFirst: proxy.nativeSidecar, containers, volumes }, status };
 }

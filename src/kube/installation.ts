@@ -12,6 +12,8 @@ export interface FetchedPod {
   readonly key: string;
   readonly pod: JsonObject;
   readonly namespaceLabels: Readonly<Record<string, string>>;
+  /** Its namespace's annotations, whose setting annotations are its pods' defaults (SPEC.md §4b). */
+  readonly namespaceAnnotations: Readonly<Record<string, string>>;
 }
 
 /** The objects of an installation, as the API server returned them. */
@@ -35,10 +37,12 @@ const isObject = (value: Json | undefined): value is JsonObject => typeof value 
 const metadataOf = (object: JsonObject): JsonObject => (isObject(object['metadata']) ? object['metadata'] : {});
 const nameOf = (object: JsonObject): string => String(metadataOf(object)['name'] ?? '');
 const namespaceOf = (object: JsonObject): string => String(metadataOf(object)['namespace'] ?? '');
-const labelsOf = (object: JsonObject): Record<string, string> => {
-  const labels = metadataOf(object)['labels'];
-  return isObject(labels) ? Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string')) : {};
+const stringsOf = (object: JsonObject, field: 'labels' | 'annotations'): Record<string, string> => {
+  const map = metadataOf(object)[field];
+  return isObject(map) ? Object.fromEntries(Object.entries(map).filter((e): e is [string, string] => typeof e[1] === 'string')) : {};
 };
+const labelsOf = (object: JsonObject) => stringsOf(object, 'labels');
+const annotationsOf = (object: JsonObject) => stringsOf(object, 'annotations');
 
 /**
  * Fetches the installation `config` describes, with the served certificate in Secret `secretName`.
@@ -63,10 +67,12 @@ export async function fetchInstallation(resources: KubeResources, config: Inject
   const labelledNamespaces = await resources.listNamespaces(`${INJECT_LABEL}=${INJECT_LABEL_ENABLED}`);
   const labelled = labelledNamespaces.map(nameOf);
   const pods = new Map<string, FetchedPod>();
-  for (const ns of labelled.filter((n) => !excluded(n)).sort()) {
+  for (const namespaceObject of [...labelledNamespaces].sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
+    const ns = nameOf(namespaceObject);
+    if (excluded(ns)) continue;
     for (const pod of await resources.listPods(ns)) {
       const key = `${ns}/${nameOf(pod)}`;
-      pods.set(key, { key, pod, namespaceLabels: { [INJECT_LABEL]: INJECT_LABEL_ENABLED } });
+      pods.set(key, { key, pod, namespaceLabels: { [INJECT_LABEL]: INJECT_LABEL_ENABLED }, namespaceAnnotations: annotationsOf(namespaceObject) });
     }
   }
   // Pods that opted in by label: only in namespaces without the label (the second webhook's scope).
@@ -74,13 +80,15 @@ export async function fetchInstallation(resources: KubeResources, config: Inject
     (pod) => !excluded(namespaceOf(pod)) && !labelled.includes(namespaceOf(pod)),
   );
   // Their namespaces might carry `disabled`: look their labels up.
-  const namespaceLabels = new Map<string, Record<string, string>>();
+  const namespaces = new Map<string, JsonObject>();
   if (optedIn.length > 0) {
-    for (const ns of await resources.listNamespaces(INJECT_LABEL)) namespaceLabels.set(nameOf(ns), labelsOf(ns));
+    for (const ns of await resources.listNamespaces(INJECT_LABEL)) namespaces.set(nameOf(ns), ns);
   }
   for (const pod of optedIn) {
     const key = `${namespaceOf(pod)}/${nameOf(pod)}`;
-    pods.set(key, { key, pod, namespaceLabels: namespaceLabels.get(namespaceOf(pod)) ?? {} });
+    const ns = namespaces.get(namespaceOf(pod));
+    // A namespace without the label is not listed: its annotations are not known (taken as none).
+    pods.set(key, { key, pod, namespaceLabels: ns === undefined ? {} : labelsOf(ns), namespaceAnnotations: ns === undefined ? {} : annotationsOf(ns) });
   }
   return {
     webhookConfiguration,

@@ -1,12 +1,16 @@
 // One admission: decode the review, run the core, build the response. No HTTP here.
 import { Buffer } from 'node:buffer';
 import { injectPod, type InjectionResult } from '../core/inject.ts';
+import type { Action } from '../core/reasons.ts';
 import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
 import { decodeReview, encodeReview, type DecodedReview, type ReviewResponse } from './review.ts';
 
 /** Result label of an admission, as counted in metrics and logged. */
-export type AdmissionResult = 'injected' | 'skipped' | 'denied' | 'error';
+export type AdmissionResult = 'injected' | 'reordered' | 'skipped' | 'denied' | 'error';
+
+/** The result label of each decision. */
+export const RESULT_OF_ACTION: Readonly<Record<Action, AdmissionResult>> = { inject: 'injected', reorder: 'reordered', skip: 'skipped', deny: 'denied' };
 
 /** What the transport logs and counts about one admission. */
 export interface AdmissionOutcome {
@@ -117,7 +121,7 @@ export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRu
   return {
     ...base,
     review: encoded,
-    result: decision.action === 'inject' ? 'injected' : decision.action === 'skip' ? 'skipped' : 'denied',
+    result: RESULT_OF_ACTION[decision.action],
     reasons: decision.reasons.map((r) => r.code),
     warnings: injection.warnings.map((w) => w.code),
     patchOperations: injection.patch.length,

@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { defaultProxyConfig } from '../core/overrides.ts';
-import { REASONS, WARNINGS, type Action } from '../core/reasons.ts';
+import { REASONS, WARNINGS } from '../core/reasons.ts';
 import { canonicalJson, hashProxyConfig } from '../core/status.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
-import type { AdmissionOutcome, AdmissionResult } from './admission.ts';
+import { RESULT_OF_ACTION, type AdmissionOutcome, type AdmissionResult } from './admission.ts';
 import type { RefusalReason } from './admission-limit.ts';
 
 /** Prefix of every metric the injector defines (Node process metrics keep their usual names). */
@@ -33,8 +33,6 @@ const REQUEST_ERROR_STATUSES: readonly number[] = [400, 408, 413, 415, 500, 503]
 
 /** Reasons a bound refuses a request for (app.ts). */
 const REFUSAL_REASONS: readonly RefusalReason[] = ['overloaded', 'peer-limit', 'body-timeout'];
-
-const RESULT_OF_ACTION: Readonly<Record<Action, AdmissionResult>> = { inject: 'injected', skip: 'skipped', deny: 'denied' };
 
 /** The certificates whose expiry is exported, each read when /metrics is scraped. */
 export interface CertificateExpiryGetters {
@@ -163,6 +161,7 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
 
   const resultReasons = new Map<AdmissionResult, Set<string>>([
     ['injected', new Set()],
+    ['reordered', new Set()],
     ['skipped', new Set()],
     ['denied', new Set()],
     ['error', new Set([INTERNAL_ERROR_REASON])],
