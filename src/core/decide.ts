@@ -103,8 +103,25 @@ export interface PodFacts {
   readonly terminationGracePeriodSeconds: number;
 }
 
-/** Decides what happens to `object` (a Pod, or a workload's pod template) and why. */
+/** Decides what happens to `object` (a Pod, or a workload's pod template) and why, and plans the injection. */
 export function decide(
+  object: unknown,
+  ctx: AdmissionContext,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  settings: SettingsTable = SETTINGS,
+): Evaluation {
+  const evaluation = evaluate(object, ctx, config, runtime, settings);
+  const { decision, pod } = evaluation;
+  if (decision.action !== 'inject' || pod === undefined) return evaluation;
+  return { ...evaluation, injection: planInjection(pod, decision.proxy, runtime, settings) };
+}
+
+/**
+ * Decides like `decide` without planning the injection: the decision, its warnings and the facts
+ * it was read from. The webhook's fast path (fast-patch.ts) plans from a cache instead.
+ */
+export function evaluate(
   object: unknown,
   ctx: AdmissionContext,
   config: InjectorConfig,
@@ -133,13 +150,11 @@ export function decide(
   if (denials.length > 0 || !resolved.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod, facts };
 
   warnings.push(...injectionWarnings(facts, resolved.proxy, config, runtime));
-  const injection = planInjection(pod, resolved.proxy, runtime, settings);
   return {
     decision: { action: 'inject', reasons: enableReasons(facts), proxy: resolved.proxy, settings: resolved.settings },
     warnings,
     pod,
     facts,
-    injection,
   };
 }
 
