@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { DOMAIN, KUBECTL_DEFAULT_CONTAINER_ANNOTATION } from '../src/constants.ts';
-import { createFastPatcher, FAST_PATCH_CACHE_SIZE, FAST_PATCH_MAX_KEY_LENGTH } from '../src/core/fast-patch.ts';
+import { createFastPatcher, FAST_PATCH_CACHE_SIZE, FAST_PATCH_MAX_KEY_LENGTH, FAST_PATCH_MAX_SLOT_LENGTH } from '../src/core/fast-patch.ts';
 import { injectPod } from '../src/core/inject.ts';
 import type { AdmissionContext } from '../src/core/types.ts';
 import { admissionLogLine, answerAdmission, type AdmissionAnswer } from '../src/server/admission.ts';
@@ -270,6 +270,9 @@ test('a key too long for the cache, or a template that cannot be made, is answer
   const reference = injectPod(sentinelLabel, ctx, setup.config, setup.runtime);
   if (answered.handled) assert.equal(answered.injection.patchBase64, Buffer.from(JSON.stringify(reference.patch)).toString('base64'));
   assert.deepEqual(fast.inject({ spec: { hostNetwork: true, containers: [{ name: 'w' }] } }, ctx), { handled: false, why: 'not-injected' });
+  // A name longer than any valid one: the reference path, which sees it whole, answers.
+  const longName = { metadata: { generateName: `${'w'.repeat(FAST_PATCH_MAX_SLOT_LENGTH)}-x-` }, spec: { containers: [{ name: 'web', image: 'nginx' }] } };
+  assert.deepEqual(fast.inject(longName, ctx), { handled: false, why: 'uncacheable' });
 });
 
 test('over HTTP the fast path answers what the reference path answers, with the same headers', { timeout: 60_000 }, async () => {

@@ -12,6 +12,7 @@
 import { Buffer } from 'node:buffer';
 import { evaluate, type Decision } from './decide.ts';
 import { escapeEnvReferences } from './env-expansion.ts';
+import { injectPod } from './inject.ts';
 import { createPatch, type PatchShape } from './patch.ts';
 import { planFacts, planFromFacts, type PlanFacts } from './plan.ts';
 import type { PodView } from './pod.ts';
@@ -32,6 +33,15 @@ export const FAST_PATCH_CACHE_SIZE = 256;
  * pinning that text in the cache.
  */
 export const FAST_PATCH_MAX_KEY_LENGTH = 2_048;
+
+/**
+ * Longest per-pod string (workload name, first container name) the fast path writes into a
+ * template, in characters: 253, a DNS subdomain, the longest either can be once the API server
+ * has validated the pod. A longer one (the API server validates names only after mutating
+ * admission) is answered by the reference path, so that checks on the size of what is injected
+ * always see the real string.
+ */
+export const FAST_PATCH_MAX_SLOT_LENGTH = 253;
 
 /** Whether an answer came from a cached template (`hit`) or a template rendered for it (`miss`). */
 export type FastPatchCache = 'hit' | 'miss';
@@ -248,6 +258,9 @@ export function createFastPatcher(
       const { decision, warnings, pod } = evaluate(object, ctx, config, runtime, settings);
       if (decision.action !== 'inject' || pod === undefined) return { handled: false, why: 'not-injected' };
       const facts = planFacts(pod);
+      if (facts.workloadName.length > FAST_PATCH_MAX_SLOT_LENGTH || (facts.firstContainer?.length ?? 0) > FAST_PATCH_MAX_SLOT_LENGTH) {
+        return { handled: false, why: 'uncacheable' };
+      }
       const key = templateKey(pod, facts, decision);
       if (key.length > FAST_PATCH_MAX_KEY_LENGTH) return { handled: false, why: 'uncacheable' };
       let template = cache.get(key);
@@ -258,9 +271,11 @@ export function createFastPatcher(
         cache.set(key, template);
       } else {
         template = renderTemplate(pod, facts, decision, runtime, settings);
-        // Kept only once it gives this pod exactly the reference's patch.
-        const reference = JSON.stringify(createPatch(pod, planFromFacts(facts, decision.proxy, runtime, settings).plan));
-        if (template === undefined || renderPatch(template, facts).base64 !== Buffer.from(reference, 'utf8').toString('base64')) {
+        // Kept only once it gives this pod exactly the reference's answer: the whole decision
+        // (which may still refuse a planned injection) and its patch.
+        const reference = injectPod(object, ctx, config, runtime, settings);
+        const referencePatch = Buffer.from(JSON.stringify(reference.patch), 'utf8').toString('base64');
+        if (template === undefined || reference.decision.action !== 'inject' || renderPatch(template, facts).base64 !== referencePatch) {
           remember(key, null);
           return { handled: false, why: 'uncacheable' };
         }
