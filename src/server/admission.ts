@@ -2,6 +2,7 @@
 import { Buffer } from 'node:buffer';
 import type { Operation } from 'fast-json-patch';
 import { injectPod, type InjectionResult } from '../core/inject.ts';
+import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
 import { createFastPatcher, type FastPatcher } from '../core/fast-patch.ts';
 import { decodeReview, encodeAllowedReviewText, encodeReview, type DecodedReview, type ReviewResponse } from './review.ts';
@@ -61,6 +62,17 @@ export function formatWarnings(messages: readonly string[]): string[] {
   return [...shown, line(`${more} more warnings; run "envoy-injector explain -f" on the manifest to see them all.`)];
 }
 
+/** Returns who an admission is about, as logged: within the lengths a valid name could have. */
+function recordIdentity(review: DecodedReview) {
+  return {
+    uid: review.uid,
+    namespace: shorten(review.context.namespace, 63),
+    pod: shorten(podName(review.object), 253),
+    kind: shorten(review.context.kind, 128),
+    operation: shorten(review.context.operation, 32),
+  };
+}
+
 function podName(object: unknown): string {
   const metadata = (object as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
   if (typeof metadata?.name === 'string' && metadata.name !== '') return metadata.name;
@@ -78,13 +90,9 @@ export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRu
 
 /** Answers one decoded AdmissionReview (see admit). */
 function admitDecoded(review: DecodedReview, config: InjectorConfig, runtime: InjectorRuntime): AdmissionOutcome {
-  const base = {
-    uid: review.uid,
-    namespace: review.context.namespace,
-    pod: podName(review.object),
-    kind: review.context.kind,
-    operation: review.context.operation,
-  };
+  // What is logged: the API server validates names only after mutating admission, so a pod name
+  // may be anything; kept to the lengths a valid name could have.
+  const base = recordIdentity(review);
   let injection: InjectionResult;
   try {
     injection = injectPod(review.object, review.context, config, runtime);
@@ -176,11 +184,7 @@ export function answerAdmission(body: unknown, config: InjectorConfig, runtime: 
       const { injection } = result;
       return {
         record: {
-          uid: review.uid,
-          namespace: review.context.namespace,
-          pod: podName(review.object),
-          kind: review.context.kind,
-          operation: review.context.operation,
+          ...recordIdentity(review),
           result: 'injected',
           reasons: injection.decision.reasons.map((r) => r.code),
           warnings: injection.warnings.map((w) => w.code),
