@@ -111,8 +111,34 @@ export interface PodFacts {
   readonly terminationGracePeriodSeconds: number;
 }
 
-/** Decides what happens to `object` (a Pod, or a workload's pod template) and why. */
+/** Decides what happens to `object` (a Pod, or a workload's pod template) and why, and plans the injection. */
 export function decide(
+  object: unknown,
+  ctx: AdmissionContext,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  settings: SettingsTable = SETTINGS,
+): Evaluation {
+  const evaluation = evaluate(object, ctx, config, runtime, settings);
+  const { decision, pod } = evaluation;
+  if (decision.action !== 'inject' || pod === undefined) return evaluation;
+  const injection = planInjection(pod, decision.proxy, runtime, settings);
+  // Any string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
+  for (const container of [...injection.plan.initContainers, ...injection.plan.containers]) {
+    const problem = execSizeProblem(container);
+    if (problem !== undefined) {
+      const denial = reason('exec-too-large', describeExecSizeProblem(problem, decision.settings, ctx.namespace));
+      return { ...evaluation, decision: { action: 'deny', reasons: [denial] } };
+    }
+  }
+  return { ...evaluation, injection };
+}
+
+/**
+ * Decides like `decide` without planning the injection: the decision, its warnings and the facts
+ * it was read from. The webhook's fast path (fast-patch.ts) plans from a cache instead.
+ */
+export function evaluate(
   object: unknown,
   ctx: AdmissionContext,
   config: InjectorConfig,
@@ -145,19 +171,11 @@ export function decide(
   if (denials.length > 0 || !resolved.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod, facts };
 
   warnings.push(...injectionWarnings(facts, resolved.proxy, config, runtime));
-  const deny = (denial: Reason): Evaluation => ({ decision: { action: 'deny', reasons: [denial] }, warnings, pod, facts });
-  const injection = planInjection(pod, resolved.proxy, runtime, settings);
-  // Any string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
-  for (const container of [...injection.plan.initContainers, ...injection.plan.containers]) {
-    const problem = execSizeProblem(container);
-    if (problem !== undefined) return deny(reason('exec-too-large', describeExecSizeProblem(problem, resolved.settings, ctx.namespace)));
-  }
   return {
     decision: { action: 'inject', reasons: enableReasons(facts), proxy: resolved.proxy, settings: resolved.settings },
     warnings,
     pod,
     facts,
-    injection,
   };
 }
 

@@ -20,13 +20,36 @@ export interface PlannedInjection {
 const WORKLOAD_LABELS = ['app.kubernetes.io/name', 'app', 'k8s-app', 'name'];
 
 /** Returns the workload name used for the proxy's node.cluster (known at admission: the generateName is not, once the pod runs). */
-function workloadName(pod: PodView): string {
+export function workloadName(pod: Pick<PodView, 'labels' | 'generateName' | 'name'>): string {
   for (const key of WORKLOAD_LABELS) {
     const value = pod.labels[key];
     if (value) return value;
   }
   const base = pod.generateName?.replace(/-+$/, '') || pod.name;
   return base || 'unknown';
+}
+
+/**
+ * Everything of the pod an injection plan is made from, besides its effective proxy config. The
+ * webhook's fast path (fast-patch.ts) keys its templates on these facts, with the two strings
+ * substituted per pod: a plan must read the pod only through them.
+ */
+export interface PlanFacts {
+  /** See workloadName. */
+  readonly workloadName: string;
+  /** The name of the pod's first app container (a pod always has one). */
+  readonly firstContainer: string | undefined;
+  /** The pod already names its default container for kubectl. */
+  readonly defaultContainerChosen: boolean;
+}
+
+/** Returns the facts of `pod` that its injection plan is made from. */
+export function planFacts(pod: PodView): PlanFacts {
+  return {
+    workloadName: workloadName(pod),
+    firstContainer: pod.containers[0]?.name,
+    defaultContainerChosen: pod.annotations[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] !== undefined,
+  };
 }
 
 /** Returns everything the injection adds to `pod` given its effective proxy config. */
@@ -36,8 +59,18 @@ export function planInjection(
   runtime: InjectorRuntime,
   settings: SettingsTable = SETTINGS,
 ): PlannedInjection {
+  return planFromFacts(planFacts(pod), proxy, runtime, settings);
+}
+
+/** Returns everything the injection adds to a pod of these facts given its effective proxy config. */
+export function planFromFacts(
+  facts: PlanFacts,
+  proxy: EffectiveProxyConfig,
+  runtime: InjectorRuntime,
+  settings: SettingsTable = SETTINGS,
+): PlannedInjection {
   const configHash = hashProxyConfig(proxy, runtime.version, settings);
-  const init = buildInitContainer(proxy, { workloadName: workloadName(pod), configHash }, settings);
+  const init = buildInitContainer(proxy, { workloadName: facts.workloadName, configHash }, settings);
   const sidecar = buildSidecar(proxy);
   const volumes = buildVolumes();
   // Native: envoy-init then envoy go first, so the pod's own init containers already have a working
@@ -46,9 +79,9 @@ export function planInjection(
   const containers = proxy.nativeSidecar ? [] : [sidecar];
   // With envoy first among the containers, kubectl logs/exec would default to it; point them at
   // the app's first container instead, unless the pod already chose one.
-  const firstApp = pod.containers[0]?.name;
+  const firstApp = facts.firstContainer;
   const added: Record<string, string> = {};
-  if (!proxy.nativeSidecar && firstApp !== undefined && pod.annotations[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] === undefined) {
+  if (!proxy.nativeSidecar && firstApp !== undefined && !facts.defaultContainerChosen) {
     added[KUBECTL_DEFAULT_CONTAINER_ANNOTATION] = firstApp;
   }
   const status: InjectionStatus = {
