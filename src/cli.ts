@@ -18,8 +18,9 @@ Commands:
   explain -f FILE|-              Show, for each workload, whether it is injected and why.
       [--namespace-labels k=v,...] [--namespace-annotation KEY=VALUE ...]
       [--show-settings] [--output text|json]
-  bootstrap -f FILE|-            Print the Envoy bootstrap the (first) pod runs with.
-      [--output json|yaml]
+  bootstrap -f FILE|-            Print the Envoy bootstrap the (first) pod runs with, merged with
+      [--override FILE]          its bootstrap override (the envoy.yaml of the ConfigMap it names),
+      [--output json|yaml]       checked strictly against Envoy's v3 protos.
   init-iptables [flags]          Install the pod's traffic capture (the envoy-init container).
   certs                          Write a CA and serving certificate.
   check                          Check an installation through the kubeconfig.
@@ -49,6 +50,7 @@ const OPTIONS = {
   'namespace-annotation': { type: 'string', multiple: true },
   'show-settings': { type: 'boolean' },
   output: { type: 'string', short: 'o' },
+  override: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -60,7 +62,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
   version: [],
   inject: ['config', 'file', 'namespace', 'namespace-annotation'],
   explain: ['config', 'file', 'namespace', 'namespace-labels', 'namespace-annotation', 'show-settings', 'output'],
-  bootstrap: ['config', 'file', 'namespace', 'output'],
+  bootstrap: ['config', 'file', 'namespace', 'output', 'override'],
 };
 
 /** Commands implemented in their own modules, loaded only when used. */
@@ -188,7 +190,8 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
       const { bootstrapFor, bootstrapNotes } = await import('./cli/bootstrap.ts');
       const { stringify: stringifyYaml } = await import('yaml');
       const { runtime } = await resolveRuntime(loadedConfig);
-      const result = bootstrapFor(await readInput(file), file, loadedConfig, runtime, namespace);
+      const override = values.override === undefined ? undefined : { path: values.override, text: await readInput(values.override) };
+      const result = bootstrapFor(await readInput(file), file, loadedConfig, runtime, namespace, override);
       io.stdout.write(
         format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyYaml(result.bootstrap, { lineWidth: 0 }),
       );
