@@ -5,7 +5,7 @@ import { BootstrapOverrideError } from './bootstrap-override.ts';
 
 /** Returns the fragment `text` holds; throws BootstrapOverrideError naming `source` and the first YAML error. */
 export function parseFragmentText(text: string, source: string): unknown {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   const error = doc.errors[0];
   if (error !== undefined) {
     const where = error.linePos?.[0] === undefined ? '' : ` (line ${error.linePos[0].line})`;
