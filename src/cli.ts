@@ -141,6 +141,8 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
   }
   const { loadConfig } = await import('./config.ts');
   const loadedConfig = loadConfig({ file: values.config });
+  // The cluster-wide bootstrap fragment, strictly against Envoy's protos: loaded only when it is set.
+  if (loadedConfig.proxy.bootstrapOverride !== null) (await import('./envoy/fragment-check.ts')).checkClusterFragment(loadedConfig);
   const namespace = values.namespace ?? 'default';
   const { resolveRuntime } = await import('./runtime.ts');
   // Only the commands that read documents load them (and the YAML parser): not `serve`.

@@ -269,3 +269,40 @@ test("the README's worked example: bootstrap -f app.yaml --override envoy.yaml g
   // README shows the output (abridged): its listener names are the ones printed.
   for (const name of ['grpc_web', 'greeter_grpc']) assert.ok(readme.includes(name), `README shows ${name}`);
 });
+
+test('the cluster-wide fragment is checked strictly when a command loads the config (protos loaded only then)', TIMEOUT, async (t) => {
+  const dir = scratch(t);
+  const config = join(dir, 'config.yaml');
+  writeFileSync(config, 'proxy:\n  bootstrapOverride:\n    static_resources:\n      clusters: [{name: c, connect_timeout: 1s, typed_extension_protocol_options: {x: {"@type": type.googleapis.com/envoy.Nope}}}]\n');
+  const pod = join(dir, 'pod.json');
+  writeFileSync(pod, JSON.stringify(injected({})));
+  const run = await cli(['explain', '-f', pod, '-c', config]);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /^envoy-injector: invalid config proxy\.bootstrapOverride: Envoy would refuse it: .*typed_extension_protocol_options\["x"\]\.@type: unknown @type/);
+  writeFileSync(config, 'proxy:\n  bootstrapOverride:\n    node: {id: mine}\n');
+  const lost = await cli(['explain', '-f', pod, '-c', config]);
+  assert.equal(lost.code, 1);
+  assert.match(lost.stderr, /proxy\.bootstrapOverride: node\.id: the injector sets it/);
+});
+
+test('check: each override ConfigMap pods name is valid, missing (or without envoy.yaml), invalid or unreadable', TIMEOUT, async () => {
+  const { checkOverrides } = await import('../src/cli/check.ts');
+  const { overrideFindings } = await import('../src/check/assess.ts');
+  const cm = (data: Record<string, string>) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data });
+  const example = readFileSync(new URL('../examples/grpc-web/envoy.yaml', import.meta.url), 'utf8');
+  const checks = await checkOverrides([
+    { namespace: 'shop', name: 'greeter-envoy', pods: ['shop/a', 'shop/b'], configMap: cm({ 'envoy.yaml': example }) },
+    { namespace: 'shop', name: 'gone', pods: ['shop/c'], configMap: undefined },
+    { namespace: 'shop', name: 'nokey', pods: ['shop/d'], configMap: cm({ 'other.yaml': '{}' }) },
+    { namespace: 'shop', name: 'clash', pods: ['shop/e'], configMap: cm({ 'envoy.yaml': 'admin: {address: {socket_address: {address: 0.0.0.0, port_value: 9901}}}' }) },
+    { namespace: 'shop', name: 'typo', pods: ['shop/f'], configMap: cm({ 'envoy.yaml': 'static_resources: {clusters: [{name: c, conect_timeout: 1s}]}' }) },
+    { namespace: 'shop', name: 'secret', pods: ['shop/g'], configMap: undefined, unreadable: 'configmaps "secret" is forbidden' },
+  ]);
+  assert.deepEqual(checks.map((c) => c.state), ['valid', 'missing', 'missing', 'invalid', 'invalid', 'unreadable']);
+  const findings = overrideFindings(checks);
+  assert.deepEqual(findings.map((f) => f.level), ['ok', 'fail', 'fail', 'fail', 'fail', 'warn']);
+  assert.match(findings[0]?.message ?? '', /^ConfigMap shop\/greeter-envoy: a valid bootstrap override for 2 pods \(shop\/a, shop\/b\)/);
+  assert.match(findings[2]?.message ?? '', /no key envoy\.yaml/);
+  assert.match(findings[3]?.message ?? '', /admin\.address\.socket_address\.port_value: the injector sets it/);
+  assert.match(findings[4]?.message ?? '', /unknown field "conect_timeout".*did you mean "connect_timeout"/);
+});

@@ -18,6 +18,7 @@ const nothing: InstallationObjects = {
   endpointSlices: [],
   labelledNamespaces: [],
   pods: [],
+  overrideConfigMaps: [],
 };
 
 test('every finding code is kebab-case, with a check, a level and one sentence', () => {

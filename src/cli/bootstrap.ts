@@ -12,8 +12,8 @@ import { parseStatus } from '../core/status.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
 import { BootstrapOverrideError, type Fragment } from '../core/bootstrap-override.ts';
 import { SETTING, annotationOf } from '../core/settings.ts';
-import { validateEnvoyMessage } from '../envoy/protos.ts';
-import { BOOTSTRAP_TYPE, validateBootstrap } from '../envoy/validate.ts';
+import { fragmentProblems } from '../envoy/fragment-check.ts';
+import { validateBootstrap } from '../envoy/validate.ts';
 import { InjectorError, UsageError } from '../errors.ts';
 import { describeTarget, findPodTargets, parseDocuments } from './documents.ts';
 
@@ -135,10 +135,7 @@ export class InvalidBootstrapError extends InjectorError {
  */
 function strictlyValid(fragments: readonly Fragment[], bootstrap: JsonObject, where: string): void {
   const problems: string[] = [];
-  for (const fragment of fragments) {
-    const { violations } = validateEnvoyMessage(BOOTSTRAP_TYPE, fragment.value);
-    problems.push(...violations.map((v) => `${fragment.source}: ${v.path === '' ? '(root)' : v.path}: ${v.message}`));
-  }
+  for (const fragment of fragments) problems.push(...fragmentProblems(fragment.value, fragment.source));
   if (problems.length === 0) {
     const { violations } = validateBootstrap(bootstrap);
     problems.push(...violations.map((v) => `the merged bootstrap: ${v.path === '' ? '(root)' : v.path}: ${v.message}`));

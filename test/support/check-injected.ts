@@ -141,7 +141,10 @@ export function checkInjectedPod(pod: Obj, options: { overrideText?: string } = 
   const override = volumes.find((v) => v['name'] === OVERRIDE_VOLUME_NAME);
   if (configMap === null) assert.equal(override, undefined, 'no override volume without an override');
   else {
-    assert.deepEqual(override?.['configMap'], { name: configMap, items: [{ key: OVERRIDE_KEY, path: OVERRIDE_KEY }], optional: false });
+    // The API server adds defaultMode (0644) to what the injector wrote.
+    const { defaultMode, ...written } = override?.['configMap'] ?? {};
+    assert.ok(defaultMode === undefined || defaultMode === 0o644, `defaultMode ${defaultMode}`);
+    assert.deepEqual(written, { name: configMap, items: [{ key: OVERRIDE_KEY, path: OVERRIDE_KEY }], optional: false });
     assert.ok(mounts.some((m) => m['name'] === OVERRIDE_VOLUME_NAME && m['mountPath'] === OVERRIDE_DIR && m['readOnly'] === true), 'envoy-init reads the override');
   }
 
