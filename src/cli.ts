@@ -6,6 +6,7 @@
 //
 // Command modules are imported when their command runs, not up front: `init-iptables` runs in
 // every pod's start path and must not pay for loading the Kubernetes client, fastify or yaml.
+import { readFileSync } from 'node:fs';
 import { commandHelp, parseFlags, type CommandSpec, type FlagSpec, type FlagValues } from './cli/flags.ts';
 import { closest } from './core/suggest.ts';
 import { ConfigError, InjectorError, UsageError } from './errors.ts';
@@ -120,13 +121,21 @@ effect and what would be added. Exits 1 when a workload would be denied.`,
     summary: 'Print the Envoy bootstrap a pod runs with.',
     synopsis: 'bootstrap -f FILE|DIR|- [flags]',
     description: `Prints the bootstrap the first Pod or pod template of the input runs with: the one an injected
-pod carries, or the one injecting it would give. Exits 1 when that pod would not be injected.`,
+pod carries, or the one injecting it would give; a pod naming a bootstrap override ConfigMap needs
+its envoy.yaml with --override FILE, and the bootstrap is printed merged with it as envoy-init writes
+it. Exits 1 when that pod would not be injected or the merged bootstrap is not valid for Envoy.`,
     flags: [
       CONFIG,
       FILE,
       RECURSIVE,
       NAMESPACE,
       flag({ name: 'output', short: 'o', type: 'string', value: 'json|yaml', choices: ['json', 'yaml'], doc: 'json (default) or yaml.' }),
+      flag({
+        name: 'override',
+        type: 'string',
+        value: 'FILE',
+        doc: "The envoy.yaml of the bootstrap override ConfigMap the pod names: the bootstrap is printed merged with it, checked strictly against Envoy's v3 protos.",
+      }),
       ...OFFLINE,
     ],
   },
@@ -239,6 +248,15 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
   return runCommand(command, values, io);
 }
 
+/** Reads the --override file; a file that cannot be read is a usage error. */
+function readOverride(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--override ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+}
+
 async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutput): Promise<number> {
   if (command.name === 'version') {
     io.stdout.write(`${VERSION}\n`);
@@ -252,7 +270,9 @@ async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutpu
     // Only the config: the server loads neither the manifest readers nor the YAML parser.
     const { loadConfig } = await import('./config.ts');
     const { serve } = await import('./serve.ts');
-    await serve(loadConfig({ file: str(values, 'config') }));
+    const served = loadConfig({ file: str(values, 'config') });
+    if (served.proxy.bootstrapOverride !== null) (await import('./envoy/fragment-check.ts')).checkClusterFragment(served);
+    await serve(served);
     return 0;
   }
   const files = list(values, 'file');
@@ -276,6 +296,8 @@ async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutpu
 
   const { loadConfig } = await import('./config.ts');
   const loaded = loadConfig({ file: str(values, 'config') });
+  // The cluster-wide bootstrap fragment, strictly against Envoy's protos: loaded only when it is set.
+  if (loaded.proxy.bootstrapOverride !== null) (await import('./envoy/fragment-check.ts')).checkClusterFragment(loaded);
 
   const cluster = values['cluster'] === true;
   const nativeSidecar = str(values, 'native-sidecar') as 'true' | 'false' | undefined;
@@ -331,7 +353,9 @@ async function runCommand(command: CommandSpec, values: FlagValues, io: CliOutpu
       const index = sources.findIndex((s) => s.manifests.some((m) => manifestTargets(m).length > 0));
       const chosen = inputs[Math.max(index, 0)];
       if (chosen === undefined) throw new UsageError('bootstrap: no input');
-      const result = bootstrapFor(chosen.text, chosen.name === '-' ? 'standard input' : chosen.name, config, runtime, namespace);
+      const overridePath = str(values, 'override');
+      const override = overridePath === undefined ? undefined : { path: overridePath, text: readOverride(overridePath) };
+      const result = bootstrapFor(chosen.text, chosen.name === '-' ? 'standard input' : chosen.name, config, runtime, namespace, override);
       io.stdout.write(
         str(values, 'output') === 'yaml' ? stringifyQuoted(result.bootstrap) : `${JSON.stringify(result.bootstrap, null, 2)}\n`,
       );

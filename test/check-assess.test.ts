@@ -23,6 +23,7 @@ const nothing: InstallationObjects = {
   endpointSlices: [],
   labelledNamespaces: [],
   pods: [],
+  overrideConfigMaps: [],
 };
 
 test('every finding code is kebab-case, with a check, a level and one sentence', () => {
@@ -279,6 +280,8 @@ const SHOWN_AS: Readonly<Record<OverrideSetting, RegExp>> = {
   'hold-application-until-proxy-starts': /^envoy lifecycle\.postStart$/,
   'drain-seconds': /^envoy (--drain-time-s|lifecycle\.preStop)$/,
   ipv6: /^IPv6$/,
+  // (and the ConfigMap's volume and envoy-init's mount of it, which follow from it)
+  'bootstrap-override': /^(bootstrap override ConfigMap|envoy-init volumeMounts\[envoy-bootstrap-override\]|volume envoy-bootstrap-override)$/,
 };
 
 test('property: a setting the pod was injected with otherwise is named, through the settings table, and only what follows from it', () => {
@@ -300,7 +303,7 @@ test('property: a setting the pod was injected with otherwise is named, through 
         if (now.status?.configHash === injected.status.configHash) return;
         stale++;
         const result = compareProxy(stored, injected.status, ctx, config, testRuntime);
-        assert.ok(result.ok, result.ok ? '' : result.problem);
+        assert.ok(result.ok, `${annotation}=${value}: ${result.ok ? '' : result.problem}`);
         const whats = result.differences.map((d) => d.what);
         const own = whats.filter((w) => SHOWN_AS[setting].test(w));
         assert.ok(own.length > 0, `${annotation}=${value}: ${whats.join('; ')}`);

@@ -42,6 +42,7 @@ const READ: { readonly [S in OverrideSetting]: (c: EffectiveProxyConfig) => unkn
   'hold-application-until-proxy-starts': (c) => c.holdApplicationUntilProxyStarts,
   'drain-seconds': (c) => c.drainSeconds,
   ipv6: (c) => c.traffic.ipv6,
+  'bootstrap-override': (c) => c.bootstrapOverrideConfigMap,
 };
 
 interface Row {
@@ -142,6 +143,11 @@ const TABLE: { readonly [S in OverrideSetting]: Row } = {
     valid: [['auto', 'auto'], ['true', 'true'], ['False', 'false'], [' TRUE ', 'true']],
     invalid: ['yes', 'on', '1', '', 'dual'],
     accepted: /"auto", "true" or "false"/,
+  },
+  'bootstrap-override': {
+    valid: [['web-envoy', 'web-envoy'], [' grpc-web.v2 ', 'grpc-web.v2'], ['', null]],
+    invalid: ['Web-Envoy', 'a_b', '-x', 'envoy.yaml/', 'x'.repeat(64)],
+    accepted: /a Kubernetes object name/,
   },
 };
 

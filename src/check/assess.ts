@@ -202,6 +202,36 @@ export interface AssessOptions {
   readonly now: Date;
   /** Native sidecars against the nodes' kubelets (see NativeSidecarCheck). */
   readonly nativeSidecar?: NativeSidecarCheck;
+  /** The bootstrap override ConfigMaps pods name, as read and checked (see OverrideCheck). */
+  readonly overrides?: readonly OverrideCheck[];
+}
+
+/** A bootstrap override ConfigMap pods name (SPEC.md §4a), and what became of reading and checking it. */
+export interface OverrideCheck {
+  /** `namespace/name`. */
+  readonly key: string;
+  /** The pods naming it (`namespace/name`). */
+  readonly pods: readonly string[];
+  /** `valid`; `missing` (no ConfigMap, or no key envoy.yaml); `invalid`, with the problems; `unreadable` (403). */
+  readonly state: 'valid' | 'missing' | 'invalid' | 'unreadable';
+  readonly detail?: string;
+}
+
+/** Returns a finding per bootstrap override ConfigMap pods name. */
+export function overrideFindings(checks: readonly OverrideCheck[]): Finding[] {
+  return checks.map((c) => {
+    const who = `${c.pods.length} pod${c.pods.length === 1 ? '' : 's'} (${c.pods.slice(0, 3).join(', ')}${c.pods.length > 3 ? ', …' : ''})`;
+    switch (c.state) {
+      case 'valid':
+        return finding('bootstrap-override-valid', `ConfigMap ${c.key}: a valid bootstrap override for ${who}`);
+      case 'missing':
+        return finding('bootstrap-override-missing', `ConfigMap ${c.key}: ${c.detail ?? 'not found'}, but ${who} load it as their bootstrap override: they cannot start`);
+      case 'invalid':
+        return finding('bootstrap-override-invalid', `ConfigMap ${c.key}: the bootstrap override of ${who} would fail: ${c.detail ?? ''}`);
+      case 'unreadable':
+        return finding('bootstrap-override-unreadable', `ConfigMap ${c.key}: cannot be read to check it (${c.detail ?? 'forbidden'})`);
+    }
+  });
 }
 
 /**
@@ -359,5 +389,6 @@ export function assessInstallation(
     const healthy = count.stale === 0 && count['not-injected'] === 0 && count['would-deny'] === 0;
     add(healthy ? 'pods-healthy' : 'pods-need-attention', `${ns}: ${total} running pod${total === 1 ? '' : 's'}: ${parts.join(', ')}`);
   }
+  findings.push(...overrideFindings(options.overrides ?? []));
   return findings;
 }

@@ -3,9 +3,10 @@
 import { loadConfig } from '../config.ts';
 import type { InjectorRuntime } from '../core/types.ts';
 import { chooseKubeConfig } from '../kube/client.ts';
-import { assessInstallation, type NativeSidecarCheck } from '../check/assess.ts';
+import { assessInstallation, type NativeSidecarCheck, type OverrideCheck } from '../check/assess.ts';
+import { OVERRIDE_KEY } from '../constants.ts';
 import type { Finding } from '../check/findings.ts';
-import { fetchInstallation } from '../kube/installation.ts';
+import { fetchInstallation, type FetchedConfigMap } from '../kube/installation.ts';
 import { createKubeResources } from '../kube/resources.ts';
 import { detectNativeSidecarSupport, readKubeletSurvey } from '../kube/version.ts';
 import { runtimeFor } from '../runtime.ts';
@@ -60,6 +61,37 @@ export function formatFindings(findings: readonly Finding[], header: string): st
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Checks each bootstrap override ConfigMap as envoy-init and `bootstrap --override` would: its key
+ * envoy.yaml present, YAML, no clash with the injector's bootstrap, strictly valid for Envoy (the
+ * protos are loaded only when some pod names one).
+ */
+export async function checkOverrides(fetched: readonly FetchedConfigMap[]): Promise<OverrideCheck[]> {
+  const { fragmentProblems, mergeProblems } = await import('../envoy/fragment-check.ts');
+  const { parseFragmentText } = await import('../core/fragment-text.ts');
+  const { BootstrapOverrideError } = await import('../core/bootstrap-override.ts');
+  return fetched.map((f) => {
+    const key = `${f.namespace}/${f.name}`;
+    const base = { key, pods: f.pods };
+    if (f.unreadable !== undefined) return { ...base, state: 'unreadable', detail: f.unreadable };
+    if (f.configMap === undefined) return { ...base, state: 'missing', detail: 'not found' };
+    const data = f.configMap['data'];
+    const text = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>)[OVERRIDE_KEY] : undefined;
+    if (typeof text !== 'string') return { ...base, state: 'missing', detail: `no key ${OVERRIDE_KEY}` };
+    const source = `ConfigMap ${key} (key ${OVERRIDE_KEY})`;
+    let problems: string[];
+    try {
+      const value = parseFragmentText(text, source);
+      problems = fragmentProblems(value, source);
+      if (problems.length === 0) problems = mergeProblems(value, source);
+    } catch (error) {
+      if (!(error instanceof BootstrapOverrideError)) throw error;
+      problems = [...error.problems];
+    }
+    return problems.length === 0 ? { ...base, state: 'valid' } : { ...base, state: 'invalid', detail: problems.join('; ') };
+  });
+}
+
 /** Runs the command, writing its report to `out`; resolves to the exit code. */
 export async function run(args: string[], out: { write(text: string): unknown } = process.stdout): Promise<number> {
   const parsed = parseFlags(CHECK_COMMAND, args);
@@ -101,9 +133,11 @@ export async function run(args: string[], out: { write(text: string): unknown } 
   }
   // Fetch everything first, then judge it: the judgement is a pure function of the objects.
   const objects = await fetchInstallation(resources, config, values.secret ?? config.tls.secretName);
+  const overrides = objects.overrideConfigMaps.length === 0 ? [] : await checkOverrides(objects.overrideConfigMaps);
   const findings = assessInstallation(objects, config, runtime, {
     now: new Date(),
     ...(nativeSidecar === undefined ? {} : { nativeSidecar }),
+    overrides,
   });
 
   if (output === 'json') out.write(`${JSON.stringify(findings, null, 2)}\n`);

@@ -76,6 +76,10 @@ export interface EffectiveProxyConfig extends ProxySettings {
   readonly accessLog: boolean;
   readonly ads: AdsConfig | null;
   readonly traffic: TrafficPolicy;
+  /** The ConfigMap of the pod's namespace (key `envoy.yaml`) whose bootstrap fragment envoy-init merges, or null. */
+  readonly bootstrapOverrideConfigMap: string | null;
+  /** The cluster-wide bootstrap fragment (`proxy.bootstrapOverride`), merged beneath the pod's, or null. */
+  readonly bootstrapOverride: JsonObject | null;
 }
 
 /** `auto` asks the API server its version at start (≥ 1.29 → native). */
@@ -123,6 +127,8 @@ export interface InjectorConfig {
     readonly accessLog: boolean;
     readonly ads: AdsConfig | null;
     readonly ipv6: Ipv6Mode;
+    readonly bootstrapOverrideConfigMap: string | null;
+    readonly bootstrapOverride: JsonObject | null;
   };
   readonly init: {
     readonly image: string;

@@ -23,6 +23,7 @@ import {
   PODINFO_VOLUME_NAME,
   STATUS_ANNOTATION,
   XTABLES_LOCK_VOLUME_NAME,
+  OVERRIDE_VOLUME_NAME,
 } from '../../src/constants.ts';
 import { admissionContext as contextOf } from '../../src/core/context.ts';
 import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../../src/core/types.ts';
@@ -31,7 +32,7 @@ import { TEST_VERSION, testConfig } from './config.ts';
 type Obj = Record<string, any>;
 
 /** The volumes the injection adds (README "Names"): a pod of its own with one of them is refused. */
-export const INJECTED_VOLUMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME];
+export const INJECTED_VOLUMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME, OVERRIDE_VOLUME_NAME];
 
 // ---------------------------------------------------------------------------------------------
 // Override annotation values: what each setting must accept and refuse (README "Per-pod overrides").
@@ -58,6 +59,7 @@ export const OVERRIDE_SETTINGS = [
   'hold-application-until-proxy-starts',
   'drain-seconds',
   'ipv6',
+  'bootstrap-override',
 ] as const;
 export type OverrideSetting = (typeof OVERRIDE_SETTINGS)[number];
 const overrideAnnotation = (setting: OverrideSetting): string => `${DOMAIN}/${setting}`;
@@ -86,6 +88,7 @@ export const OVERRIDE_VALUES: { readonly [S in OverrideSetting]: { readonly vali
   'hold-application-until-proxy-starts': { valid: ['true', 'false'], invalid: ['no', '0'] },
   'drain-seconds': { valid: ['0', '5', '3600', '45'], invalid: ['3601', '-1', '5s'] },
   ipv6: { valid: ['auto', 'true', 'false', 'TRUE', ' Auto '], invalid: ['yes', 'on', '1', '', 'dual'] },
+  'bootstrap-override': { valid: ['web-envoy', 'grpc-web.v2', ''], invalid: ['Web-Envoy', 'a_b', '-x', 'envoy.yaml/'] },
 };
 
 /** Numeric values of every quantity the generators and test configs use (cores, bytes). */
