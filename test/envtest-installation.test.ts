@@ -433,7 +433,12 @@ describeApiServers('installation: manifests/, RBAC, tls.mode secret with three r
     expectFinding('ok', 'namespaces', /2 namespaces labelled envoy-injector.io\/inject=enabled: apps, locked/);
     expectFinding('warn', 'namespaces', /locked enforces Pod Security "restricted"/);
     expectFinding('fail', 'pods', /^apps\/early: runs without the proxy/);
-    expectFinding('warn', 'pods', /^apps\/stale: stale proxy/);
+    expectFinding('warn', 'pods', /^apps\/stale: stale proxy: proxy image envoyproxy\/envoy:v1\.38\.0 → /);
+    // What differs is the image alone: nothing the API server defaulted or added (probe periods, port
+    // protocols, fieldRef apiVersions, the ServiceAccount token mount) counts as a difference.
+    assert.deepEqual((find('pods', /^apps\/stale: stale proxy/) as { differences?: unknown } | undefined)?.differences, [
+      { what: 'proxy image', pod: 'envoyproxy/envoy:v1.38.0', now: config.proxy.image },
+    ]);
     expectFinding('info', 'pods', /^apps: 7 running pods: 4 injected, 1 stale, 1 not injected, 1 skipped by design$/);
     const failures = findings.filter((f) => f.level === 'fail');
     assert.deepEqual(failures.map((f) => f.message.split(':')[0]), ['apps/early'], 'nothing else fails');

@@ -212,6 +212,13 @@ test('the Deployment: replicas, image, config, probes, preStop and every securit
   assert.equal(mount.readOnly, true);
   assert.equal(env['ENVOY_INJECTOR_CONFIG'].value, `${mount.mountPath}/config.yaml`);
   assert.equal(env['POD_NAMESPACE'].valueFrom.fieldRef.fieldPath, 'metadata.namespace');
+  assert.deepEqual(container.args, ['serve'], 'the server is started explicitly (a bare envoy-injector prints its help)');
+  // No service link variables: a Service of the namespace named envoy-injector* would otherwise put
+  // its *_SERVICE_HOST and kin into the environment, which the config check reads.
+  assert.equal(pod.enableServiceLinks, false);
+  // The environment the replicas start with is one the config accepts, with the mounted file.
+  const replicaEnv = Object.fromEntries(container.env.flatMap((e: Obj) => (typeof e['value'] === 'string' ? [[e['name'], e['value']]] : [])));
+  loadConfig({ env: { ...replicaEnv, POD_NAMESPACE: 'envoy-injector' }, readFile: () => readFileSync(join(DIR, 'config.yaml'), 'utf8') });
 
   // Probes over HTTPS on the webhook port.
   const port = container.ports.find((p: Obj) => p['name'] === 'https');

@@ -44,6 +44,7 @@ const READ: { readonly [S in OverrideSetting]: (c: EffectiveProxyConfig) => unkn
   ipv6: (c) => c.traffic.ipv6,
   'proxy-mounts': (c) => c.mounts,
   'ads-address': (c) => c.ads,
+  'bootstrap-override': (c) => c.bootstrapOverrideConfigMap,
 };
 
 interface Row {
@@ -186,6 +187,11 @@ const TABLE: { readonly [S in OverrideSetting]: Row } = {
     ],
     invalid: ['xds', 'xds:', 'xds:99999', '[fd00::20]', 'a b:1'],
     accepted: /host:port/,
+  },
+  'bootstrap-override': {
+    valid: [['web-envoy', 'web-envoy'], [' grpc-web.v2 ', 'grpc-web.v2'], ['', null]],
+    invalid: ['Web-Envoy', 'a_b', '-x', 'envoy.yaml/', 'x'.repeat(64)],
+    accepted: /a Kubernetes object name/,
   },
 };
 

@@ -86,6 +86,8 @@ test('every field of the effective proxy config is a setting or a fixed value, a
     accessLog: false,
     ads: { address: '', tls: false, caConfigMap: '', clientCertSecret: '' },
     mounts: [],
+    bootstrapOverrideConfigMap: '',
+    bootstrapOverride: null,
     traffic: {
       proxyUid: 0,
       proxyGid: 0,
@@ -110,6 +112,7 @@ test('every field of the effective proxy config is a setting or a fixed value, a
 const SAMPLES = [
   '', '*', '0', '1', '80', '15006', '80,443,8080', '1337', '2147483647', '10.0.0.0/8', '10.0.0.0/8,fd00::/8', '169.254.169.254',
   'true', 'false', 'auto', 'debug', 'xds.cp.svc:18000', '[fd00::9]:15012', 'xds-ca',
+  '{"stats_flush_interval":"5s"}', '{"static_resources":{"clusters":[{"name":"collector"}]}}',
 ];
 
 test('every envoy-init flag parses back to the value it was rendered from', () => {

@@ -9,7 +9,7 @@ import { defaultProxyConfig, type ResolvedSetting } from '../core/overrides.ts';
 import { REASONS, type Action, type ReasonCode } from '../core/reasons.ts';
 import { SETTING, annotationKey, annotationOf, type SettingSource, type SettingsTable } from '../core/settings.ts';
 import type { AllOr, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, ResourceList } from '../core/types.ts';
-import { findPodTargets, parseDocuments } from './documents.ts';
+import { manifestTargets, parseSource, type ManifestSource } from './manifests.ts';
 
 /** Version of the JSON shape; raised only when a field is removed or changes meaning. */
 export const EXPLAIN_SCHEMA_VERSION = 1;
@@ -135,7 +135,9 @@ export interface ExplainedAdditions {
 
 /** The explanation of one pod or pod template. */
 export interface Explanation {
-  /** 1-based position of the YAML document holding it. */
+  /** The input file holding it (`-` for standard input), only when several were given. */
+  readonly file?: string;
+  /** 1-based position of the document holding it in its file. */
   readonly document: number;
   readonly kind: string;
   readonly name: string;
@@ -266,18 +268,18 @@ function describeCapture(proxy: EffectiveProxyConfig): ExplainedCapture {
   };
 }
 
-/** Explains every pod and pod template in a YAML stream, with the same core the webhook runs. */
-export function explainDocuments(
-  text: string,
-  source: string,
+/** Explains every pod and pod template of the sources, with the same core the webhook runs. */
+export function explainSources(
+  sources: readonly ManifestSource[],
   config: InjectorConfig,
   runtime: InjectorRuntime,
   options: ExplainOptions,
 ): Explanation[] {
   const defaults = defaultProxyConfig(config, runtime, options.settings);
   const explanations: Explanation[] = [];
-  parseDocuments(text, source).forEach((doc, index) => {
-    for (const target of findPodTargets(doc.toJS({ maxAliasCount: 100 }))) {
+  const several = sources.length > 1;
+  for (const manifest of sources.flatMap((s) => s.manifests)) {
+    for (const target of manifestTargets(manifest)) {
       const namespace = target.namespace ?? options.defaultNamespace;
       const ctx = admissionContext({
         namespace,
@@ -288,7 +290,8 @@ export function explainDocuments(
       const result = injectPod(target.pod, ctx, config, runtime, options.settings);
       const { decision } = result;
       const base = {
-        document: index + 1,
+        ...(several ? { file: manifest.source } : {}),
+        document: manifest.number,
         kind: target.kind,
         name: target.name,
         namespace,
@@ -315,7 +318,7 @@ export function explainDocuments(
         ...(options.showSettings === true ? { settings: decision.settings.map(describeSetting) } : {}),
       });
     }
-  });
+  }
   return explanations;
 }
 
@@ -325,6 +328,17 @@ function adsTlsText(ads: NonNullable<ExplainedProxy['ads']>): string {
   const ca = ads.caConfigMap === null ? 'system CAs' : `CA from ConfigMap ${ads.caConfigMap}`;
   const client = ads.clientCertSecret === null ? '' : `, client certificate from Secret ${ads.clientCertSecret}`;
   return ` over TLS (${ca}${client})`;
+}
+
+/** Explains every pod and pod template of one source's text (YAML or JSON). */
+export function explainDocuments(
+  text: string,
+  source: string,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  options: ExplainOptions,
+): Explanation[] {
+  return explainSources([parseSource({ name: source, text })], config, runtime, options);
 }
 
 /** Returns the `--output json` document: the explanations in an envelope saying what was assumed. */
@@ -393,6 +407,7 @@ const VERDICT: Readonly<Record<Action, string>> = {
   inject: 'INJECT',
   skip: 'SKIP (created unchanged)',
   deny: 'DENY (the pod would be refused)',
+  reorder: 'REORDER (its init containers are put back in order)',
 };
 
 /** Formats explanations for people: one block per workload. */
@@ -400,7 +415,8 @@ export function formatExplanations(explanations: readonly Explanation[], options
   if (explanations.length === 0) return 'No pods or pod templates found.\n';
   const blocks = explanations.map((e) => {
     const name = e.name === '' ? '(unnamed)' : e.name;
-    const lines = [`${e.kind || '(no kind)'} ${name} (namespace ${e.namespace}, document ${e.document}): ${VERDICT[e.action]}`];
+    const where = e.file === undefined ? `document ${e.document}` : `${e.file === '-' ? 'standard input' : e.file} document ${e.document}`;
+    const lines = [`${e.kind || '(no kind)'} ${name} (namespace ${e.namespace}, ${where}): ${VERDICT[e.action]}`];
     lines.push('  reasons:');
     for (const r of e.reasons) {
       lines.push(`    ${r.code}: ${r.message}`);

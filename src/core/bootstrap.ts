@@ -57,6 +57,15 @@ export interface BootstrapInput {
   readonly sdsDir?: string;
 }
 
+/** The names of the injector's listeners. */
+export const LISTENERS = {
+  outboundCapture: 'outbound_capture',
+  inboundCapture: 'inbound_capture',
+  readiness: 'readiness',
+  prometheus: 'prometheus',
+} as const;
+
+/** The names of the injector's clusters. */
 export const CLUSTERS = {
   outboundPassthrough: 'outbound_passthrough',
   inboundPassthrough: 'inbound_passthrough',
@@ -364,8 +373,8 @@ export function buildBootstrap(input: BootstrapInput): JsonObject {
   const captureListeners = ads
     ? []
     : [
-        captureListener('outbound_capture', PORTS.outboundCapture, 'OUTBOUND', CLUSTERS.outboundPassthrough, proxy, ipv6),
-        captureListener('inbound_capture', PORTS.inboundCapture, 'INBOUND', CLUSTERS.inboundPassthrough, proxy, ipv6),
+        captureListener(LISTENERS.outboundCapture, PORTS.outboundCapture, 'OUTBOUND', CLUSTERS.outboundPassthrough, proxy, ipv6),
+        captureListener(LISTENERS.inboundCapture, PORTS.inboundCapture, 'INBOUND', CLUSTERS.inboundPassthrough, proxy, ipv6),
       ];
   const passthroughClusters = ads
     ? []
@@ -401,8 +410,8 @@ export function buildBootstrap(input: BootstrapInput): JsonObject {
     static_resources: {
       listeners: [
         ...captureListeners,
-        adminPathListener('readiness', PORTS.readiness, READINESS_PATH, ipv6),
-        adminPathListener('prometheus', PORTS.prometheus, PROMETHEUS_PATH, ipv6),
+        adminPathListener(LISTENERS.readiness, PORTS.readiness, READINESS_PATH, ipv6),
+        adminPathListener(LISTENERS.prometheus, PORTS.prometheus, PROMETHEUS_PATH, ipv6),
       ],
       clusters: [...passthroughClusters, staticCluster(CLUSTERS.admin, '127.0.0.1', PORTS.admin), ...xdsCluster(proxy, input.sdsDir ?? BOOTSTRAP_DIR)],
     },

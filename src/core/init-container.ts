@@ -13,6 +13,7 @@ import {
 import { DOWNWARD_ENV } from './bootstrap.ts';
 import { escapeEnvReferences } from './env-expansion.ts';
 import { renderInitFlags, type BootstrapRequest } from './init-flags.ts';
+import { overrideMounts, overrideVolumes } from './override-volume.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
 import type { Container, EffectiveProxyConfig, Volume } from './types.ts';
 import { resourceRequirements } from './sidecar.ts';
@@ -66,17 +67,19 @@ export function buildInitContainer(proxy: EffectiveProxyConfig, facts: Admission
       { name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' },
       { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR },
       { name: PODINFO_VOLUME_NAME, mountPath: PODINFO_DIR, readOnly: true },
+      ...overrideMounts(proxy),
     ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 }
 
 /** Returns the volumes the injected containers need. */
-export function buildVolumes(): Volume[] {
+export function buildVolumes(proxy: EffectiveProxyConfig): Volume[] {
   return [
     { name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} },
     // Outlives container restarts (envoy's, and envoy-init's within one sandbox): the bootstrap stays.
     { name: BOOTSTRAP_VOLUME_NAME, emptyDir: {} },
     { name: PODINFO_VOLUME_NAME, downwardAPI: { items: [{ path: PODINFO_LABELS_FILE, fieldRef: { fieldPath: 'metadata.labels' } }] } },
+    ...overrideVolumes(proxy),
   ];
 }

@@ -11,7 +11,7 @@
 // file has one list of keys, and the README's config table and annotation table come from one place.
 import { DOMAIN, INJECT_ANNOTATION, PORTS, PROXY_GID, PROXY_PORTS, PROXY_UID, STATUS_ANNOTATION } from '../constants.ts';
 import { pathLenses, type Draft, type PathLens } from './lens.ts';
-import type { AdsTls, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, NativeSidecarMode } from './types.ts';
+import type { AdsConfig, AdsTls, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, JsonObject, NativeSidecarMode } from './types.ts';
 import * as v from './value-types.ts';
 import type { ValueType } from './value-types.ts';
 
@@ -39,6 +39,8 @@ export interface PodSetting<C, E> {
   readonly accepted?: string;
   /** The `init-iptables` flag (without `--`) that carries it to envoy-init. */
   readonly flag?: string;
+  /** Whether the flag is left out when its value is the empty text (what every pod would otherwise carry for nothing). */
+  readonly flagOnlyWhenSet?: boolean;
   /** Whether it enters the config hash: false only for what cannot change the injected proxy. */
   readonly hashed: boolean;
   /** How `explain` names it, and shows a value. */
@@ -104,6 +106,7 @@ export interface PodSpec<C, E> {
   readonly annotation?: string;
   readonly accepted?: string;
   readonly flag?: string;
+  readonly flagOnlyWhenSet?: boolean;
   readonly hashed?: boolean;
   readonly explain: string | { readonly label: string; readonly show: (value: E) => string };
   readonly syntax?: ValueType<E>;
@@ -159,6 +162,7 @@ export function setting<C, E>(spec: SettingSpec<C, E>): Setting<C, E> {
       ...(pod.annotation === undefined ? {} : { annotation: pod.annotation }),
       ...(pod.accepted === undefined ? {} : { accepted: pod.accepted }),
       ...(pod.flag === undefined ? {} : { flag: pod.flag }),
+      ...(pod.flagOnlyWhenSet === undefined ? {} : { flagOnlyWhenSet: pod.flagOnlyWhenSet }),
       hashed: pod.hashed ?? true,
       explain,
     },
@@ -597,6 +601,37 @@ export const SETTING = {
       annotation: 'proxy-mounts',
       accepted: `comma-separated \`secret/NAME=/abs/path\` or \`configmap/NAME=/abs/path\` (at most ${v.MAX_PROXY_MOUNTS}; absolute normalized paths, none under ${v.RESERVED_MOUNT_PATHS.join(', ')} or each other)`,
       explain: 'proxy mounts',
+    },
+  }),
+  // The user's own Envoy configuration (SPEC.md §4a): merged beneath the generated bootstrap by envoy-init.
+  proxyBootstrapOverrideConfigMap: setting({
+    config: configAt('proxy', 'bootstrapOverrideConfigMap'),
+    syntax: v.optionalObjectName,
+    default: null,
+    doc: "A ConfigMap every injected pod loads from its own namespace as its bootstrap override (key `envoy.yaml`), unless its annotation names another; usually left empty and set per namespace or pod by annotation (see [Your own Envoy configuration](#your-own-envoy-configuration)).",
+    pod: {
+      at: proxyAt('bootstrapOverrideConfigMap'),
+      annotation: 'bootstrap-override',
+      accepted:
+        "the name of a ConfigMap in the pod's namespace whose key `envoy.yaml` holds a bootstrap fragment, merged beneath the generated bootstrap (empty: none; see [Your own Envoy configuration](#your-own-envoy-configuration))",
+      flag: 'bootstrap-override-configmap',
+      flagOnlyWhenSet: true,
+      explain: { label: 'bootstrap override ConfigMap', show: (name: string | null) => (name === null ? 'none' : `${name} (key envoy.yaml)`) },
+    },
+  }),
+  proxyBootstrapOverride: setting({
+    config: configAt('proxy', 'bootstrapOverride'),
+    syntax: v.bootstrapFragment,
+    default: null,
+    doc: "A cluster-wide bootstrap fragment (a YAML mapping: a partial Envoy v3 Bootstrap) merged beneath every pod's own override and the generated bootstrap; checked strictly against Envoy's protos at start; at most 16 KiB as JSON, since it travels in every pod's envoy-init flags (see [Your own Envoy configuration](#your-own-envoy-configuration)).",
+    pod: {
+      at: proxyAt('bootstrapOverride'),
+      flag: 'bootstrap-override',
+      flagOnlyWhenSet: true,
+      explain: {
+        label: 'cluster-wide bootstrap fragment',
+        show: (value: JsonObject | null) => (value === null ? 'none' : `${Object.keys(value).join(', ')} (proxy.bootstrapOverride)`),
+      },
     },
   }),
   initImage: setting({

@@ -93,6 +93,10 @@ export interface EffectiveProxyConfig extends ProxySettings {
   /** Read-only Secret/ConfigMap volumes of the proxy's (`proxy-mounts`). */
   readonly mounts: readonly ProxyMount[];
   readonly traffic: TrafficPolicy;
+  /** The ConfigMap of the pod's namespace (key `envoy.yaml`) whose bootstrap fragment envoy-init merges, or null. */
+  readonly bootstrapOverrideConfigMap: string | null;
+  /** The cluster-wide bootstrap fragment (`proxy.bootstrapOverride`), merged beneath the pod's, or null. */
+  readonly bootstrapOverride: JsonObject | null;
 }
 
 /** `auto` asks the API server its version at start (≥ 1.29 → native). */
@@ -142,6 +146,8 @@ export interface InjectorConfig {
     readonly ads: AdsTls & { readonly address: string | null };
     readonly mounts: readonly ProxyMount[];
     readonly ipv6: Ipv6Mode;
+    readonly bootstrapOverrideConfigMap: string | null;
+    readonly bootstrapOverride: JsonObject | null;
   };
   readonly init: {
     readonly image: string;

@@ -23,6 +23,7 @@ import {
   PODINFO_VOLUME_NAME,
   STATUS_ANNOTATION,
   XTABLES_LOCK_VOLUME_NAME,
+  OVERRIDE_VOLUME_NAME,
 } from '../../src/constants.ts';
 import { admissionContext as contextOf } from '../../src/core/context.ts';
 import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../../src/core/types.ts';
@@ -31,7 +32,7 @@ import { TEST_VERSION, testConfig } from './config.ts';
 type Obj = Record<string, any>;
 
 /** The volumes the injection adds (README "Names"): a pod of its own with one of them is refused. */
-export const INJECTED_VOLUMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME];
+export const INJECTED_VOLUMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME, OVERRIDE_VOLUME_NAME];
 
 // ---------------------------------------------------------------------------------------------
 // Override annotation values: what each setting must accept and refuse (README "Per-pod overrides").
@@ -60,6 +61,7 @@ export const OVERRIDE_SETTINGS = [
   'ipv6',
   'proxy-mounts',
   'ads-address',
+  'bootstrap-override',
 ] as const;
 export type OverrideSetting = (typeof OVERRIDE_SETTINGS)[number];
 const overrideAnnotation = (setting: OverrideSetting): string => `${DOMAIN}/${setting}`;
@@ -93,6 +95,7 @@ export const OVERRIDE_VALUES: { readonly [S in OverrideSetting]: { readonly vali
     invalid: ['secret/web-tls=etc/tls', 'secret/x=/etc/envoy-bootstrap/x', 'volume/x=/x', 'secret/X=/x', 'secret/a=/x,configmap/b=/x/y', 'secret/a=/x/../y', 'secret/a=/x/'],
   },
   'ads-address': { valid: ['', 'xds.cp.svc:15012', '[fd00::20]:15012'], invalid: ['xds', 'xds:', 'xds:99999', '[fd00::20]'] },
+  'bootstrap-override': { valid: ['web-envoy', 'grpc-web.v2', ''], invalid: ['Web-Envoy', 'a_b', '-x', 'envoy.yaml/'] },
 };
 
 /** Numeric values of every quantity the generators and test configs use (cores, bytes). */
