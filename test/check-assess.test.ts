@@ -282,6 +282,9 @@ const SHOWN_AS: Readonly<Record<OverrideSetting, RegExp>> = {
   ipv6: /^IPv6$/,
   // (and the ConfigMap's volume and envoy-init's mount of it, which follow from it)
   'bootstrap-override': /^(bootstrap override ConfigMap|envoy-init volumeMounts\[envoy-bootstrap-override\]|volume envoy-bootstrap-override)$/,
+  'ads-address': /^xDS control plane \(ADS\)$/,
+  // (and the volumes and envoy's mounts of them, which follow from it)
+  'proxy-mounts': /^(proxy mounts|envoy volumeMounts\[envoy-mount-[-a-z0-9]+\]|volume envoy-mount-[-a-z0-9]+)$/,
 };
 
 test('property: a setting the pod was injected with otherwise is named, through the settings table, and only what follows from it', () => {

@@ -18,7 +18,8 @@ test('defaults: local TLS on 127.0.0.1:8443, pinned images, frozen', () => {
   assert.match(config.proxy.image, /^envoyproxy\/envoy:v\d+\.\d+\.\d+$/, 'Envoy pinned to an explicit version');
   assert.match(config.init.image, /envoy-injector:v\d+\.\d+\.\d+/, "envoy-init is the project's own image, pinned");
   assert.deepEqual(config.excludedNamespaces, ['kube-system', 'kube-public', 'kube-node-lease']);
-  assert.equal(config.proxy.ads, null);
+  assert.deepEqual(config.proxy.ads, { address: null, tls: false, caConfigMap: null, clientCertSecret: null });
+  assert.deepEqual(config.proxy.mounts, []);
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.proxy.resources.requests));
 });
 
@@ -27,7 +28,7 @@ test('the file is read over the defaults, and env over the file', () => {
   const config = loadConfig({ ...file(yaml), env: { ENVOY_INJECTOR_PROXY_CONCURRENCY: '8', POD_NAMESPACE: 'mesh' } });
   assert.equal(config.server.port, 9443);
   assert.equal(config.proxy.concurrency, 8);
-  assert.deepEqual(config.proxy.ads, { address: 'xds.mesh.svc:18000', tls: false });
+  assert.deepEqual(config.proxy.ads, { address: 'xds.mesh.svc:18000', tls: false, caConfigMap: null, clientCertSecret: null });
   assert.deepEqual(config.excludedNamespaces, ['a', 'b']);
   assert.equal(config.namespace, 'mesh');
 });

@@ -263,6 +263,13 @@ const ROWS: readonly Row[] = [
     reasons: ['enabled-by-namespace'],
   },
   {
+    // Issue 12a's volume is reserved whether or not the pod names a bootstrap override.
+    name: 'pod already has a volume named like the bootstrap override volume',
+    object: pod({ spec: { volumes: [{ name: 'envoy-bootstrap-override', emptyDir: {} }] } }),
+    action: 'deny',
+    reasons: ['name-conflict'],
+  },
+  {
     name: 'pod already has the xtables lock volume',
     object: pod({ spec: { volumes: [{ name: 'envoy-init-xtables-lock', emptyDir: {} }] } }),
     action: 'deny',

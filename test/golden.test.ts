@@ -1,6 +1,6 @@
 // Golden tests (Istio style): every `*.yaml` of test/testdata/corpus and of each directory under
 // test/testdata/inject is injected (a directory's `_config.yaml` is the injector config of its
-// inputs). Each pod or pod template that is injected is recorded in `X.yaml.injected`, and the
+// inputs, its `_namespace.yaml` the Namespace whose annotations are their defaults). Each pod or pod template that is injected is recorded in `X.yaml.injected`, and the
 // bootstrap its envoy-init renders from its flags in `X.yaml.bootstrap` — with what only the running
 // pod knows (its name, namespace, IPs, node, service account) as `$(VAR)`, and IPv6 as a pod that
 // has it; each one skipped or denied in `X.yaml.skipped`, with its reasons and warnings. For every
@@ -21,6 +21,7 @@ import { readPod } from '../src/core/pod.ts';
 import type { InjectorConfig, JsonObject } from '../src/core/types.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testConfigFromYaml, testRuntime } from './support/config.ts';
+import { assertValidEnvoyMessage } from './support/envoy-proto.ts';
 import { applyJsonPatch } from './support/patch.ts';
 
 const ROOT = new URL('./testdata/', import.meta.url).pathname;
@@ -59,6 +60,17 @@ function configFor(dir: string): InjectorConfig {
   return existsSync(file) ? testConfigFromYaml(readFileSync(file, 'utf8')) : testConfig();
 }
 
+/**
+ * The namespace annotations of a directory's cases: those of the Namespace in its `_namespace.yaml`
+ * (SPEC.md §4b), as the webhook's namespace cache gives them; none without one.
+ */
+function namespaceAnnotationsFor(dir: string): Record<string, string> | undefined {
+  const file = join(ROOT, dir, '_namespace.yaml');
+  if (!existsSync(file)) return undefined;
+  const namespace = parseAllDocuments(readFileSync(file, 'utf8'))[0]?.toJS() as { metadata?: { annotations?: Record<string, string> } };
+  return namespace.metadata?.annotations ?? {};
+}
+
 const inputsOf = (dir: string): string[] =>
   readdirSync(join(ROOT, dir))
     .filter((f) => f.endsWith('.yaml') && !f.startsWith('_'))
@@ -74,7 +86,7 @@ test('the corpus and the injection cases are all present, and every golden direc
 });
 
 /** The bootstrap the pod's envoy-init renders, with every fact of the running pod as `$(VAR)`. */
-function renderedTemplate(pod: JsonObject, overrides: ReadonlyMap<string, string>): JsonObject {
+function renderedTemplate(pod: JsonObject, overrides: ReadonlyMap<string, string>): ReturnType<typeof renderBootstrapFiles> {
   const read = readPod(pod);
   assert.ok(read.ok);
   const inputs = initInputsOf(read.pod);
@@ -84,7 +96,7 @@ function renderedTemplate(pod: JsonObject, overrides: ReadonlyMap<string, string
   const { ipv6 } = expectedIpv6(inputs.inputs.proxy.traffic.ipv6, undefined);
   const configMap = inputs.inputs.proxy.bootstrapOverrideConfigMap;
   const podOverride = configMap === null ? undefined : { text: overrideText(overrides, configMap), source: podOverrideSource(configMap) };
-  return renderBootstrapFiles({ ...inputs.inputs, bootstrap: inputs.inputs.bootstrap }, identity, ipv6, testRuntime.version, podOverride).bootstrap;
+  return renderBootstrapFiles({ ...inputs.inputs, bootstrap: inputs.inputs.bootstrap }, identity, ipv6, testRuntime.version, podOverride);
 }
 
 /** The `envoy.yaml` of every ConfigMap in an input file: the bootstrap overrides its pods may name. */
@@ -115,6 +127,7 @@ function overrideOptions(pod: JsonObject, overrides: ReadonlyMap<string, string>
 for (const { dir, file } of inputs) {
   test(`golden ${dir}/${file}`, () => {
     const config = configFor(dir);
+    const namespaceAnnotations = namespaceAnnotationsFor(dir);
     const path = join(ROOT, dir, file);
     const injected: unknown[] = [];
     const bootstraps: unknown[] = [];
@@ -124,7 +137,7 @@ for (const { dir, file } of inputs) {
     docs.forEach((doc, index) => {
       for (const target of findPodTargets(doc.toJS())) {
         const name = describeTarget(target, index);
-        const ctx = admissionContext({ namespace: target.namespace ?? 'default', workloadKind: target.kind });
+        const ctx = admissionContext({ namespace: target.namespace ?? 'default', workloadKind: target.kind, namespaceAnnotations });
         const before = structuredClone(target.pod);
         const result = injectPod(target.pod, ctx, config, testRuntime);
         assert.deepEqual(target.pod, before, `${name}: the core does not modify its input`);
@@ -144,7 +157,11 @@ for (const { dir, file } of inputs) {
         assert.equal(again.decision.action, 'skip');
         assert.equal(again.decision.reasons[0]?.code, 'already-injected');
         injected.push({ target: name, reasons, warnings, pod: patched });
-        bootstraps.push({ target: name, bootstrap: renderedTemplate(patched as JsonObject, overrides) });
+        const rendered = renderedTemplate(patched as JsonObject, overrides);
+        // The files envoy-init writes for the ADS connection's TLS (file-based SDS), checked as strictly as the bootstrap.
+        const sds = Object.fromEntries(rendered.files.filter((f) => f.name.endsWith('.sds.json')).map((f) => [f.name, JSON.parse(f.content) as unknown]));
+        for (const content of Object.values(sds)) assertValidEnvoyMessage('envoy.service.discovery.v3.DiscoveryResponse', content);
+        bootstraps.push({ target: name, bootstrap: rendered.bootstrap, ...(Object.keys(sds).length > 0 ? { sds } : {}) });
       }
     });
     compareGolden(`${path}.injected`, injected);

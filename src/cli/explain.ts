@@ -2,6 +2,7 @@
 // sentence) and how to change it, the warnings kubectl would print, the effective overrides and what
 // would be added — as text for people, and as JSON of a stable, versioned shape for scripts.
 import { INJECT_ANNOTATION, INJECT_LABEL, INJECT_LABEL_ENABLED, INJECTED_VOLUME_NAMES, PROXY_PORTS, STATUS_ANNOTATION } from '../constants.ts';
+import { adsUsesTls } from '../core/bootstrap.ts';
 import { admissionContext } from '../core/context.ts';
 import { injectPod } from '../core/inject.ts';
 import { defaultProxyConfig, type ResolvedSetting } from '../core/overrides.ts';
@@ -85,7 +86,14 @@ export interface ExplainedProxy {
   readonly concurrency: number;
   readonly resources: { readonly requests: ResourceList; readonly limits: ResourceList };
   /** The xDS control plane, or null for the static passthrough bootstrap. */
-  readonly ads: { readonly address: string; readonly tls: boolean } | null;
+  readonly ads: {
+    readonly address: string;
+    readonly tls: boolean;
+    readonly caConfigMap: string | null;
+    readonly clientCertSecret: string | null;
+  } | null;
+  /** The `proxy-mounts`: `secret/NAME=/path` or `configmap/NAME=/path`. */
+  readonly mounts: readonly string[];
   readonly accessLog: boolean;
   /** Hash of the effective proxy configuration, as written in the status annotation. */
   readonly configHash: string;
@@ -231,7 +239,11 @@ function describeProxy(proxy: EffectiveProxyConfig, configHash: string): Explain
     logLevel: proxy.logLevel,
     concurrency: proxy.concurrency,
     resources: { requests: { ...proxy.resources.requests }, limits: { ...proxy.resources.limits } },
-    ads: proxy.ads === null ? null : { address: proxy.ads.address, tls: proxy.ads.tls },
+    ads:
+      proxy.ads === null
+        ? null
+        : { address: proxy.ads.address, tls: adsUsesTls(proxy.ads), caConfigMap: proxy.ads.caConfigMap, clientCertSecret: proxy.ads.clientCertSecret },
+    mounts: proxy.mounts.map((m) => `${m.kind}/${m.name}=${m.path}`),
     accessLog: proxy.accessLog,
     configHash,
   };
@@ -310,6 +322,14 @@ export function explainSources(
   return explanations;
 }
 
+/** How the ADS connection is secured, as `explain` writes it after the address. */
+function adsTlsText(ads: NonNullable<ExplainedProxy['ads']>): string {
+  if (!ads.tls) return '';
+  const ca = ads.caConfigMap === null ? 'system CAs' : `CA from ConfigMap ${ads.caConfigMap}`;
+  const client = ads.clientCertSecret === null ? '' : `, client certificate from Secret ${ads.clientCertSecret}`;
+  return ` over TLS (${ca}${client})`;
+}
+
 /** Explains every pod and pod template of one source's text (YAML or JSON). */
 export function explainDocuments(
   text: string,
@@ -355,7 +375,8 @@ function formatAdditions(adds: ExplainedAdditions, sidecarSource: string): strin
     ...(p.sidecar === 'native' ? [] : [`    hold application until proxy starts: ${p.holdApplicationUntilProxyStarts ? 'yes' : 'no'}`]),
     `    drain: ${p.drainSeconds}s; log level: ${p.logLevel}; concurrency: ${p.concurrency === 0 ? 'one per CPU of its cpuset' : p.concurrency}`,
     `    resources: requests cpu ${r.requests.cpu ?? '-'} memory ${r.requests.memory ?? '-'}; limits cpu ${r.limits.cpu ?? '-'} memory ${r.limits.memory ?? '-'}`,
-    `    xDS: ${p.ads === null ? 'none (static passthrough bootstrap)' : `ADS at ${p.ads.address}${p.ads.tls ? ' over TLS' : ''}`}`,
+    `    xDS: ${p.ads === null ? 'none (static passthrough bootstrap)' : `ADS at ${p.ads.address}${adsTlsText(p.ads)}`}`,
+    ...(p.mounts.length === 0 ? [] : [`    mounts (read-only): ${p.mounts.join(', ')}`]),
     `    config hash: ${p.configHash}`,
     '  capture:',
     `    inbound TCP → ${c.inbound.port}: ports ${show(c.inbound.ports)}, except ${show([...c.proxyPorts, ...c.inbound.excludePorts])}`,

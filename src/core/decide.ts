@@ -20,7 +20,7 @@ import {
   STATUS_ANNOTATION,
 } from '../constants.ts';
 import { describeExecSizeProblem, execSizeProblem } from './exec-size.ts';
-import { planInjection, type PlannedInjection } from './plan.ts';
+import { planInjection, proxyVolumes, type PlannedInjection } from './plan.ts';
 import { planReordering, type Reordering } from './reorder.ts';
 import { parseStatus, type InjectionStatus } from './status.ts';
 import { formatAnnotationErrors, resolveSettings, type ResolvedSetting, type SettingsResult } from './overrides.ts';
@@ -80,6 +80,8 @@ export interface PodFacts {
   readonly namespace: string;
   /** Excluded by the injector's config (excludedNamespaces, or its own namespace). */
   readonly namespaceExcluded: boolean;
+  /** The namespace's annotations should be known but could not be read: the config's defaults apply. */
+  readonly namespaceAnnotationsUnknown: boolean;
   /** Whether the namespace's labels are known (the webhook is only called for matching ones). */
   readonly namespaceLabelsKnown: boolean;
   /** The namespace's inject label, when its labels are known. */
@@ -202,11 +204,19 @@ function gatherFacts(
   const prefix = `${DOMAIN}/`;
   const known = knownAnnotations(settings);
   const namespaceAnnotations = ctx.namespaceAnnotations;
+  const resolvedSettings = resolveSettings(
+    pod.annotations,
+    namespaceAnnotations === undefined ? undefined : { name: ctx.namespace, annotations: namespaceAnnotations },
+    config,
+    runtime,
+    settings,
+  );
   return {
     pod,
     namespace: ctx.namespace,
     namespaceExcluded: config.excludedNamespaces.includes(ctx.namespace) || ctx.namespace === config.namespace,
     namespaceLabelsKnown: ctx.namespaceLabels !== undefined,
+    namespaceAnnotationsUnknown: ctx.namespaceAnnotationsUnknown === true,
     namespaceLabel: ctx.namespaceLabels?.[INJECT_LABEL],
     podLabel,
     injectAnnotation,
@@ -215,15 +225,9 @@ function gatherFacts(
     status: parseStatusText(pod.annotations[STATUS_ANNOTATION]),
     proxyNamedContainer: all.find((c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME)?.name,
     otherMeshContainers: all.map((c) => c.name).filter((name) => OTHER_MESH_CONTAINERS.includes(name)),
-    takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => INJECTED_VOLUME_NAMES.includes(name)))],
+    takenVolumeNames: takenVolumeNames(pod, resolvedSettings),
     unknownAnnotations: Object.keys(pod.annotations).filter((key) => key.startsWith(prefix) && !known.includes(key)),
-    settings: resolveSettings(
-      pod.annotations,
-      namespaceAnnotations === undefined ? undefined : { name: ctx.namespace, annotations: namespaceAnnotations },
-      config,
-      runtime,
-      settings,
-    ),
+    settings: resolvedSettings,
     proxyPortClaims: all.flatMap((c) =>
       c.tcpPorts
         .filter((port) => PROXY_PORTS.includes(port))
@@ -239,6 +243,13 @@ function gatherFacts(
     guaranteedQoS: all.every((c) => c.guaranteed),
     terminationGracePeriodSeconds: pod.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS,
   };
+}
+
+/** The pod's own volumes named like one the injection adds: the fixed ones, and those its proxy config asks for. */
+function takenVolumeNames(pod: PodView, settings: SettingsResult): string[] {
+  const names = new Set(INJECTED_VOLUME_NAMES);
+  if (settings.ok) for (const volume of proxyVolumes(settings.proxy).volumes) names.add(volume.name);
+  return [...new Set(pod.volumeNames.filter((name) => names.has(name)))];
 }
 
 const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
@@ -360,6 +371,7 @@ function unknownAnnotationWarnings(unknown: readonly string[], knownKeys: readon
 
 function injectionWarnings(facts: PodFacts, proxy: EffectiveProxyConfig, config: InjectorConfig, runtime: InjectorRuntime): Warning[] {
   const warnings: Warning[] = [];
+  if (facts.namespaceAnnotationsUnknown) warnings.push(warning('namespace-defaults-unknown', { namespace: shorten(facts.namespace) }));
   // `auto` found no native sidecar support, yet the pod's annotation asks for one.
   if (proxy.nativeSidecar && config.nativeSidecar === 'auto' && !runtime.nativeSidecarSupported) {
     warnings.push(warning('native-sidecar-unsupported'));

@@ -2,10 +2,12 @@
 // volumes and the annotations. The bootstrap is not among them: envoy-init renders it in the pod
 // from its flags (see pod-bootstrap.ts).
 import { KUBECTL_DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION } from '../constants.ts';
+import { adsVolumes } from './ads-volumes.ts';
 import { buildInitContainer, buildVolumes } from './init-container.ts';
 import type { InjectionPlan } from './patch.ts';
 import type { PodView } from './pod.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
+import { proxyMountVolumes } from './proxy-mounts.ts';
 import { buildSidecar } from './sidecar.ts';
 import { hashProxyConfig, renderStatus, type InjectionStatus } from './status.ts';
 import type { EffectiveProxyConfig, InjectorRuntime } from './types.ts';
@@ -27,6 +29,13 @@ export function workloadName(pod: Pick<PodView, 'labels' | 'generateName' | 'nam
   }
   const base = pod.generateName?.replace(/-+$/, '') || pod.name;
   return base || 'unknown';
+}
+
+/** Returns the volumes of `envoy` beyond the bootstrap's, and its mounts of them: ADS's, then `proxy-mounts`. */
+export function proxyVolumes(proxy: EffectiveProxyConfig): ReturnType<typeof adsVolumes> {
+  const ads = adsVolumes(proxy);
+  const mounts = proxyMountVolumes(proxy.mounts);
+  return { volumes: [...ads.volumes, ...mounts.volumes], volumeMounts: [...ads.volumeMounts, ...mounts.volumeMounts] };
 }
 
 /**
@@ -71,8 +80,11 @@ export function planFromFacts(
 ): PlannedInjection {
   const configHash = hashProxyConfig(proxy, runtime.version, settings);
   const init = buildInitContainer(proxy, { workloadName: facts.workloadName, configHash }, settings);
-  const sidecar = buildSidecar(proxy);
-  const volumes = buildVolumes(proxy);
+  // The proxy's own volumes — ADS material, then the user's mounts — follow the injector's.
+  const extra = proxyVolumes(proxy);
+  const built = buildSidecar(proxy);
+  const sidecar = { ...built, volumeMounts: [...(built.volumeMounts ?? []), ...extra.volumeMounts] };
+  const volumes = [...buildVolumes(proxy), ...extra.volumes];
   // Native: envoy-init then envoy go first, so the pod's own init containers already have a working
   // proxy. Classic: envoy-init goes last so theirs keep a plain network, and envoy leads the containers.
   const initContainers = proxy.nativeSidecar ? [init, sidecar] : [init];

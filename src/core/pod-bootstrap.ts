@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { BOOTSTRAP_FILES, INIT_CONTAINER_NAME, OVERRIDE_KEY } from '../constants.ts';
 import { layerBootstrap, type Fragment } from './bootstrap-override.ts';
 import { parseFragmentText } from './fragment-text.ts';
-import { DOWNWARD_ENV, formatBootstrapFile, renderPodBootstrap, type PodIdentity } from './bootstrap.ts';
+import { adsSdsResources, DOWNWARD_ENV, formatBootstrapFile, renderPodBootstrap, type PodIdentity } from './bootstrap.ts';
 import { expandEnvReferences } from './env-expansion.ts';
 import { parseInitArgv, parseInitFlags, type BootstrapRequest, type InitInputs } from './init-flags.ts';
 import type { PodView } from './pod.ts';
@@ -55,6 +55,8 @@ export function renderBootstrapFiles(
       { name: BOOTSTRAP_FILES.bootstrap, content: formatBootstrapFile(bootstrap) },
       { name: BOOTSTRAP_FILES.hold, content: holdScript() },
       { name: BOOTSTRAP_FILES.drain, content: drainScript() },
+      // What the ADS connection's TLS reads from the mounted ConfigMap and Secret (file-based SDS).
+      ...adsSdsResources(inputs.proxy).map((r) => ({ name: r.file, content: formatBootstrapFile(r.content) })),
     ],
   };
 }

@@ -116,6 +116,7 @@ export const WARNINGS = {
   'unknown-annotation': 'Ignored unknown annotation {annotation}.{suggestion}',
   'more-unknown-annotations': 'Ignored {count} more unknown {prefix} annotations.',
   'native-sidecar-unsupported': 'Pod asks for a native sidecar, but this cluster lacks them (needs 1.29+): it would never start.',
+  'namespace-defaults-unknown': "Namespace {namespace}'s envoy-injector.io defaults could not be read: injected with the config's.",
 } as const;
 
 export type WarningCode = keyof typeof WARNINGS;

@@ -3,7 +3,10 @@
 // values.ts (which stay the primitives) with its inverse, so a value written by `format` always
 // parses back to itself (test/settings.test.ts checks it for every setting).
 import { checkFragments } from './bootstrap-override.ts';
-import { type AllOr, type Ipv6Mode, type JsonObject, type LogLevel } from './types.ts';
+import { formatProxyMounts, parseProxyMounts } from './proxy-mounts.ts';
+import { type AllOr, type Ipv6Mode, type JsonObject, type LogLevel, type ProxyMount } from './types.ts';
+
+export { MAX_PROXY_MOUNTS, RESERVED_MOUNT_PATHS } from './proxy-mounts.ts';
 import {
   parseAllOrCidrList,
   parseAllOrPortList,
@@ -154,6 +157,27 @@ export const optionalHostPort: ValueType<string | null> = {
   },
   format: (value) => value ?? '',
   hint: 'HOST:PORT',
+};
+
+const SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** The name of a ConfigMap or Secret (a DNS subdomain), or empty for none (null). */
+export const optionalResourceName: ValueType<string | null> = {
+  parse: (text) => {
+    const value = text.trim();
+    if (value === '') return ok(null);
+    return SUBDOMAIN.test(value) ? ok(value) : bad('a ConfigMap or Secret name (lower-case letters, digits, - and .), or empty for none');
+  },
+  format: (value) => value ?? '',
+  hint: 'NAME',
+};
+
+/** The proxy's mounts: `secret/NAME=/abs/path,configmap/NAME=/abs/path`. */
+export const proxyMounts: ValueType<readonly ProxyMount[]> = {
+  parse: parseProxyMounts,
+  format: formatProxyMounts,
+  hint: 'KIND/NAME=PATH,...',
+  list: true,
 };
 
 /** A Kubernetes object name, or the empty text for none (null). */

@@ -38,7 +38,10 @@ export function checkClusterFragment(config: InjectorConfig): void {
   const fragment = config.proxy.bootstrapOverride;
   if (fragment === null) return;
   const problems = fragmentProblems(fragment, 'proxy.bootstrapOverride');
-  if (problems.length === 0) problems.push(...mergeProblems(fragment, 'proxy.bootstrapOverride', config.proxy.ads));
+  if (problems.length === 0) {
+    const { address, ...tls } = config.proxy.ads;
+    problems.push(...mergeProblems(fragment, 'proxy.bootstrapOverride', address === null ? null : { ...tls, address }));
+  }
   if (problems.length > 0) {
     throw new ConfigError('proxy.bootstrapOverride', `invalid config proxy.bootstrapOverride: Envoy would refuse it: ${problems.join('; ')}`);
   }

@@ -6,6 +6,7 @@ import type { Action } from '../core/reasons.ts';
 import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
 import { createFastPatcher, type FastPatcher } from '../core/fast-patch.ts';
+import type { NamespaceDefaultsLookup } from '../kube/namespace-cache.ts';
 import { decodeReview, encodeAllowedReviewText, encodeReview, type DecodedReview, type ReviewResponse } from './review.ts';
 
 /** Result label of an admission, as counted in metrics and logged. */
@@ -88,8 +89,27 @@ function podName(object: unknown): string {
  * Answers one AdmissionReview body. Throws ReviewDecodeError for a body that is not a review; any
  * other failure is answered as `allowed: false` with the uid and a message without internals.
  */
-export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRuntime): AdmissionOutcome {
-  return admitDecoded(decodeReview(body), config, runtime);
+export function admit(
+  body: unknown,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  namespace?: NamespaceDefaultsLookup,
+): AdmissionOutcome {
+  return admitDecoded(withNamespace(decodeReview(body), namespace), config, runtime);
+}
+
+/**
+ * Adds what the namespace cache knows of the pod's namespace (SPEC.md §4b) to a decoded review's
+ * context, for the core: its annotations, or that they are unknown.
+ */
+function withNamespace(decoded: DecodedReview, namespace: NamespaceDefaultsLookup | undefined): DecodedReview {
+  if (namespace === undefined) return decoded;
+  return {
+    ...decoded,
+    context: namespace.known
+      ? { ...decoded.context, namespaceAnnotations: namespace.annotations }
+      : { ...decoded.context, namespaceAnnotationsUnknown: true },
+  };
 }
 
 /** Answers one decoded AdmissionReview (see admit). */
@@ -150,6 +170,19 @@ function admitDecoded(review: DecodedReview, config: InjectorConfig, runtime: In
   };
 }
 
+/**
+ * Returns the namespace whose defaults an AdmissionReview body needs — a Pod's creation — read
+ * without decoding the review (admit does that, and refuses what is malformed), or undefined.
+ */
+export function namespaceToLookUp(body: unknown): string | undefined {
+  const request = (body as { request?: unknown } | null)?.request as Record<string, unknown> | undefined;
+  if (typeof request !== 'object' || request === null) return undefined;
+  const kind = request['kind'] as Record<string, unknown> | undefined;
+  if (request['operation'] !== 'CREATE' || kind?.['kind'] !== 'Pod' || (kind['group'] ?? '') !== '' || request['subResource']) return undefined;
+  const namespace = request['namespace'];
+  return typeof namespace === 'string' && namespace !== '' ? namespace : undefined;
+}
+
 /** Which path answered an admission: a cached template, a template rendered for it, or `admit`. */
 export type AnswerPath = 'hit' | 'miss' | 'reference';
 
@@ -174,8 +207,16 @@ export function createAdmissionFastPath(config: InjectorConfig, runtime: Injecto
  * path's templates when `fast` is given and knows the pod, anything else (skips, denials, errors,
  * keys it cannot cache) by `admit`. Throws ReviewDecodeError for a body that is not a review.
  */
-export function answerAdmission(body: unknown, config: InjectorConfig, runtime: InjectorRuntime, fast?: FastPatcher): AdmissionAnswer {
-  const review = decodeReview(body);
+export function answerAdmission(
+  body: unknown,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  fast?: FastPatcher,
+  namespace?: NamespaceDefaultsLookup,
+): AdmissionAnswer {
+  // The namespace's annotations go into the context both paths read: the fast path's template key
+  // holds every setting's text in play, the namespace's among them.
+  const review = withNamespace(decodeReview(body), namespace);
   if (fast !== undefined) {
     let result: ReturnType<FastPatcher['inject']> | undefined;
     try {

@@ -9,7 +9,8 @@ import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
 import { secureContextOptions } from '../tls/material.ts';
 import { createAdmissionLimit, createPeerLimit, OVERLOAD_RETRY_AFTER_SECONDS, peerOf, type AdmissionLimit, type RefusalReason } from './admission-limit.ts';
-import { admissionLogLine, answerAdmission, createAdmissionFastPath } from './admission.ts';
+import type { NamespaceCache } from '../kube/namespace-cache.ts';
+import { admissionLogLine, answerAdmission, createAdmissionFastPath, namespaceToLookUp } from './admission.ts';
 import { BodyTimeoutError, toHttpError } from './errors.ts';
 import type { InjectorMetrics } from './metrics.ts';
 import { decodeReview, encodeReview } from './review.ts';
@@ -36,6 +37,8 @@ export interface AppDeps {
   readonly readiness?: () => Readiness;
   /** Liveness beyond "the process answers": false after a fault it must be restarted for; alive when absent. */
   readonly liveness?: () => Readiness;
+  /** The namespace watch cache (SPEC.md §4b); without it pods get no namespace defaults. */
+  readonly namespaces?: Pick<NamespaceCache, 'defaultsFor'>;
   /** This instance's metrics (see metrics.ts), served at /metrics; without them there is no /metrics. */
   readonly metrics?: InjectorMetrics;
   /** The admission slots (default: server.maxConcurrentAdmissions of them); tests pass one to hold slots. */
@@ -272,8 +275,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const fastPath = createAdmissionFastPath(config, runtime);
   app.post(PATHS.mutate, bounded, async (request, reply) => {
     const started = process.hrtime.bigint();
+    // From the cache (synchronous); only a miss waits, for one bounded read.
+    const name = deps.namespaces === undefined ? undefined : namespaceToLookUp(request.body);
+    const namespace = name === undefined ? undefined : await deps.namespaces?.defaultsFor(name);
     const debug = logger.isLevelEnabled('debug');
-    const answer = answerAdmission(request.body, config, runtime, debug ? undefined : fastPath);
+    const answer = answerAdmission(request.body, config, runtime, debug ? undefined : fastPath, namespace);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const { record } = answer;
     // One log call: the request's bindings, the admission's identity and its decision (SPEC.md §8).

@@ -3,6 +3,7 @@
 // README's "Metrics" table; label values come only from fixed sets, so cardinality stays bounded.
 import { createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RESYNC_REASONS, type ResyncReason } from '../kube/namespace-cache.ts';
 import { defaultProxyConfig } from '../core/overrides.ts';
 import { REASONS, WARNINGS } from '../core/reasons.ts';
 import { canonicalJson, hashProxyConfig } from '../core/status.ts';
@@ -49,6 +50,8 @@ export interface MetricsOptions {
   readonly configLoadedAt?: Date;
   /** Expiry getters; TLS modes that reload their certificates return the current one. */
   readonly certificates?: CertificateExpiryGetters;
+  /** The namespace watch cache, read at every scrape; without it its metrics have no series. */
+  readonly namespaceCache?: { ageSeconds(): number | undefined; size(): number };
   /** Whether to export Node process metrics (CPU, memory, event loop, GC); default true. */
   readonly processMetrics?: boolean;
 }
@@ -68,6 +71,8 @@ export interface InjectorMetrics {
   recordAdmission(sample: AdmissionSample, durationSeconds: number): void;
   /** Counts one request rejected before it was an admission (not JSON, too large, not a review). */
   recordRequestError(statusCode: number): void;
+  /** Counts one (re)fill of the namespace cache, by why: start, expired (410 Gone) or error. */
+  recordNamespaceResync(reason: ResyncReason): void;
   /** Counts one request refused by a bound (admission slots, the per-peer bound, the body deadline). */
   recordRefusal(reason: RefusalReason): void;
   /** Sets the config info gauge and load timestamp (at start, and again if the config is reloaded). */
@@ -168,6 +173,34 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
     },
   });
 
+  const cache = options.namespaceCache;
+  new Gauge({
+    name: `${METRIC_PREFIX}namespace_cache_age_seconds`,
+    help: 'Seconds since the namespace watch cache last heard from the API server (a list or a watch event); no series without a cluster.',
+    registers,
+    collect() {
+      this.reset();
+      const age = cache?.ageSeconds();
+      if (age !== undefined) this.set(age);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}namespace_cache_namespaces`,
+    help: 'Namespaces in the namespace watch cache.',
+    registers,
+    collect() {
+      this.reset();
+      if (cache !== undefined) this.set(cache.size());
+    },
+  });
+  const resyncs = new Counter({
+    name: `${METRIC_PREFIX}namespace_cache_resyncs_total`,
+    help: 'Full lists of the namespace watch cache, by reason: start, expired (the watch answered 410 Gone) or error (after a backoff).',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const reason of RESYNC_REASONS) resyncs.inc({ reason }, 0);
+
   const resultReasons = new Map<AdmissionResult, Set<string>>([
     ['injected', new Set()],
     ['reordered', new Set()],
@@ -243,6 +276,9 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
         1,
       );
       configLoaded.set(loadedAt.getTime() / 1000);
+    },
+    recordNamespaceResync(reason) {
+      resyncs.inc({ reason: bounded(reason, new Set(RESYNC_REASONS)) });
     },
     render: () => registry.metrics(),
   };

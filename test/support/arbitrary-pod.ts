@@ -59,6 +59,8 @@ export const OVERRIDE_SETTINGS = [
   'hold-application-until-proxy-starts',
   'drain-seconds',
   'ipv6',
+  'proxy-mounts',
+  'ads-address',
   'bootstrap-override',
 ] as const;
 export type OverrideSetting = (typeof OVERRIDE_SETTINGS)[number];
@@ -88,6 +90,11 @@ export const OVERRIDE_VALUES: { readonly [S in OverrideSetting]: { readonly vali
   'hold-application-until-proxy-starts': { valid: ['true', 'false'], invalid: ['no', '0'] },
   'drain-seconds': { valid: ['0', '5', '3600', '45'], invalid: ['3601', '-1', '5s'] },
   ipv6: { valid: ['auto', 'true', 'false', 'TRUE', ' Auto '], invalid: ['yes', 'on', '1', '', 'dual'] },
+  'proxy-mounts': {
+    valid: ['', 'secret/web-tls=/etc/web/tls', 'configmap/lua=/etc/envoy-lua, secret/a.b=/var/run/a'],
+    invalid: ['secret/web-tls=etc/tls', 'secret/x=/etc/envoy-bootstrap/x', 'volume/x=/x', 'secret/X=/x', 'secret/a=/x,configmap/b=/x/y', 'secret/a=/x/../y', 'secret/a=/x/'],
+  },
+  'ads-address': { valid: ['', 'xds.cp.svc:15012', '[fd00::20]:15012'], invalid: ['xds', 'xds:', 'xds:99999', '[fd00::20]'] },
   'bootstrap-override': { valid: ['web-envoy', 'grpc-web.v2', ''], invalid: ['Web-Envoy', 'a_b', '-x', 'envoy.yaml/'] },
 };
 
@@ -427,6 +434,8 @@ export interface ExpectedProxy {
   readonly nativeSidecar: boolean;
   readonly hold: boolean;
   readonly drainSeconds: number;
+  /** Where envoy mounts the `proxy-mounts` volumes, in order. */
+  readonly mountPaths: readonly string[];
   readonly requests: { cpu?: string; memory?: string };
   readonly limits: { cpu?: string; memory?: string };
   readonly traffic: Readonly<Record<string, string>>;
@@ -543,6 +552,7 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
     nativeSidecar: bool(given['native-sidecar'], nativeDefault),
     hold: bool(given['hold-application-until-proxy-starts'], config.proxy.holdApplicationUntilProxyStarts),
     drainSeconds: num(given['drain-seconds'], config.proxy.drainSeconds),
+    mountPaths: (given['proxy-mounts'] ?? '').split(',').filter((item) => item.trim() !== '').map((item) => item.trim().split('=')[1] ?? ''),
     requests,
     limits,
     traffic,
