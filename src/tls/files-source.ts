@@ -136,16 +136,19 @@ export class FilesTlsSource extends MaterialHolder implements TlsSource {
     const { dir } = this.#options;
     let cert: string;
     let key: string;
-    try {
-      [cert, key] = await Promise.all([
-        readFile(join(dir, CERT_FILES.cert), 'utf8'),
-        readFile(join(dir, CERT_FILES.key), 'utf8'),
-      ]);
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException;
+    // Both reads settle before one is reported, certificate first: which read fails first is up to
+    // the file system, and the reason /readyz gives must not depend on it.
+    const [certRead, keyRead] = await Promise.allSettled([
+      readFile(join(dir, CERT_FILES.cert), 'utf8'),
+      readFile(join(dir, CERT_FILES.key), 'utf8'),
+    ]);
+    if (certRead.status === 'rejected' || keyRead.status === 'rejected') {
+      const e = (certRead.status === 'rejected' ? certRead.reason : (keyRead as PromiseRejectedResult).reason) as NodeJS.ErrnoException;
       this.#report(e.code === 'ENOENT' ? `${e.path ?? 'a file'} does not exist` : `cannot read ${e.path ?? dir}: ${e.message}`);
       return;
     }
+    cert = certRead.value;
+    key = keyRead.value;
     const current = this.current();
     if (current !== undefined && current.cert === cert && current.key === key) {
       this.#report(undefined);
