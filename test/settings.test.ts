@@ -80,6 +80,7 @@ test('every field of the effective proxy config is a setting or a fixed value, a
     nativeSidecar: false,
     holdApplicationUntilProxyStarts: false,
     drainSeconds: 0,
+    captureMode: 'init',
     initImage: '',
     initResources: { requests: { cpu: '', memory: '' }, limits: { cpu: '', memory: '' } },
     imagePullPolicy: 'Always',

@@ -5,6 +5,7 @@ import {
   BOOTSTRAP_DIR,
   BOOTSTRAP_VOLUME_NAME,
   INIT_CONTAINER_NAME,
+  INIT_UNPRIVILEGED_UID,
   PODINFO_DIR,
   PODINFO_LABELS_FILE,
   PODINFO_VOLUME_NAME,
@@ -14,7 +15,7 @@ import { DOWNWARD_ENV } from './bootstrap.ts';
 import { escapeEnvReferences } from './env-expansion.ts';
 import { renderInitFlags, type BootstrapRequest } from './init-flags.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
-import type { Container, EffectiveProxyConfig, Volume } from './types.ts';
+import type { CaptureMode, Container, EffectiveProxyConfig, Volume } from './types.ts';
 import { resourceRequirements } from './sidecar.ts';
 
 /** What the bootstrap needs from the admission: the workload's name and the config hash. */
@@ -46,6 +47,20 @@ export function buildInitContainer(proxy: EffectiveProxyConfig, facts: Admission
     // (the downward API cannot give them as one variable), the rest from here.
     env: DOWNWARD_ENV.map(({ name, fieldPath }) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
     resources: resourceRequirements(proxy.initResources),
+    ...(proxy.captureMode === 'cni' ? unprivileged() : privileged()),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+/** The mounts of envoy-init in both modes: the bootstrap it writes and the labels it reads. */
+const BOOTSTRAP_MOUNTS = [
+  { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR },
+  { name: PODINFO_VOLUME_NAME, mountPath: PODINFO_DIR, readOnly: true },
+];
+
+/** `init` mode: envoy-init installs the capture itself, so it needs root in the pod's network namespace. */
+function privileged(): Pick<Container, 'securityContext' | 'volumeMounts'> {
+  return {
     securityContext: {
       // iptables needs root in the pod's network namespace, but only NET_ADMIN and NET_RAW:
       // everything else is dropped, and runAsNonRoot is set explicitly so a pod-level
@@ -57,21 +72,41 @@ export function buildInitContainer(proxy: EffectiveProxyConfig, facts: Admission
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
       capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+      // The runtime's default syscall filter: iptables needs none of what it blocks, and without
+      // it a node whose kubelet does not default seccomp runs the container unconfined.
+      seccompProfile: { type: 'RuntimeDefault' },
     },
-    volumeMounts: [
-      // iptables takes the xtables lock in /run; an emptyDir keeps the root filesystem read-only.
-      { name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' },
-      { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR },
-      { name: PODINFO_VOLUME_NAME, mountPath: PODINFO_DIR, readOnly: true },
-    ],
-    terminationMessagePolicy: 'FallbackToLogsOnError',
+    // iptables takes the xtables lock in /run; an emptyDir keeps the root filesystem read-only.
+    volumeMounts: [{ name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' }, ...BOOTSTRAP_MOUNTS],
   };
 }
 
-/** Returns the volumes the injected containers need. */
-export function buildVolumes(): Volume[] {
+/**
+ * `cni` mode (SPEC.md §4c): the node's CNI plugin installed the capture before any container ran,
+ * so envoy-init only renders the bootstrap and checks the capture with an ordinary connection —
+ * everything Pod Security `restricted` asks for. Not UID/GID 1337: the capture lets the proxy's
+ * traffic through, so the check would pass without any capture.
+ */
+function unprivileged(): Pick<Container, 'securityContext' | 'volumeMounts'> {
+  return {
+    securityContext: {
+      runAsUser: INIT_UNPRIVILEGED_UID,
+      runAsGroup: INIT_UNPRIVILEGED_UID,
+      runAsNonRoot: true,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: [...BOOTSTRAP_MOUNTS],
+  };
+}
+
+/** Returns the volumes the injected containers need (no xtables lock where envoy-init runs no iptables). */
+export function buildVolumes(mode: CaptureMode = 'init'): Volume[] {
   return [
-    { name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} },
+    ...(mode === 'init' ? [{ name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} }] : []),
     // Outlives container restarts (envoy's, and envoy-init's within one sandbox): the bootstrap stays.
     { name: BOOTSTRAP_VOLUME_NAME, emptyDir: {} },
     { name: PODINFO_VOLUME_NAME, downwardAPI: { items: [{ path: PODINFO_LABELS_FILE, fieldRef: { fieldPath: 'metadata.labels' } }] } },

@@ -39,7 +39,7 @@ export function planInjection(
   const configHash = hashProxyConfig(proxy, runtime.version, settings);
   const init = buildInitContainer(proxy, { workloadName: workloadName(pod), configHash }, settings);
   const sidecar = buildSidecar(proxy);
-  const volumes = buildVolumes();
+  const volumes = buildVolumes(proxy.captureMode);
   // Native: envoy-init then envoy go first, so the pod's own init containers already have a working
   // proxy. Classic: envoy-init goes last so theirs keep a plain network, and envoy leads the containers.
   const initContainers = proxy.nativeSidecar ? [init, sidecar] : [init];

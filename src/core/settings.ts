@@ -559,6 +559,13 @@ export const SETTING = {
     doc: "TLS to the control plane, checked against the proxy image's system CAs and the host name.",
     pod: { at: proxyAds.tls, flag: 'ads-tls', explain: 'ADS over TLS' },
   }),
+  captureMode: setting({
+    config: configAt('capture', 'mode'),
+    syntax: v.oneOf('init', 'cni'),
+    default: 'init',
+    doc: "Who installs the pods' traffic capture: `init`, envoy-init as root with NET_ADMIN and NET_RAW; `cni`, the node agent's CNI plugin, envoy-init then unprivileged (passes Pod Security `restricted`) and only checking it. See [CNI mode](#cni-mode).",
+    pod: { at: proxyAt('captureMode'), flag: 'capture-mode', explain: 'capture installed by' },
+  }),
   initImage: setting({
     config: configAt('init', 'image'),
     syntax: v.image,

@@ -70,6 +70,8 @@ export interface ProxySettings {
 
 /** The fully resolved proxy configuration of one pod: config defaults plus its overrides. */
 export interface EffectiveProxyConfig extends ProxySettings {
+  /** Who installs the pod's capture: envoy-init itself (`init`) or the node's CNI plugin (`cni`). */
+  readonly captureMode: CaptureMode;
   readonly initImage: string;
   readonly initResources: ProxyResources;
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
@@ -77,6 +79,13 @@ export interface EffectiveProxyConfig extends ProxySettings {
   readonly ads: AdsConfig | null;
   readonly traffic: TrafficPolicy;
 }
+
+/**
+ * Who installs a pod's traffic capture (SPEC.md §4c): `init`, envoy-init as root with NET_ADMIN and
+ * NET_RAW; `cni`, the node agent's chained CNI plugin before any container runs, envoy-init then
+ * unprivileged and only checking it.
+ */
+export type CaptureMode = 'init' | 'cni';
 
 /** `auto` asks the API server its version at start (≥ 1.29 → native). */
 export type NativeSidecarMode = 'auto' | 'true' | 'false';
@@ -119,6 +128,9 @@ export interface InjectorConfig {
     readonly accessLog: boolean;
     readonly ads: AdsConfig | null;
     readonly ipv6: Ipv6Mode;
+  };
+  readonly capture: {
+    readonly mode: CaptureMode;
   };
   readonly init: {
     readonly image: string;
