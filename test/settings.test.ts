@@ -109,7 +109,7 @@ test('every field of the effective proxy config is a setting or a fixed value, a
 /** Texts of the syntaxes flags use; each flag is round-tripped with every one it accepts. */
 const SAMPLES = [
   '', '*', '0', '1', '80', '15006', '80,443,8080', '1337', '2147483647', '10.0.0.0/8', '10.0.0.0/8,fd00::/8', '169.254.169.254',
-  'true', 'false', 'auto', 'debug', 'xds.cp.svc:18000', '[fd00::9]:15012',
+  'true', 'false', 'auto', 'debug', 'xds.cp.svc:18000', '[fd00::9]:15012', 'init', 'cni',
 ];
 
 test('every envoy-init flag parses back to the value it was rendered from', () => {
