@@ -21,6 +21,10 @@ Commands:
   bootstrap -f FILE|-            Print the Envoy bootstrap the (first) pod runs with.
       [--output json|yaml]
   init-iptables [flags]          Install the pod's traffic capture (the envoy-init container).
+  cni                            The chained CNI plugin envoy-injector-cni (CNI mode; run by the
+                                 container runtime, installed on each node by the node agent).
+  cni-node                       The node agent (DaemonSet envoy-injector-node): installs the CNI
+                                 plugin and keeps it in the node's CNI configuration.
   certs                          Write a CA and serving certificate.
   check                          Check an installation through the kubeconfig.
   version                        Print the version.
@@ -66,6 +70,8 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
 /** Commands implemented in their own modules, loaded only when used. */
 const EXTERNAL_COMMANDS: Record<string, () => Promise<{ run: (args: string[]) => Promise<number> }>> = {
   'init-iptables': () => import('./iptables/cli.ts'),
+  cni: () => import('./cni/plugin.ts'),
+  'cni-node': () => import('./cni/agent.ts'),
   certs: () => import('./cli/certs.ts'),
   check: () => import('./cli/check.ts'),
 };

@@ -4,7 +4,7 @@
 // in CNI mode (--capture-mode=cni) it checks the capture the node's CNI plugin installed instead;
 // every failure is one line on standard error and an exit code naming its cause (see failures.ts).
 import { VERSION } from '../version.ts';
-import { applyCapture, decideIpv6 } from './applier.ts';
+import { applyCapture, checkInstalledCapture, decideIpv6, removeCapture } from './applier.ts';
 import { writeBootstrap } from './bootstrap-writer.ts';
 import { checkCapture } from './capture-check.ts';
 import { FAILURE_KINDS, InitIptablesError } from './failures.ts';
@@ -32,6 +32,15 @@ export async function run(args: string[]): Promise<number> {
   }
   const info = (line: string) => process.stdout.write(`${PREFIX}: ${line}\n`);
   try {
+    if (options.remove) {
+      const removed = await removeCapture();
+      info(removed.length === 0 ? 'no capture to remove' : removed.join('; '));
+      return 0;
+    }
+    if (options.check) {
+      info(await checkInstalledCapture(options.policy));
+      return 0;
+    }
     const ipv6 = decideIpv6(options.policy.ipv6);
     const { bootstrap } = options.inputs;
     // Rendered first: a missing volume or pod fact fails before anything in the namespace changes.
