@@ -151,6 +151,9 @@ export function agentOptions(args: readonly string[], env: Readonly<Record<strin
       'host-cni-conf-dir': { type: 'string' },
       'excluded-namespaces': { type: 'string' },
       'resync-seconds': { type: 'string' },
+      'token-file': { type: 'string' },
+      'ca-file': { type: 'string' },
+      'app-dir': { type: 'string' },
     },
     strict: true,
   });
@@ -165,14 +168,14 @@ export function agentOptions(args: readonly string[], env: Readonly<Record<strin
     installDir: values['install-dir'] ?? '/host/opt/envoy-injector-cni',
     hostInstallDir: values['host-install-dir'] ?? '/opt/envoy-injector-cni',
     hostCniConfDir: values['host-cni-conf-dir'] ?? '/etc/cni/net.d',
-    tokenFile: `${SA_DIR}/token`,
-    caFile: `${SA_DIR}/ca.crt`,
+    tokenFile: values['token-file'] ?? `${SA_DIR}/token`,
+    caFile: values['ca-file'] ?? `${SA_DIR}/ca.crt`,
     apiServer: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     excludedNamespaces: (values['excluded-namespaces'] ?? env['POD_NAMESPACE'] ?? 'envoy-injector')
       .split(',')
       .map((n) => n.trim())
       .filter((n) => n !== ''),
-    appDir: new URL('../../', import.meta.url).pathname,
+    appDir: values['app-dir'] ?? new URL('../../', import.meta.url).pathname,
     nodeBinary: process.execPath,
     resyncMs: resync * 1000,
   };
