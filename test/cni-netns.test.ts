@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
-import { connectIn, REPO, requireRootAndTools, runInitIptables, sh, startStandIn, type Listener } from './support/netns.ts';
+import { connectIn, REPO, requireRootAndTools, runInitIptables, sh, startStandIn, withTopology, type Listener } from './support/netns.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
 const TIMEOUT = { timeout: 240_000 };
@@ -360,5 +360,27 @@ describe('the CNI protocol (needs root for the namespace)', () => {
     // DEL of a namespace already gone succeeds (the spec asks DEL to be idempotent).
     const gone = await node.plugin('envoy-injector-cni', { cniVersion: '1.0.0', name: 'x', type: 'envoy-injector-cni' }, { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c', CNI_NETNS: '/var/run/netns/ei-gone', CNI_IFNAME: 'eth0' });
     assert.equal(gone.code, 0, gone.stdout);
+  });
+});
+
+describe("envoy-init's unprivileged check follows the pod's policy (needs root)", () => {
+  test('included and excluded ranges steer the probe; a wrong policy is caught; no outbound capture is reported as unchecked', TIMEOUT, async (t) => {
+    if (!requireRootAndTools(t)) return;
+    await withTopology(t, {}, async (topo) => {
+      const policy = ['--include-outbound-ip-ranges=10.99.0.0/16', '--exclude-outbound-ip-ranges=10.99.0.0/24', '--exclude-outbound-ports=80'];
+      // Installed as the CNI plugin does it (root, init-iptables), then checked as envoy-init is in CNI mode.
+      const applied = await runInitIptables(topo.pod, policy);
+      assert.equal(applied.code, 0, applied.stderr);
+      const ok = await runInitIptables(topo.pod, ['--capture-mode=cni', ...policy], { uid: INIT_UID });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /traffic capture in place .*a connection to 10\.99\.128\.127:443 was redirected to 15001/);
+      // A policy that captures what these rules do not: the probe to 192.0.2.1 is not redirected.
+      const wrong = await runInitIptables(topo.pod, ['--capture-mode=cni'], { uid: INIT_UID });
+      assert.equal(wrong.code, 10, wrong.stdout + wrong.stderr);
+      assert.match(wrong.stderr, /^envoy-injector init-iptables: traffic capture is not in place on this node: a connection to 192\.0\.2\.1:80 was not redirected/);
+      const none = await runInitIptables(topo.pod, ['--capture-mode=cni', '--include-outbound-ip-ranges='], { uid: INIT_UID });
+      assert.equal(none.code, 0, none.stderr);
+      assert.match(none.stdout, /traffic capture not checked: the pod captures no outbound IPv4 traffic/);
+    });
   });
 });
