@@ -241,7 +241,7 @@ for (const cniVersion of ['1.0.0', '0.4.0']) {
 
       // Before the plugin ran: the unprivileged envoy-init check fails with one line naming the agent.
       const before = await runInitIptables(ns, ['--capture-mode=cni'], { uid: INIT_UID });
-      assert.equal(before.code, 10, before.stderr);
+      assert.equal(before.code, 11, before.stderr);
       assert.equal(before.stderr.trim().split('\n').length, 1, before.stderr);
       assert.match(before.stderr, /traffic capture is not in place .*DaemonSet envoy-injector-node/);
 
@@ -376,7 +376,7 @@ describe("envoy-init's unprivileged check follows the pod's policy (needs root)"
       assert.match(ok.stdout, /traffic capture in place .*a connection to 10\.99\.128\.127:443 was redirected to 15001/);
       // A policy that captures what these rules do not: the probe to 192.0.2.1 is not redirected.
       const wrong = await runInitIptables(topo.pod, ['--capture-mode=cni'], { uid: INIT_UID });
-      assert.equal(wrong.code, 10, wrong.stdout + wrong.stderr);
+      assert.equal(wrong.code, 11, wrong.stdout + wrong.stderr);
       assert.match(wrong.stderr, /^envoy-injector init-iptables: traffic capture is not in place on this node: a connection to 192\.0\.2\.1:80 was not redirected/);
       const none = await runInitIptables(topo.pod, ['--capture-mode=cni', '--include-outbound-ip-ranges='], { uid: INIT_UID });
       assert.equal(none.code, 0, none.stderr);

@@ -22,7 +22,7 @@ export const FAILURE_KINDS = {
   /** The bootstrap could not be rendered or written (a pod fact missing, the directory missing or not writable). */
   bootstrap: 9,
   /** CNI mode: the capture the node's CNI plugin installs is not in place (envoy-init's check). */
-  'not-captured': 10,
+  'not-captured': 11,
 } as const;
 
 /** One cause of failure (a key of FAILURE_KINDS). */
