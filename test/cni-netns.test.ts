@@ -253,30 +253,32 @@ for (const cniVersion of ['1.0.0', '0.4.0']) {
       assert.match(rules, /-A OUTPUT -p tcp .*-j ENVOY_OUTBOUND/);
       assert.match(rules, /--dports 5432 .*-j RETURN/, "the pod's own exclusions, from its envoy-init flags");
 
-      // envoy-init in CNI mode, as the injected pod runs it: unprivileged, and the check passes.
-      const check = await runInitIptables(ns, ['--capture-mode=cni', '--exclude-outbound-ports=5432', `--exclude-outbound-ip-ranges=${NODE_IP2}/32`], { uid: INIT_UID, noCapabilities: false });
-      assert.equal(check.code, 0, check.stderr);
-      assert.match(check.stdout, /traffic capture in place .*192\.0\.2\.1:80 was redirected to 15001/);
+      // Everything else once, with the current spec version: 0.4.0 differs in the runtime's side only.
+      if (cniVersion === '1.0.0') {
+        // envoy-init in CNI mode, as the injected pod runs it: unprivileged, and the check passes.
+        const check = await runInitIptables(ns, ['--capture-mode=cni', '--exclude-outbound-ports=5432', `--exclude-outbound-ip-ranges=${NODE_IP2}/32`], { uid: INIT_UID, noCapabilities: false });
+        assert.equal(check.code, 0, check.stderr);
+        assert.match(check.stdout, /traffic capture in place .*192\.0\.2\.1:80 was redirected to 15001/);
 
-      await sh('ip', ['-n', node.ns, 'addr', 'add', `${NODE_IP2}/24`, 'dev', 'eicni0']);
-      const podIp = podIpOf(add.result as Obj);
-      const servers = [
-        await startStandIn(ns, PROXY_LISTENERS, { uid: 1337, gid: 1337 }),
-        await startStandIn(ns, APP_LISTENERS),
-        await startStandIn(node.ns, REMOTE_LISTENERS),
-      ];
-      t.after(() => servers.forEach((s) => s.exitCode === null && s.kill('SIGKILL')));
-      const cases: [string, string, Parameters<typeof connectIn>[1], string][] = [
-        ['app UID outbound goes to 15001 with its original destination', ns, { host: NODE_IP, port: 8080, uid: APP_UID }, `outbound(${NODE_IP}:8080)>remote:8080 from ${podIp}`],
-        ['proxy UID 1337 outbound is not captured', ns, { host: NODE_IP, port: 8080, uid: 1337 }, `remote:8080 from ${podIp}`],
-        ['exclude-outbound-ports', ns, { host: NODE_IP, port: 5432, uid: APP_UID }, `remote:5432 from ${podIp}`],
-        ['exclude-outbound-ip-ranges', ns, { host: NODE_IP2, port: 8080, uid: APP_UID }, `remote:8080 from ${podIp}`],
-        ['inbound goes to 15006, then to the app from 127.0.0.6', node.ns, { host: podIp, port: 8080 }, `inbound(${podIp}:8080)>app:8080 from 127.0.0.6`],
-        ['exclude-inbound-ports', node.ns, { host: podIp, port: 9090 }, `app:9090 from ${NODE_IP}`],
-        ['a connection from 127.0.0.6 is not looped', ns, { host: podIp, port: 8080, uid: 1337, bind: '127.0.0.6' }, 'app:8080 from 127.0.0.6'],
-      ];
-      for (const [name, from, target, expected] of cases) {
-        await t.test(name, async () => assert.equal(await connectIn(from, target), expected));
+        await sh('ip', ['-n', node.ns, 'addr', 'add', `${NODE_IP2}/24`, 'dev', 'eicni0']);
+        const podIp = podIpOf(add.result as Obj);
+        const servers = [
+          await startStandIn(ns, PROXY_LISTENERS, { uid: 1337, gid: 1337 }),
+          await startStandIn(ns, APP_LISTENERS),
+          await startStandIn(node.ns, REMOTE_LISTENERS),
+        ];
+        t.after(() => servers.forEach((s) => s.exitCode === null && s.kill('SIGKILL')));
+        const cases: [string, string, Parameters<typeof connectIn>[1], string][] = [
+          ['app UID outbound goes to 15001 with its original destination', ns, { host: NODE_IP, port: 8080, uid: APP_UID }, `outbound(${NODE_IP}:8080)>remote:8080 from ${podIp}`],
+          ['proxy UID 1337 outbound is not captured', ns, { host: NODE_IP, port: 8080, uid: 1337 }, `remote:8080 from ${podIp}`],
+          ['exclude-outbound-ports', ns, { host: NODE_IP, port: 5432, uid: APP_UID }, `remote:5432 from ${podIp}`],
+          ['exclude-outbound-ip-ranges', ns, { host: NODE_IP2, port: 8080, uid: APP_UID }, `remote:8080 from ${podIp}`],
+          ['inbound goes to 15006, then to the app from 127.0.0.6', node.ns, { host: podIp, port: 8080 }, `inbound(${podIp}:8080)>app:8080 from 127.0.0.6`],
+          ['exclude-inbound-ports', node.ns, { host: podIp, port: 9090 }, `app:9090 from ${NODE_IP}`],
+          ['a connection from 127.0.0.6 is not looped', ns, { host: podIp, port: 8080, uid: 1337, bind: '127.0.0.6' }, 'app:8080 from 127.0.0.6'],
+        ];
+        for (const [name, from, target, expected] of cases) {
+          await t.test(name, async () => assert.equal(await connectIn(from, target), expected));
       }
 
       // ADD twice = once (the runtime retries ADD after a timeout): the nat table is unchanged.
@@ -294,6 +296,7 @@ for (const cniVersion of ['1.0.0', '0.4.0']) {
       assert.equal(error.code, 100);
       assert.match(error.msg, /^pod shop\/web: the capture is not as installed: .*ENVOY_OUTBOUND has 0 rules/);
 
+      }
       const del = await invoke(node, list, 'DEL', web, { prevResult: add.result as Obj });
       for (const { type, run } of del.runs) assert.equal(run.code, 0, `${type}: ${run.stdout} ${run.stderr}`);
       assert.doesNotMatch(await natRules(ns), /ENVOY_/, 'DEL removed every chain and jump of ours');
