@@ -125,3 +125,47 @@ export async function measureGrowth(sizes: readonly number[] = [1, 10, 50, 200],
     };
   });
 }
+
+/** CPU figures of one hostile review (bench/hostile-reviews.ts). */
+export interface HostileFigures {
+  readonly name: string;
+  readonly reviewBytes: number;
+  /** Baseline: JSON.parse of the body, µs. */
+  readonly jsonParseMicros: number;
+  /** admit on the parsed review (envelope, decision, any injection, encoded answer), µs. */
+  readonly admitMicros: number;
+  readonly admitToParseRatio: number;
+  /** What the webhook answered: injected, skipped, denied. */
+  readonly result: string;
+}
+
+/**
+ * Measures each ~2 MB hostile review: median CPU of JSON.parse of its body and of admit on the
+ * parsed review, over `rounds` interleaved rounds of `iterations` calls after two warm-up calls
+ * each (a call costs milliseconds, so fewer than for the small pods).
+ */
+export async function measureHostile(rounds = 7, iterations = 5): Promise<HostileFigures[]> {
+  const { admit, config, runtime } = await loadCore();
+  const { hostileReviews } = await import('./hostile-reviews.ts');
+  const reviews = hostileReviews().map((review) => ({ ...review, parsed: JSON.parse(review.body) as unknown }));
+  const samples = reviews.map(() => ({ parse: [] as number[], admit: [] as number[] }));
+  for (const review of reviews) for (let i = 0; i < 2; i++) (JSON.parse(review.body), admit(review.parsed, config, runtime));
+  for (let round = 0; round < rounds; round++) {
+    reviews.forEach((review, i) => {
+      samples[i]!.parse.push(cpuMicrosPerCall(() => JSON.parse(review.body), iterations));
+      samples[i]!.admit.push(cpuMicrosPerCall(() => admit(review.parsed, config, runtime), iterations));
+    });
+  }
+  return reviews.map((review, i) => {
+    const jsonParseMicros = median(samples[i]!.parse);
+    const admitMicros = median(samples[i]!.admit);
+    return {
+      name: review.name,
+      reviewBytes: review.body.length,
+      jsonParseMicros,
+      admitMicros,
+      admitToParseRatio: admitMicros / jsonParseMicros,
+      result: admit(review.parsed, config, runtime).result,
+    };
+  });
+}

@@ -1,5 +1,5 @@
 // The benchmark's results: the targets they are judged by, and the table printed at the end.
-import type { GrowthPoint, LargePodFigures } from './measure-core.ts';
+import type { GrowthPoint, HostileFigures, LargePodFigures } from './measure-core.ts';
 import type { MemoryFigures, RouteComparison } from './measure-http.ts';
 import type { SizeFigures } from './measure-size.ts';
 import type { StartFigures } from './measure-start.ts';
@@ -22,6 +22,7 @@ export interface BenchResults {
   readonly coldStart: StartFigures;
   readonly memory: MemoryFigures;
   readonly growth: readonly GrowthPoint[];
+  readonly hostile: readonly HostileFigures[];
   readonly size: SizeFigures;
   readonly targets: readonly Target[];
 }
@@ -34,11 +35,23 @@ export interface Target {
   readonly met: boolean;
 }
 
-/** Judges the figures against the targets: throughput ratio, large-pod CPU, linear growth. */
-export function judge(routes: RouteComparison, largePod: LargePodFigures, growth: readonly GrowthPoint[]): Target[] {
+/** Returns the hostile review whose admission costs the most relative to parsing its body. */
+export function worstHostile(hostile: readonly HostileFigures[]): HostileFigures {
+  return hostile.reduce((worst, h) => (h.admitToParseRatio > worst.admitToParseRatio ? h : worst));
+}
+
+/** Judges the figures against the targets: throughput ratio, large-pod CPU, linear growth, hostile reviews. */
+export function judge(routes: RouteComparison, largePod: LargePodFigures, growth: readonly GrowthPoint[], hostile: readonly HostileFigures[]): Target[] {
   const exponents = growth.flatMap((g) => (g.exponentFromPrevious === undefined ? [] : [g.exponentFromPrevious]));
   const steepest = Math.max(...exponents);
+  const worst = worstHostile(hostile);
   return [
+    {
+      name: 'hostile review (worst), admit ÷ JSON.parse',
+      target: '≤ 5 ×',
+      measured: `${worst.admitToParseRatio.toFixed(2)} × (${worst.name})`,
+      met: worst.admitToParseRatio <= 5,
+    },
     {
       name: '/mutate throughput vs baseline route',
       target: '≥ 0.80 ×',
@@ -129,6 +142,12 @@ export function formatReport(results: BenchResults): string {
       Object.entries(size.breakdown)
         .sort(([, a], [, b]) => b - a)
         .map(([what, n]) => [what, String(n)]),
+    ),
+    '',
+    `(7) hostile reviews (~2 MB each): CPU per call, admit on the parsed review ÷ JSON.parse of its body`,
+    table(
+      ['review', 'bytes', 'JSON.parse ms', 'admit ms', '× JSON.parse', 'answer'],
+      results.hostile.map((h) => [h.name, String(h.reviewBytes), num(h.jsonParseMicros / 1000, 2), num(h.admitMicros / 1000, 3), h.admitToParseRatio.toFixed(2), h.result]),
     ),
     '',
     'targets',

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { measureGrowth, measureLargePod } from './measure-core.ts';
+import { measureGrowth, measureHostile, measureLargePod } from './measure-core.ts';
 import { compareRoutes, memoryUnderLoad } from './measure-http.ts';
 import { measurePodSize } from './measure-size.ts';
 import { measureColdStart } from './measure-start.ts';
@@ -48,6 +48,8 @@ try {
   const largePod = await measureLargePod(settings.rounds);
   log('growth with containers…');
   const growth = await measureGrowth(undefined, settings.rounds);
+  log('hostile reviews…');
+  const hostile = await measureHostile(settings.rounds, quick ? 2 : 5);
   log('cold start…');
   const coldStart = await measureColdStart(certDir, bundle.caCert, settings.startRuns);
   log(`/mutate vs baseline (${4 * settings.secondsPerRun + 4} s)…`);
@@ -72,8 +74,9 @@ try {
     coldStart,
     memory,
     growth,
+    hostile,
     size,
-    targets: [...judge(routes, largePod, growth), ...judgeSize(size, coldStart)],
+    targets: [...judge(routes, largePod, growth, hostile), ...judgeSize(size, coldStart)],
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -192,11 +192,11 @@ export async function main(argv: string[], io: CliOutput = STANDARD_OUTPUT): Pro
       const file = requireFile(values.file, 'bootstrap');
       const format = outputFormat(values.output, ['json', 'yaml']);
       const { bootstrapFor, bootstrapNotes } = await import('./cli/bootstrap.ts');
-      const { stringify: stringifyYaml } = await import('yaml');
+      const { stringifyQuoted } = await import('./cli/documents.ts');
       const { runtime } = await resolveRuntime(loadedConfig);
       const result = bootstrapFor(await readInput(file), file, loadedConfig, runtime, namespace);
       io.stdout.write(
-        format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyYaml(result.bootstrap, { lineWidth: 0 }),
+        format === 'json' ? `${JSON.stringify(result.bootstrap, null, 2)}\n` : stringifyQuoted(result.bootstrap),
       );
       for (const note of bootstrapNotes(result)) io.stderr.write(`note: ${note}\n`);
       return 0;

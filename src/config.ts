@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Draft } from './core/lens.ts';
 import { INIT_IMAGE_REPOSITORY, SETTINGS, defaultOf, envVarFor, type Setting, type SettingsTable } from './core/settings.ts';
+import { shorten } from './core/reasons.ts';
 import { closest } from './core/suggest.ts';
 import type { InjectorConfig } from './core/types.ts';
 import type { ValueType } from './core/value-types.ts';
@@ -88,7 +89,11 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-const show = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value));
+/** A value quoted in an error line: shortened, so a huge value does not make a huge line. */
+const show = (value: unknown): string => {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  return typeof value === 'string' ? JSON.stringify(shorten(text, 80)) : shorten(text, 80);
+};
 
 /**
  * Returns the validated, frozen configuration from defaults, the YAML file and the environment,

@@ -10,13 +10,19 @@ import { resolveRuntime } from './runtime.ts';
 import { buildApp } from './server/app.ts';
 import { createMetrics } from './server/metrics.ts';
 import { createTlsSource, placeholderMaterial } from './tls/create.ts';
-import { TLS_MIN_VERSION, type ServingMaterial } from './tls/material.ts';
+import { secureContextOptions, type ServingMaterial } from './tls/material.ts';
 import type { TlsSource } from './tls/source.ts';
 import { VERSION } from './version.ts';
 
-/** Creates the process logger: pino JSON lines on stdout. */
+/**
+ * Creates the process logger: pino JSON lines on stdout, written synchronously. pino's default
+ * asynchronous stream flushes what it buffered when the process exits, and on a broken stdout
+ * (`serve | head -2`, a log collector gone) that flush retries EPIPE forever, so the process never
+ * exited after SIGTERM. Written synchronously nothing is left to flush at exit, and the first
+ * EPIPE turns logging off (pino's broken-pipe handling) instead of blocking.
+ */
 export function createLogger(config: InjectorConfig): Logger {
-  return pino({ level: config.logLevel, base: { service: 'envoy-injector', version: VERSION } });
+  return pino({ level: config.logLevel, base: { service: 'envoy-injector', version: VERSION } }, pino.destination({ dest: 1, sync: true }));
 }
 
 /** What startInjector needs besides the config. */
@@ -74,7 +80,7 @@ export async function startInjector(config: InjectorConfig, deps: StartDeps): Pr
   });
   // A new secure context applies to new connections; open ones finish on the one they started with.
   const server = app.server as unknown as TlsServer;
-  const apply = (material: ServingMaterial) => server.setSecureContext({ key: material.key, cert: material.cert, minVersion: TLS_MIN_VERSION });
+  const apply = (material: ServingMaterial) => server.setSecureContext(secureContextOptions(material.key, material.cert));
   tls.onChange(apply);
   const latest = tls.current();
   if (latest !== undefined && latest !== initial) apply(latest);

@@ -91,6 +91,28 @@ test('the binary writes all of a large output into a pipe before it exits', () =
   for (const doc of docs) checkInjectedPod(doc.toJS() as Record<string, unknown>);
 });
 
+test('a reader that goes away (| head) does not keep the binary from exiting, and gets no stack trace', { timeout: 120_000 }, () => {
+  // Far more than a pipe holds: the writes after head has gone fail with EPIPE.
+  const pods = Array.from({ length: 60 }, (_, i) => `apiVersion: v1\nkind: Pod\nmetadata: {name: p${i}}\nspec:\n  containers: [{name: a, image: nginx}]\n`);
+  const dir = mkdtempSync(join(tmpdir(), 'envoy-injector-pipe-'));
+  try {
+    const file = join(dir, 'pods.yaml');
+    writeFileSync(file, pods.join('---\n'));
+    const shell = `"${process.execPath}" --import tsx "${MAIN}" inject -f "${file}" | head -c 100 >/dev/null; echo "injector exit \${PIPESTATUS[0]}" >&2`;
+    const result = spawnSync('bash', ['-c', shell], {
+      encoding: 'utf8',
+      env: { ...process.env, HOME: '/nonexistent', KUBECONFIG: '', ENVOY_INJECTOR_NATIVE_SIDECAR: 'false' },
+      // A hang would be the bug: fail the test instead of the run.
+      timeout: 100_000,
+    });
+    assert.equal(result.signal, null, 'the shell was not killed by the timeout');
+    assert.match(result.stderr, /injector exit \d+\n$/);
+    assert.doesNotMatch(result.stderr, /\n\s+at |EPIPE/, result.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('inject keeps strings that YAML 1.1 (kubectl) would read as booleans or numbers quoted', () => {
   const deployment = [
     'apiVersion: apps/v1',

@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { describeConfigKeys, envVarFor, loadConfig } from '../src/config.ts';
+import { MAX_DNS_NAMES, MAX_EXCLUDED_NAMESPACES } from '../src/core/value-types.ts';
+import { testConfig } from './support/config.ts';
 import { ConfigError } from '../src/errors.ts';
 
 const file = (text: string) => ({ file: 'injector.yaml', readFile: () => text });
@@ -69,4 +71,18 @@ test('lists are accepted as YAML sequences or comma-separated strings', () => {
 
 test('an empty file is the defaults', () => {
   assert.deepEqual(loadConfig({ ...file(''), env: {} }), loadConfig({ env: {} }));
+});
+
+test('lists are capped and a huge value is quoted shortened in the error', () => {
+  const many = Array.from({ length: MAX_EXCLUDED_NAMESPACES + 1 }, (_, i) => `ns-${i}`).join(',');
+  assert.throws(() => testConfig({ ENVOY_INJECTOR_EXCLUDED_NAMESPACES: many }), (error: Error) => {
+    assert.match(error.message, /^invalid config excludedNamespaces="ns-0,ns-1,.*…" \(from env ENVOY_INJECTOR_EXCLUDED_NAMESPACES\): expected a list of at most 1000 Kubernetes namespace names$/);
+    assert.ok(error.message.length < 300, 'one short line');
+    return true;
+  });
+  const names = Array.from({ length: MAX_DNS_NAMES + 1 }, (_, i) => `n${i}.example.com`).join(',');
+  assert.throws(() => testConfig({ ENVOY_INJECTOR_TLS_DNS_NAMES: names }), /expected a list of at most 100 DNS names or IP addresses$/);
+  const ports = Array.from({ length: 300 }, (_, i) => String(i + 1)).join(',');
+  assert.throws(() => testConfig({ ENVOY_INJECTOR_TRAFFIC_EXCLUDE_INBOUND_PORTS: ports }), /at most 256 ports .*\(this one has 300\)$/);
+  assert.throws(() => testConfig({ ENVOY_INJECTOR_PROXY_IMAGE: 'a'.repeat(100_000) }), /in at most 32768 characters \(this value has 100000\)$/);
 });

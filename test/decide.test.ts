@@ -5,7 +5,7 @@ import { admissionContext } from '../src/core/context.ts';
 import { decide } from '../src/core/decide.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
-import type { AdmissionContext, InjectorRuntime } from '../src/core/types.ts';
+import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
 const pod = (patch: { metadata?: object; spec?: object } = {}) => ({
@@ -24,7 +24,20 @@ interface Row {
   readonly action: 'inject' | 'skip' | 'deny';
   /** The reasons expected, in order. */
   readonly reasons: readonly ReasonCode[];
+  /** A config of the row's own (default: the test config). */
+  readonly config?: InjectorConfig;
 }
+
+const config = testConfig();
+
+/**
+ * A config built past loadConfig's caps (as another caller of the core could): 10,000 excluded
+ * CIDRs render one envoy-init argument over Linux's 128 KiB.
+ */
+const hugeTrafficConfig: InjectorConfig = {
+  ...config,
+  traffic: { ...config.traffic, excludeOutboundIpRanges: Array.from({ length: 10_000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`) },
+};
 
 const ROWS: readonly Row[] = [
   { name: 'a Service is not a pod', object: { kind: 'Service' }, ctx: { kind: 'Service' }, action: 'skip', reasons: ['not-a-pod'] },
@@ -163,6 +176,22 @@ const ROWS: readonly Row[] = [
     reasons: ['name-conflict'],
   },
   {
+    // The labels reach the bootstrap through the podinfo volume, not an exec argument (issue 15a).
+    name: 'thousands of labels are injected: no argument carries them',
+    object: pod({
+      metadata: { labels: Object.fromEntries(Array.from({ length: 2050 }, (_, i) => [`example.com/label-${i}`, 'v'.repeat(40)])) },
+    }),
+    action: 'inject',
+    reasons: ['enabled-by-namespace'],
+  },
+  {
+    name: 'an envoy-init argument too large for Linux (a CIDR list past the caps, from the config)',
+    object: pod(),
+    config: hugeTrafficConfig,
+    action: 'deny',
+    reasons: ['exec-too-large'],
+  },
+  {
     name: 'a UDP port or a plain init container on a proxy port cannot clash with a classic proxy',
     object: pod({
       spec: {
@@ -218,15 +247,14 @@ const ROWS: readonly Row[] = [
   },
 ];
 
-const config = testConfig();
-
 for (const row of ROWS) {
   test(`decision: ${row.name}`, () => {
     const ctx: AdmissionContext = admissionContext({ namespace: 'demo', ...row.ctx });
     // decide() is the whole decision (check relies on it): injectPod only carries it out.
     const runtime = row.runtime ?? testRuntime;
-    const { decision, patch } = injectPod(row.object, ctx, config, runtime);
-    assert.deepEqual(decide(row.object, ctx, config, runtime).decision, decision);
+    const rowConfig = row.config ?? config;
+    const { decision, patch } = injectPod(row.object, ctx, rowConfig, runtime);
+    assert.deepEqual(decide(row.object, ctx, rowConfig, runtime).decision, decision);
     assert.equal(decision.action, row.action);
     if (row.action !== 'inject') assert.deepEqual(patch, []);
     assert.deepEqual(

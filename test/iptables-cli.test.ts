@@ -34,7 +34,7 @@ test('--help prints the flags and exits 0', () => {
 
 test('a bad flag is one line on standard error and exit 2, before anything is touched', () => {
   const cases: [string[], string][] = [
-    [['--exclude-inbound-ports=http'], 'envoy-injector init-iptables: --exclude-inbound-ports="http": expected a comma-separated list of ports from 1 to 65535 (e.g. "8080,9090"), or empty for none; see envoy-injector init-iptables --help\n'],
+    [['--exclude-inbound-ports=http'], 'envoy-injector init-iptables: --exclude-inbound-ports="http": expected a comma-separated list of at most 256 ports from 1 to 65535 (e.g. "8080,9090"), or empty for none; see envoy-injector init-iptables --help\n'],
     [['--backend=xtables'], 'envoy-injector init-iptables: --backend="xtables": expected one of auto, nft, legacy; see envoy-injector init-iptables --help\n'],
     [['--config=/etc/x.yaml'], 'envoy-injector init-iptables: init-iptables reads no config file (-c/--config): its flags carry the whole policy; see envoy-injector init-iptables --help\n'],
     [['--exclude-inbound-port=1'], "envoy-injector init-iptables: Unknown option '--exclude-inbound-port'; see envoy-injector init-iptables --help\n"],

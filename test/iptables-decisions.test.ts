@@ -30,7 +30,7 @@ test('flags: the injector flags, the CLI-only flags, and one clear error for eac
 
   const bad: [string, string[], RegExp][] = [
     ['unknown flag', ['--exclude-inbound-port=1'], /Unknown option '--exclude-inbound-port'/],
-    ['bad port', ['--exclude-inbound-ports=70000'], /^--exclude-inbound-ports="70000": expected a comma-separated list of ports/],
+    ['bad port', ['--exclude-inbound-ports=70000'], /^--exclude-inbound-ports="70000": expected a comma-separated list of at most 256 ports/],
     ['bad CIDR', ['--exclude-outbound-ip-ranges=10.0.0.0/33'], /^--exclude-outbound-ip-ranges="10.0.0.0\/33": expected/],
     ['bad boolean', ['--access-log=yes'], /^--access-log="yes": expected "true" or "false"$/],
     ['bad IPv6 choice', ['--ipv6=yes'], /^--ipv6="yes": expected "auto", "true" or "false"$/],

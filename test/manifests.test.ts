@@ -375,10 +375,13 @@ test('memory: the limit holds the idle process plus every admission in flight at
   // limit admits that and little more.
   assert.equal(config.server.bodyLimitBytes, 3 * 1024 * 1024);
   assert.equal(config.server.maxConcurrentAdmissions, 32);
-  // Measured: ~157 MB resident when idle; a review in flight costs about twice its size in heap
-  // (the body, then the parsed JSON).
+  assert.equal(config.server.maxRequestsPerPeer, 16);
+  // Measured: ~157 MB resident when idle; a review being answered costs about twice its size in
+  // heap (the body, then the parsed JSON), a body still arriving its size, at most
+  // maxRequestsPerPeer of them per address (one address counted: the API server's, or a pod's).
   const idle = 160;
-  const inFlight = (config.server.maxConcurrentAdmissions * 2 * config.server.bodyLimitBytes) / (1024 * 1024);
+  const bodyMiB = config.server.bodyLimitBytes / (1024 * 1024);
+  const inFlight = config.server.maxConcurrentAdmissions * 2 * bodyMiB + config.server.maxRequestsPerPeer * bodyMiB;
   assert.ok(limit >= (idle + inFlight) * 1.25, `limit ${limit}Mi holds ${idle}Mi idle + ${inFlight}Mi in flight with a quarter to spare`);
   // Requested at least what it uses idle, so it is not the first to go under node memory pressure.
   assert.ok(request >= idle, `request ${request}Mi covers the idle ${idle}Mi`);

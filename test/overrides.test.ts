@@ -9,6 +9,7 @@ import { defaultProxyConfig, formatAnnotationErrors, resolveSettings } from '../
 import { annotationKey, annotationNames } from '../src/core/settings.ts';
 import type { EffectiveProxyConfig, InjectorConfig } from '../src/core/types.ts';
 import { OVERRIDE_SETTINGS, type OverrideSetting } from './support/arbitrary-pod.ts';
+import { MAX_CIDRS, MAX_PORTS, MAX_VALUE_LENGTH } from '../src/core/values.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
 const config = testConfig();
@@ -50,19 +51,22 @@ interface Row {
   readonly accepted: RegExp;
 }
 
-const PORTS = /comma-separated list of ports from 1 to 65535/;
-const CIDRS = /comma-separated list of IPv4\/IPv6 CIDRs/;
+const PORTS = /comma-separated list of at most 256 ports from 1 to 65535/;
+const CIDRS = /comma-separated list of at most 512 IPv4\/IPv6 CIDRs/;
+/** A list of `n` distinct ports, one more than a cap allows when n = cap + 1. */
+const ports = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1)).join(',');
+const cidrs = (n: number) => Array.from({ length: n }, (_, i) => `10.0.${i >> 8}.${i & 255}/32`).join(',');
 
 const TABLE: { readonly [S in OverrideSetting]: Row } = {
   'exclude-inbound-ports': {
     valid: [['8080', [8080]], ['8080, 9090,8080', [8080, 9090]], ['', []], ['65535', [65535]]],
-    invalid: ['0', '65536', 'http', '80;81', '*', '-1'],
+    invalid: ['0', '65536', 'http', '80;81', '*', '-1', ports(MAX_PORTS + 1)],
     accepted: PORTS,
   },
   'include-inbound-ports': {
     valid: [['*', '*'], [' * ', '*'], ['8080,9090', [8080, 9090]], ['', []]],
-    invalid: ['all', '8080,*', '99999'],
-    accepted: /"\*" for all ports, or a comma-separated list of ports/,
+    invalid: ['all', '8080,*', '99999', ports(MAX_PORTS + 1)],
+    accepted: /"\*" for all ports, or a comma-separated list of at most 256 ports/,
   },
   'exclude-outbound-ports': {
     valid: [['5432', [5432]], ['5432,6379', [5432, 6379]], ['', []]],
@@ -71,13 +75,13 @@ const TABLE: { readonly [S in OverrideSetting]: Row } = {
   },
   'exclude-outbound-ip-ranges': {
     valid: [['169.254.169.254/32', ['169.254.169.254/32']], ['10.0.0.0/8, fd00::/8', ['10.0.0.0/8', 'fd00::/8']], ['192.168.1.1', ['192.168.1.1']], ['10.0.0.0/08', ['10.0.0.0/8']], ['', []]],
-    invalid: ['10.0.0.0/33', '10.0.0', 'fd00::/129', '*', 'example.com/8', '10.0.0.0/8/8', 'fe80::1%eth0', 'fe80::%eth0/64'],
+    invalid: ['10.0.0.0/33', '10.0.0', 'fd00::/129', '*', 'example.com/8', '10.0.0.0/8/8', 'fe80::1%eth0', 'fe80::%eth0/64', cidrs(MAX_CIDRS + 1)],
     accepted: CIDRS,
   },
   'include-outbound-ip-ranges': {
     valid: [['*', '*'], ['10.0.0.0/8', ['10.0.0.0/8']], ['', []]],
-    invalid: ['everything', '10.0.0.0/8,*', '300.0.0.0/8'],
-    accepted: /"\*" for all destinations, or a comma-separated list of IPv4\/IPv6 CIDRs/,
+    invalid: ['everything', '10.0.0.0/8,*', '300.0.0.0/8', cidrs(MAX_CIDRS + 1)],
+    accepted: /"\*" for all destinations, or a comma-separated list of at most 512 IPv4\/IPv6 CIDRs/,
   },
   'proxy-image': {
     valid: [
@@ -171,6 +175,37 @@ for (const setting of OVERRIDE_SETTINGS) {
     }
   });
 }
+
+test('lists at their caps are accepted, and one item more is refused with the count', () => {
+  const at = resolveOverrides(
+    { [overrideAnnotation('exclude-inbound-ports')]: ports(MAX_PORTS), [overrideAnnotation('exclude-outbound-ip-ranges')]: cidrs(MAX_CIDRS) },
+    config,
+    testRuntime,
+  );
+  assert.ok(at.ok);
+  assert.equal(at.config.traffic.excludeInboundPorts.length, MAX_PORTS);
+  assert.equal(at.config.traffic.excludeOutboundIpRanges.length, MAX_CIDRS);
+  const over = resolveOverrides({ [overrideAnnotation('exclude-outbound-ports')]: `${ports(MAX_PORTS)},80` }, config, testRuntime);
+  assert.ok(!over.ok);
+  assert.match(over.errors[0]?.accepted ?? '', /\(this one has 257\)$/);
+  // Repeats count: a cap on what is given, checked before anything is parsed.
+  const repeated = resolveOverrides({ [overrideAnnotation('exclude-outbound-ports')]: Array(MAX_PORTS + 1).fill('80').join(',') }, config, testRuntime);
+  assert.ok(!repeated.ok);
+});
+
+test('a value longer than any setting can be is refused unread, by name and with its length', () => {
+  const value = `${'8'.repeat(MAX_VALUE_LENGTH)}0`;
+  const annotations = Object.fromEntries(OVERRIDE_SETTINGS.map((s) => [overrideAnnotation(s), value]));
+  const result = resolveOverrides(annotations, config, testRuntime);
+  assert.ok(!result.ok);
+  // Every one of them is refused (in the settings table's order).
+  assert.deepEqual(result.errors.map((e) => e.annotation).sort(), OVERRIDE_SETTINGS.map(overrideAnnotation).sort());
+  for (const error of result.errors) {
+    assert.match(error.accepted, new RegExp(`in at most ${MAX_VALUE_LENGTH} characters \\(this value has ${MAX_VALUE_LENGTH + 1}\\)$`), error.annotation);
+  }
+  // The denial quotes 64 characters of each value, not 32 KiB.
+  assert.ok(formatAnnotationErrors(result.errors).length < 400 * OVERRIDE_SETTINGS.length);
+});
 
 test('no annotation: the config defaults, unchanged', () => {
   const result = resolveOverrides({ 'app.kubernetes.io/name': 'web', 'envoy-injector.io/inject': 'true' });

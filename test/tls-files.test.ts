@@ -55,8 +55,8 @@ async function servingPair(): Promise<{ 'tls.crt': string; 'tls.key': string; fi
   return { 'tls.crt': serving.cert, 'tls.key': serving.key, fingerprint: new X509Certificate(serving.cert).fingerprint256 };
 }
 
-async function startFilesMode(dir: string): Promise<{ injector: RunningInjector; lines: Record<string, any>[] }> {
-  const base = testConfig({ ENVOY_INJECTOR_TLS_MODE: 'files', ENVOY_INJECTOR_TLS_CERT_DIR: dir, ENVOY_INJECTOR_TLS_RESYNC_SECONDS: '5' });
+async function startFilesMode(dir: string, env: Record<string, string> = {}): Promise<{ injector: RunningInjector; lines: Record<string, any>[] }> {
+  const base = testConfig({ ENVOY_INJECTOR_TLS_MODE: 'files', ENVOY_INJECTOR_TLS_CERT_DIR: dir, ENVOY_INJECTOR_TLS_RESYNC_SECONDS: '5', ...env });
   const config = { ...base, server: { ...base.server, host: '127.0.0.1', port: 0 } };
   const { logger, lines } = captureLogger('info');
   return { injector: await startInjector(config, { logger, runtime: testRuntime }), lines };
@@ -189,5 +189,61 @@ test('no certificate yet: a placeholder serves /healthz, /readyz says what is mi
     }
   } finally {
     volume.remove();
+  }
+});
+
+test('a certificate that does not name the Service (or a configured name) is not served: not ready, saying what is missing', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'envoy-injector-names-'));
+  const write = (pair: { cert: string; key: string }) => {
+    writeFileSync(join(dir, 'tls.crt'), pair.cert);
+    writeFileSync(join(dir, 'tls.key'), pair.key);
+  };
+  try {
+    // Names only localhost: the API server, which calls envoy-injector.envoy-injector.svc, could
+    // not verify it.
+    write(await generateServingCert(ca, ['localhost']));
+    const { injector } = await startFilesMode(dir, { ENVOY_INJECTOR_TLS_DNS_NAMES: 'webhook.example.test' });
+    try {
+      const port = (injector.app.server.address() as { port: number }).port;
+      assert.equal(injector.tls.current(), undefined, 'not served');
+      const readiness = injector.tls.readiness();
+      assert.equal(readiness.ready, false);
+      assert.match(
+        readiness.reason ?? '',
+        /tls\.crt does not name envoy-injector\.envoy-injector\.svc, webhook\.example\.test \(it names localhost; the API server calls envoy-injector\.envoy-injector\.svc\)/,
+      );
+      // The placeholder certificate is served meanwhile (trusted by nothing), and /readyz says 503.
+      const { get } = await import('node:https');
+      const readyz = await new Promise<number>((resolve, reject) =>
+        get({ host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject),
+      );
+      assert.equal(readyz, 503);
+
+      // The Service's name but not the configured one: still not ready, naming only what is missing.
+      write(await generateServingCert(ca, [SERVICE_HOST]));
+      await injector.tls.resync();
+      assert.equal(injector.tls.current(), undefined);
+      assert.match(injector.tls.readiness().reason ?? '', /does not name webhook\.example\.test \(it names envoy-injector\.envoy-injector\.svc;/);
+
+      // Both: served and ready.
+      const good = await generateServingCert(ca, [SERVICE_HOST, 'webhook.example.test']);
+      write(good);
+      await injector.tls.resync();
+      assert.deepEqual(injector.tls.readiness(), { ready: true });
+      assert.equal((await httpsRequest(port, '/readyz', { ca: ca.cert })).status, 200);
+
+      // A new pair without the names, while a good one is served: refused, the good one kept.
+      write(await generateServingCert(ca, ['localhost']));
+      await injector.tls.resync();
+      assert.equal(injector.tls.current()?.cert, good.cert);
+      assert.deepEqual(injector.tls.readiness(), { ready: true });
+    } finally {
+      await injector.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

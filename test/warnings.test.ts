@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { findPodTargets, parseDocuments } from '../src/cli/documents.ts';
+import { MAX_UNKNOWN_ANNOTATION_WARNINGS } from '../src/core/decide.ts';
 import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { WARNINGS } from '../src/core/reasons.ts';
@@ -196,6 +197,28 @@ test('an unknown envoy-injector.io annotation: a warning with the closest known 
   assertWellFormed(review.warnings);
 });
 
+test('thousands of unknown annotations: the first 16 are named, the rest counted in one warning', () => {
+  const annotations = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`envoy-injector.io/proxy-cpu-${i}`, 'x']));
+  const { warnings } = injectPod(pod({ metadata: { annotations } }), { kind: 'Pod', operation: 'CREATE', namespace: 'demo' }, testConfig(), testRuntime);
+  assert.equal(warnings.length, MAX_UNKNOWN_ANNOTATION_WARNINGS + 1);
+  assert.ok(warnings.slice(0, -1).every((w) => w.code === 'unknown-annotation'));
+  assert.equal(warnings[1]?.message, 'Ignored unknown annotation envoy-injector.io/proxy-cpu-1. Did you mean envoy-injector.io/proxy-cpu?');
+  assert.deepEqual(warnings.at(-1), {
+    code: 'more-unknown-annotations',
+    message: `Ignored ${20_000 - MAX_UNKNOWN_ANNOTATION_WARNINGS} more unknown envoy-injector.io annotations.`,
+  });
+  assertWellFormed(warnings.map((w) => `${PREFIX}${w.message}`));
+  // A key longer than any known one gets no "did you mean" search at all (it could not be a typo).
+  const long = injectPod(
+    pod({ metadata: { annotations: { [`envoy-injector.io/proxy-cpu${'u'.repeat(100_000)}`]: 'x' } } }),
+    { kind: 'Pod', operation: 'CREATE', namespace: 'demo' },
+    testConfig(),
+    testRuntime,
+  );
+  assert.equal(long.warnings.length, 1);
+  assert.match(long.warnings[0]?.message ?? '', /^Ignored unknown annotation envoy-injector\.io\/proxy-cpuu+…\.$/);
+});
+
 test('other surprising skips: opting in inside an excluded namespace, an own envoy container, another mesh', async () => {
   const optIn = await admit(pod({ metadata: { labels: { 'envoy-injector.io/inject': 'enabled' } } }), { namespace: 'kube-system' });
   assert.deepEqual(optIn.warnings, [
@@ -246,7 +269,9 @@ test('hostile annotations: each warning stays one line within 256 characters, an
   const review = await admit(pod({ metadata: { annotations } }));
   assert.equal(review.allowed, true);
   assert.equal(review.warnings.length, WARNING_LIMITS.maxCount);
-  assert.equal(review.warnings.at(-1), `${PREFIX}24 more warnings; run "envoy-injector explain -f" on the manifest to see them all.`);
+  // 31 unknown annotations: the first 16 each get a warning (with its "did you mean" search), the
+  // other 15 one warning counting them; of those 17, the client gets 7 and a pointer to explain.
+  assert.equal(review.warnings.at(-1), `${PREFIX}10 more warnings; run "envoy-injector explain -f" on the manifest to see them all.`);
   for (const w of review.warnings) {
     assert.ok(w.startsWith(PREFIX));
     assert.doesNotMatch(w, /\p{Cc}/u);

@@ -172,6 +172,7 @@ const FIXES: Partial<Record<ReasonCode, (where: { namespace: string }) => string
   'invalid-annotations': () => 'Fix or remove the annotations listed above (accepted values are in the README).',
   'proxy-port-conflict': () => `Move the container off the proxy's ports (${PROXY_PORTS.join(', ')}).`,
   'name-conflict': () => `Rename the pod's volume (the injector needs ${INJECTED_VOLUME_NAMES.join(', ')}).`,
+  'exec-too-large': () => 'Shorten the list named above (the README lists the caps on every setting).',
 };
 
 function explainReasons(

@@ -3,7 +3,7 @@ import { admissionContext } from '../core/context.ts';
 import { injectPod, type InjectionResult } from '../core/inject.ts';
 import { SKIP_WARNING_CODES } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
-import { describeTarget, findPodTargets, parseDocuments, stringifyDocuments } from './documents.ts';
+import { createQuotedNode, describeTarget, findPodTargets, parseDocuments, stringifyDocuments } from './documents.ts';
 
 /** What happened to one pod or pod template of the input. */
 export interface TargetReport {
@@ -47,8 +47,9 @@ export function injectDocuments(
       });
       if (result.pod !== undefined) {
         // Only metadata and spec change; the rest of the document (and its comments) stays.
-        doc.setIn([...target.path, 'metadata'], doc.createNode(result.pod['metadata']));
-        doc.setIn([...target.path, 'spec'], doc.createNode(result.pod['spec']));
+        // Strings that kubectl's reader would take for numbers or booleans are printed quoted.
+        doc.setIn([...target.path, 'metadata'], createQuotedNode(doc, result.pod['metadata']));
+        doc.setIn([...target.path, 'spec'], createQuotedNode(doc, result.pod['spec']));
       }
     }
   });

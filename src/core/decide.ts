@@ -19,11 +19,13 @@ import {
   INJECTED_VOLUME_NAMES,
   STATUS_ANNOTATION,
 } from '../constants.ts';
+import { describeExecSizeProblem, execSizeProblem } from './exec-size.ts';
 import { planInjection, type PlannedInjection } from './plan.ts';
 import { formatAnnotationErrors, resolveSettings, type ResolvedSetting, type SettingsResult } from './overrides.ts';
 import { readPod, type PodView } from './pod.ts';
 import { reason, shorten, warning, type Reason, type Warning } from './reasons.ts';
 import { SETTING, SETTINGS, annotationOf, knownAnnotations, type SettingsTable } from './settings.ts';
+import { MAX_EXEC_STRING_BYTES } from './sidecar.ts';
 import { closest } from './suggest.ts';
 import type { AdmissionContext, EffectiveProxyConfig, InjectorConfig, InjectorRuntime } from './types.ts';
 import { isGuaranteed, parseBoolean } from './values.ts';
@@ -133,7 +135,13 @@ export function decide(
   if (denials.length > 0 || !resolved.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod, facts };
 
   warnings.push(...injectionWarnings(facts, resolved.proxy, config, runtime));
+  const deny = (denial: Reason): Evaluation => ({ decision: { action: 'deny', reasons: [denial] }, warnings, pod, facts });
   const injection = planInjection(pod, resolved.proxy, runtime, settings);
+  // Any string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
+  for (const container of [...injection.plan.initContainers, ...injection.plan.containers]) {
+    const problem = execSizeProblem(container);
+    if (problem !== undefined) return deny(reason('exec-too-large', describeExecSizeProblem(problem, resolved.settings, ctx.namespace)));
+  }
   return {
     decision: { action: 'inject', reasons: enableReasons(facts), proxy: resolved.proxy, settings: resolved.settings },
     warnings,
@@ -216,7 +224,7 @@ function skipReasons(facts: PodFacts): Reason[] {
   }
   const inject = facts.injectAnnotation;
   if (inject !== undefined) {
-    if (inject.value === undefined) reasons.push(reason('invalid-inject-annotation', `It is ${JSON.stringify(inject.text)}.`));
+    if (inject.value === undefined) reasons.push(reason('invalid-inject-annotation', `It is ${JSON.stringify(shorten(inject.text))}.`));
     else if (!inject.value) reasons.push(reason('disabled-by-annotation'));
   }
   if (facts.podLabel === INJECT_LABEL_DISABLED) reasons.push(reason('disabled-by-pod-label'));
@@ -298,16 +306,25 @@ function surprisingSkipWarning(primary: Reason | undefined, facts: PodFacts): Wa
   }
 }
 
+/**
+ * Unknown annotations examined one by one (each with a "did you mean"); any beyond are counted in
+ * one more warning, so 20,000 of them cost a count, not 20,000 searches and warnings.
+ */
+export const MAX_UNKNOWN_ANNOTATION_WARNINGS = 16;
+
 function unknownAnnotationWarnings(unknown: readonly string[], knownKeys: readonly string[]): Warning[] {
   const prefix = `${DOMAIN}/`;
   const known = knownKeys.map((k) => k.slice(prefix.length));
-  return unknown.map((key) => {
+  const warnings = unknown.slice(0, MAX_UNKNOWN_ANNOTATION_WARNINGS).map((key) => {
     const suggestion = closest(key.slice(prefix.length), known);
     return warning('unknown-annotation', {
       annotation: shorten(key, 63),
       suggestion: suggestion === undefined ? '' : ` Did you mean ${prefix}${suggestion}?`,
     });
   });
+  const more = unknown.length - warnings.length;
+  if (more > 0) warnings.push(warning('more-unknown-annotations', { count: String(more), prefix: DOMAIN }));
+  return warnings;
 }
 
 function injectionWarnings(facts: PodFacts, proxy: EffectiveProxyConfig, config: InjectorConfig, runtime: InjectorRuntime): Warning[] {

@@ -18,7 +18,8 @@ import {
 } from './settings.ts';
 import { canonicalJson } from './status.ts';
 import type { EffectiveProxyConfig, InjectorConfig, InjectorRuntime } from './types.ts';
-import { requestsAboveLimits } from './values.ts';
+import type { ValueType } from './value-types.ts';
+import { MAX_VALUE_LENGTH, requestsAboveLimits, type Parsed } from './values.ts';
 
 /** One annotation whose value was refused, with what would have been accepted. */
 export interface AnnotationError {
@@ -122,7 +123,8 @@ export function resolveSettings(
       resolved.set(setting, configured.get(setting) ?? fromConfig(setting, config, runtime));
       continue;
     }
-    const parsed = pod.syntax.parse(text);
+    // A value longer than any setting's is refused unread, with its length (whatever the syntax).
+    const parsed = text.length > MAX_VALUE_LENGTH ? tooLongFor(pod.syntax, text) : pod.syntax.parse(text);
     const source: SettingSource = own !== undefined ? 'pod' : 'namespace';
     if (parsed.ok) resolved.set(setting, { setting, value: parsed.value, source, text });
     else {
@@ -181,4 +183,11 @@ export function formatAnnotationErrors(errors: readonly AnnotationError[]): stri
       return `${e.annotation}=${JSON.stringify(shorten(e.value, 64))}${where} (accepted: ${e.accepted})`;
     })
     .join('; ');
+}
+
+/** The refusal of a value over MAX_VALUE_LENGTH: what the syntax accepts (from a one-character probe) and the length. */
+function tooLongFor(syntax: ValueType<unknown>, text: string): Parsed<never> {
+  const probe = syntax.parse('\u0000');
+  const accepted = probe.ok ? 'a shorter value' : probe.accepted;
+  return { ok: false, accepted: `${accepted}, in at most ${MAX_VALUE_LENGTH} characters (this value has ${text.length})` };
 }

@@ -55,6 +55,10 @@ export const REASONS = {
     sentence:
       'The pod asks for a native sidecar, but the API server is older than Kubernetes 1.29: it would drop the sidecar\'s restartPolicy and refuse the pod.',
   },
+  'exec-too-large': {
+    action: 'deny',
+    sentence: 'An injected container would get an argument or environment string larger than Linux lets a program start with (128 KiB each, 1 MiB in all), so it could never run.',
+  },
   // injections
   'enabled-by-namespace': { action: 'inject', sentence: `Injection is enabled for the namespace (label ${INJECT_LABEL}=enabled).` },
   'enabled-by-pod-label': { action: 'inject', sentence: `The pod opts in with the label ${INJECT_LABEL}=enabled.` },
@@ -99,6 +103,7 @@ export const WARNINGS = {
   'drain-exceeds-grace-period':
     'Proxy drain ({drain}s) is not shorter than terminationGracePeriodSeconds ({grace}s): it will be cut off.',
   'unknown-annotation': 'Ignored unknown annotation {annotation}.{suggestion}',
+  'more-unknown-annotations': 'Ignored {count} more unknown {prefix} annotations.',
   'native-sidecar-unsupported': 'Pod asks for a native sidecar, but this cluster lacks them (needs 1.29+): it would never start.',
 } as const;
 
@@ -143,6 +148,9 @@ const MAX_QUOTED_LENGTH = 40;
  * shown as spaces (a warning with a control character would be dropped by the API server).
  */
 export function shorten(value: string, max: number = MAX_QUOTED_LENGTH): string {
-  const chars = Array.from(value.replace(/\p{Cc}/gu, ' '));
-  return chars.length <= max ? chars.join('') : `${chars.slice(0, max - 1).join('')}…`;
+  // Only the head is read: a value may be megabytes long. `max` characters take at most 2 × max
+  // UTF-16 units (surrogate pairs), so a head one character longer tells whether it is cut.
+  const head = value.length > 2 * max + 2 ? value.slice(0, 2 * max + 2) : value;
+  const chars = Array.from(head.replace(/\p{Cc}/gu, ' '));
+  return chars.length <= max && head.length === value.length ? chars.join('') : `${chars.slice(0, max - 1).join('')}…`;
 }

@@ -200,7 +200,7 @@ function adsLenses<S>(
 const configAds = adsLenses<InjectorConfig>(['proxy', 'ads'], (draft) => (draft.proxy ??= {}), (source) => source.proxy.ads);
 const proxyAds = adsLenses<EffectiveProxyConfig>(['ads'], (draft) => draft, (source) => source.ads);
 
-const ports = 'comma-separated ports';
+const ports = 'comma-separated ports, at most 256';
 const resolveNativeSidecar = (mode: NativeSidecarMode, runtime: InjectorRuntime): boolean =>
   mode === 'auto' ? runtime.nativeSidecarSupported : mode === 'true';
 const quantity = (label: string, syntax: ValueType<string>) => ({
@@ -239,7 +239,19 @@ export const SETTING = {
     config: configAt('server', 'maxConcurrentAdmissions'),
     syntax: v.integer(1, 100_000),
     default: 32,
-    doc: 'Admissions processed at once; beyond it the webhook answers 503 at once.',
+    doc: 'Admissions processed at once, counted from a complete body to its answer; beyond it the webhook answers 503 at once.',
+  }),
+  serverMaxRequestsPerPeer: setting({
+    config: configAt('server', 'maxRequestsPerPeer'),
+    syntax: v.integer(1, 100_000),
+    default: 32,
+    doc: 'Requests in progress (headers received, not yet answered) from one remote address; beyond it that address gets 503 at once (see [Limits and performance](#limits-and-performance)).',
+  }),
+  serverBodyTimeoutMs: setting({
+    config: configAt('server', 'bodyTimeoutMs'),
+    syntax: v.integer(100, 600_000),
+    default: 5_000,
+    doc: "Time limit from a request's headers to the end of its body, in milliseconds; a slower body gets 408.",
   }),
   serverShutdownGraceMs: setting({
     config: configAt('server', 'shutdownGraceMs'),
@@ -263,7 +275,7 @@ export const SETTING = {
     config: configAt('tls', 'dnsNames'),
     syntax: v.hostList,
     default: [],
-    doc: 'Extra DNS names and IP addresses of the serving certificate.',
+    doc: 'Extra DNS names and IP addresses of the serving certificate, at most 100.',
   }),
   tlsServiceName: setting({
     config: configAt('tls', 'serviceName'),
@@ -306,7 +318,7 @@ export const SETTING = {
     config: configAt('excludedNamespaces'),
     syntax: v.namespaceList,
     default: ['kube-system', 'kube-public', 'kube-node-lease'],
-    doc: 'Namespaces never injected, whatever their labels.',
+    doc: 'Namespaces never injected, whatever their labels; at most 1000.',
   }),
   logLevel: setting({
     config: configAt('logLevel'),
@@ -363,7 +375,7 @@ export const SETTING = {
     pod: {
       at: proxyAt('traffic', 'includeOutboundIpRanges'),
       annotation: 'include-outbound-ip-ranges',
-      accepted: '`*` or comma-separated CIDRs (empty = no outbound capture)',
+      accepted: '`*` or comma-separated CIDRs, at most 512 (empty = no outbound capture)',
       flag: 'include-outbound-ip-ranges',
       explain: 'outbound destinations captured',
     },
@@ -376,7 +388,7 @@ export const SETTING = {
     pod: {
       at: proxyAt('traffic', 'excludeOutboundIpRanges'),
       annotation: 'exclude-outbound-ip-ranges',
-      accepted: 'comma-separated IPv4/IPv6 CIDRs',
+      accepted: 'comma-separated IPv4/IPv6 CIDRs, at most 512',
       flag: 'exclude-outbound-ip-ranges',
       explain: 'outbound destinations not captured',
     },

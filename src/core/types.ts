@@ -99,8 +99,12 @@ export interface InjectorConfig {
     readonly bodyLimitBytes: number;
     /** Time limit for receiving a whole request, in milliseconds. */
     readonly requestTimeoutMs: number;
-    /** Admissions processed at once; beyond this the webhook answers 503 quickly. */
+    /** Admissions processed at once (counted once the body is complete); beyond this the webhook answers 503 quickly. */
     readonly maxConcurrentAdmissions: number;
+    /** Requests in progress (headers received, not answered) from one remote address; beyond it 503. */
+    readonly maxRequestsPerPeer: number;
+    /** Time for a request's body to arrive after its headers, in milliseconds; beyond it 408. */
+    readonly bodyTimeoutMs: number;
     /** Time allowed to finish in-flight requests after SIGTERM, in milliseconds. */
     readonly shutdownGraceMs: number;
   };

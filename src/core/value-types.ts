@@ -16,6 +16,7 @@ import {
   parseMemory,
   parsePort,
   parsePortList,
+  MAX_VALUE_LENGTH,
   type Parsed,
 } from './values.ts';
 
@@ -112,23 +113,32 @@ export const objectName: ValueType<string> = {
   hint: 'NAME',
 };
 
-/** Comma-separated namespace names. */
-export const namespaceList: ValueType<readonly string[]> = {
-  parse: (text) => {
+/** Most namespaces excludedNamespaces may list (each admission looks its namespace up in it). */
+export const MAX_EXCLUDED_NAMESPACES = 1000;
+/** Most names tls.dnsNames may list (each becomes a subjectAltName of the serving certificate). */
+export const MAX_DNS_NAMES = 100;
+
+/** A comma-separated list of at most `max` items each accepted by `item`, read only within MAX_VALUE_LENGTH. */
+function cappedList(max: number, what: string, item: (text: string) => boolean): (text: string) => Parsed<readonly string[]> {
+  const accepted = `a list of at most ${max} ${what}`;
+  return (text) => {
+    if (text.length > MAX_VALUE_LENGTH) return bad(`${accepted}, in at most ${MAX_VALUE_LENGTH} characters`);
     const items = splitItems(text);
-    return items.every(isObjectName) ? ok(items) : bad('a list of Kubernetes namespace names');
-  },
+    return items.length <= max && items.every(item) ? ok(items) : bad(accepted);
+  };
+}
+
+/** Comma-separated namespace names, at most MAX_EXCLUDED_NAMESPACES. */
+export const namespaceList: ValueType<readonly string[]> = {
+  parse: cappedList(MAX_EXCLUDED_NAMESPACES, 'Kubernetes namespace names', isObjectName),
   format: list,
   hint: 'NAME,...',
   list: true,
 };
 
-/** Comma-separated DNS names or IP addresses. */
+/** Comma-separated DNS names or IP addresses, at most MAX_DNS_NAMES. */
 export const hostList: ValueType<readonly string[]> = {
-  parse: (text) => {
-    const items = splitItems(text);
-    return items.every((item) => /^[A-Za-z0-9.*:-]+$/.test(item)) ? ok(items) : bad('a list of DNS names or IP addresses');
-  },
+  parse: cappedList(MAX_DNS_NAMES, 'DNS names or IP addresses', (item) => /^[A-Za-z0-9.*:-]+$/.test(item)),
   format: list,
   hint: 'HOST,...',
   list: true,

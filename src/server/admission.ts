@@ -1,6 +1,7 @@
 // One admission: decode the review, run the core, build the response. No HTTP here.
 import { Buffer } from 'node:buffer';
 import { injectPod, type InjectionResult } from '../core/inject.ts';
+import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
 import { decodeReview, encodeReview, type DecodedReview, type ReviewResponse } from './review.ts';
 
@@ -63,12 +64,14 @@ function podName(object: unknown): string {
  */
 export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRuntime): AdmissionOutcome {
   const review: DecodedReview = decodeReview(body);
+  // What is logged: the API server validates names only after mutating admission, so a pod name
+  // may be anything; kept to the lengths a valid name could have.
   const base = {
     uid: review.uid,
-    namespace: review.context.namespace,
-    pod: podName(review.object),
-    kind: review.context.kind,
-    operation: review.context.operation,
+    namespace: shorten(review.context.namespace, 63),
+    pod: shorten(podName(review.object), 253),
+    kind: shorten(review.context.kind, 128),
+    operation: shorten(review.context.operation, 32),
   };
   let injection: InjectionResult;
   try {

@@ -1,14 +1,16 @@
 // The HTTP(S) transport: bytes, headers, status codes and the AdmissionReview envelope. Builds the
 // fastify instance without listening; only main.ts listens.
 import { createRequire } from 'node:module';
+import { PassThrough } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PATHS } from '../constants.ts';
+import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
-import { TLS_MIN_VERSION } from '../tls/material.ts';
-import { createAdmissionLimit, OVERLOAD_RETRY_AFTER_SECONDS } from './admission-limit.ts';
+import { secureContextOptions } from '../tls/material.ts';
+import { createAdmissionLimit, createPeerLimit, OVERLOAD_RETRY_AFTER_SECONDS, peerOf, type AdmissionLimit, type RefusalReason } from './admission-limit.ts';
 import { admit, type AdmissionOutcome } from './admission.ts';
-import { toHttpError } from './errors.ts';
+import { BodyTimeoutError, toHttpError } from './errors.ts';
 import type { InjectorMetrics } from './metrics.ts';
 import { decodeReview, encodeReview } from './review.ts';
 
@@ -33,11 +35,37 @@ export interface AppDeps {
   readonly liveness?: () => Readiness;
   /** This instance's metrics (see metrics.ts), served at /metrics; without them there is no /metrics. */
   readonly metrics?: InjectorMetrics;
+  /** The admission slots (default: server.maxConcurrentAdmissions of them); tests pass one to hold slots. */
+  readonly admissionLimit?: AdmissionLimit;
   /**
    * Benchmark only (`npm run bench`): also serve BENCH_BASELINE_PATH, which decodes the same review
    * and answers `allowed: true` without injecting. `serve` never sets it.
    */
   readonly benchBaseline?: boolean;
+}
+
+/** Routes outside every bound: probes and scrapes must answer when the webhook is saturated. */
+const UNBOUNDED_ROUTES: ReadonlySet<string> = new Set([PATHS.healthz, PATHS.readyz, PATHS.metrics]);
+
+/**
+ * Counts every refusal in the metrics, and logs them at most once a second (an attack or an
+ * overload must not also flood the logs): the line gives the counts since the last one.
+ */
+function refusalLog(metrics: InjectorMetrics | undefined) {
+  let since: Partial<Record<RefusalReason, number>> = {};
+  let lastLine = 0;
+  return {
+    record(request: FastifyRequest, reason: RefusalReason, status: number): void {
+      metrics?.recordRequestError(status);
+      metrics?.recordRefusal(reason);
+      since[reason] = (since[reason] ?? 0) + 1;
+      const now = Date.now();
+      if (now - lastLine < 1_000) return;
+      request.log.warn({ refused: since, peer: peerOf(request.socket.remoteAddress), path: shorten(request.url, 64) }, 'requests refused');
+      since = {};
+      lastLine = now;
+    },
+  };
 }
 
 /** How often Node checks connections against the request timeout: often enough to honour short ones. */
@@ -92,10 +120,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       : {
           https: {
             ...httpLimits,
-            key: deps.tls.key,
-            cert: deps.tls.cert,
-            // The same minimum applies again on every certificate reload (serve.ts).
-            minVersion: TLS_MIN_VERSION,
+            // The same version and suites apply again on every certificate reload (serve.ts).
+            ...secureContextOptions(deps.tls.key, deps.tls.cert),
             // A client that never finishes its handshake is dropped instead of holding a socket.
             handshakeTimeout: Math.min(requestTimeoutMs, 10_000),
           },
@@ -112,36 +138,85 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (closing) void reply.header('connection', 'close');
   });
 
-  // The bound on concurrent admissions: a slot from the request's arrival (before its body is read)
-  // until it is answered. Health, readiness and metrics stay outside it so probes keep working.
-  const limit = createAdmissionLimit(config.server.maxConcurrentAdmissions);
+  // The bounds of admission-limit.ts. Health, readiness and metrics stay outside all of them, so
+  // probes and scrapes keep working when the webhook is saturated.
+  const limit = deps.admissionLimit ?? createAdmissionLimit(config.server.maxConcurrentAdmissions);
+  const peers = createPeerLimit(config.server.maxRequestsPerPeer);
+  const { bodyTimeoutMs } = config.server;
+  const refusals = refusalLog(deps.metrics);
+  const deadlines = new WeakMap<FastifyRequest, { timer: NodeJS.Timeout; body?: PassThrough }>();
   const releases = new WeakMap<FastifyRequest, () => void>();
-  let refusedSinceWarning = 0;
-  let lastWarning = 0;
+  const peerReleases = new WeakMap<FastifyRequest, () => void>();
+
+  const refuse = (request: FastifyRequest, reply: FastifyReply, reason: 'overloaded' | 'peer-limit', message: string) => {
+    refusals.record(request, reason, 503);
+    // Closed after the answer: the body was not read, and a connection kept alive would have to
+    // drain it first.
+    return reply
+      .code(503)
+      .header('retry-after', String(OVERLOAD_RETRY_AFTER_SECONDS))
+      .header('connection', 'close')
+      .type('application/json')
+      .send({ error: reason === 'overloaded' ? 'overloaded' : 'too-many-requests-from-peer', message });
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (UNBOUNDED_ROUTES.has(request.routeOptions.url ?? '')) return undefined;
+    const peer = peerOf(request.socket.remoteAddress);
+    const release = peers.tryAcquire(peer);
+    if (release === undefined) {
+      return refuse(request, reply, 'peer-limit', `too many requests in progress from ${peer} (server.maxRequestsPerPeer=${peers.max}); retry later`);
+    }
+    // Given back once the answer is on its way (onSend below: not when the client has read it,
+    // or a burst of answers waiting for their sockets would count against their peer), or when
+    // the socket goes away first (client gone, timeout).
+    peerReleases.set(request, release);
+    reply.raw.once('close', release);
+    // The body deadline runs from the headers. On expiry the body stream fails with a 408 error,
+    // which fastify's body reader turns into the error answer (and closes the connection).
+    const deadline: { timer: NodeJS.Timeout; body?: PassThrough } = {
+      timer: setTimeout(() => {
+        const body = deadline.body;
+        // Failing a body that is no longer read (refused as too large, say) changes nothing.
+        if (body !== undefined && !body.destroyed) body.destroy(new BodyTimeoutError(bodyTimeoutMs));
+      }, bodyTimeoutMs),
+    };
+    deadlines.set(request, deadline);
+    reply.raw.once('close', () => clearTimeout(deadline.timer));
+    return undefined;
+  });
+
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const deadline = deadlines.get(request);
+    if (deadline === undefined) return payload;
+    // A stream of our own between the socket and the body reader, so the deadline can fail it.
+    const body = new PassThrough();
+    // Never unhandled: the reader listens while it reads, and after that an error changes nothing.
+    body.on('error', () => {});
+    payload.on('error', (error) => body.destroy(error));
+    payload.pipe(body);
+    deadline.body = body;
+    return body;
+  });
+
+  app.addHook('onSend', async (request) => {
+    peerReleases.get(request)?.();
+  });
+
+  // The body is complete (or there is none): the deadline has done its work.
+  app.addHook('preValidation', async (request) => {
+    const deadline = deadlines.get(request);
+    if (deadline !== undefined) clearTimeout(deadline.timer);
+  });
+
+  // An admission slot, taken once the body is complete and parsed, until the answer.
   const bounded = {
-    onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
+    preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
       const release = limit.tryAcquire();
       if (release === undefined) {
-        // Counted with the other refused requests, so saturation can be alerted on.
-        deps.metrics?.recordRequestError(503);
-        refusedSinceWarning++;
-        // One line a second at most: an overload must not also flood the logs.
-        if (Date.now() - lastWarning >= 1_000) {
-          request.log.warn({ path: request.url, refused: refusedSinceWarning, max: limit.max }, 'overloaded: admissions refused');
-          refusedSinceWarning = 0;
-          lastWarning = Date.now();
-        }
-        return reply
-          .code(503)
-          .header('retry-after', String(OVERLOAD_RETRY_AFTER_SECONDS))
-          .type('application/json')
-          .send({
-            error: 'overloaded',
-            message: `too many admissions in progress (server.maxConcurrentAdmissions=${limit.max}); retry later`,
-          });
+        return refuse(request, reply, 'overloaded', `too many admissions in progress (server.maxConcurrentAdmissions=${limit.max}); retry later`);
       }
       releases.set(request, release);
-      // The socket may go away before any answer (client gone, request timeout).
       reply.raw.once('close', release);
       return undefined;
     },
@@ -156,6 +231,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.setErrorHandler((error, request, reply) => {
     const mapped = toHttpError(error, config.server);
+    if (error instanceof BodyTimeoutError) {
+      // Counted and logged with the other refusals (at most a line a second), not one line each.
+      refusals.record(request, 'body-timeout', mapped.statusCode);
+      return void reply.code(mapped.statusCode).header('connection', 'close').type('application/json').send(mapped.body);
+    }
     deps.metrics?.recordRequestError(mapped.statusCode);
     if (mapped.serverFault) request.log.error({ err: error, path: request.url }, 'request failed');
     else request.log.warn({ path: request.url, status: mapped.statusCode, error: mapped.body.error }, 'request rejected');

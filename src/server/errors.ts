@@ -9,6 +9,16 @@ export interface HttpError {
   readonly serverFault: boolean;
 }
 
+/** A request body that did not arrive within server.bodyTimeoutMs of its headers (HTTP 408). */
+export class BodyTimeoutError extends InjectorError {
+  /** Read by fastify's body reader: the status of the answer. */
+  readonly statusCode = 408;
+
+  constructor(readonly timeoutMs: number) {
+    super('body-timeout', `the request body did not arrive within ${timeoutMs} ms of its headers (server.bodyTimeoutMs)`);
+  }
+}
+
 const clientError = (statusCode: number, error: string, message: string): HttpError => ({
   statusCode,
   body: { error, message },
@@ -28,6 +38,8 @@ export function toHttpError(error: unknown, limits: { bodyLimitBytes: number }):
       return clientError(400, 'invalid-json', 'the request body is not valid JSON');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return clientError(400, 'invalid-content-length', 'the request body does not match its Content-Length');
+    case 'body-timeout':
+      return clientError(408, 'body-timeout', (error as InjectorError).message);
     case 'invalid-review':
       return clientError(400, 'invalid-review', `not a valid AdmissionReview: ${(error as InjectorError).message}`);
     default:

@@ -8,6 +8,7 @@ import { REASONS, WARNINGS, type Action } from '../core/reasons.ts';
 import { canonicalJson, hashProxyConfig } from '../core/status.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
 import type { AdmissionOutcome, AdmissionResult } from './admission.ts';
+import type { RefusalReason } from './admission-limit.ts';
 
 /** Prefix of every metric the injector defines (Node process metrics keep their usual names). */
 export const METRIC_PREFIX = 'envoy_injector_';
@@ -28,7 +29,10 @@ export const LATENCY_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 
 export const PATCH_SIZE_BUCKETS_BYTES = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144];
 
 /** HTTP statuses a request is commonly rejected with before it reaches the admission (server/errors.ts). */
-const REQUEST_ERROR_STATUSES: readonly number[] = [400, 413, 415, 500];
+const REQUEST_ERROR_STATUSES: readonly number[] = [400, 408, 413, 415, 500, 503];
+
+/** Reasons a bound refuses a request for (app.ts). */
+const REFUSAL_REASONS: readonly RefusalReason[] = ['overloaded', 'peer-limit', 'body-timeout'];
 
 const RESULT_OF_ACTION: Readonly<Record<Action, AdmissionResult>> = { inject: 'injected', skip: 'skipped', deny: 'denied' };
 
@@ -63,6 +67,8 @@ export interface InjectorMetrics {
   recordAdmission(sample: AdmissionSample, durationSeconds: number): void;
   /** Counts one request rejected before it was an admission (not JSON, too large, not a review). */
   recordRequestError(statusCode: number): void;
+  /** Counts one request refused by a bound (admission slots, the per-peer bound, the body deadline). */
+  recordRefusal(reason: RefusalReason): void;
   /** Sets the config info gauge and load timestamp (at start, and again if the config is reloaded). */
   setConfig(config: InjectorConfig, runtime: InjectorRuntime, loadedAt: Date): void;
   /** Returns every metric in the text exposition format. */
@@ -113,6 +119,12 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
     name: `${METRIC_PREFIX}request_errors_total`,
     help: 'Requests to the webhook rejected before admission (not JSON, too large, not an AdmissionReview), by HTTP status.',
     labelNames: ['status'],
+    registers,
+  });
+  const refused = new Counter({
+    name: `${METRIC_PREFIX}requests_refused_total`,
+    help: 'Requests refused by a bound before admission, by reason: overloaded (no admission slot), peer-limit (too many in progress from one address), body-timeout (body not received in time).',
+    labelNames: ['reason'],
     registers,
   });
   const configInfo = new Gauge({
@@ -167,6 +179,7 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
   }
   for (const code of warningCodes) warnings.inc({ code }, 0);
   for (const status of REQUEST_ERROR_STATUSES) requestErrors.inc({ status: String(status) }, 0);
+  for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0);
 
   const metrics: InjectorMetrics = {
     registry,
@@ -183,6 +196,9 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
       // HTTP error statuses are a small fixed range, so the label stays bounded.
       const status = Number.isInteger(statusCode) && statusCode >= 400 && statusCode <= 599 ? String(statusCode) : UNKNOWN_LABEL;
       requestErrors.inc({ status });
+    },
+    recordRefusal(reason) {
+      refused.inc({ reason: REFUSAL_REASONS.includes(reason) ? reason : UNKNOWN_LABEL });
     },
     setConfig(config, runtime, loadedAt) {
       const proxy = defaultProxyConfig(config, runtime);

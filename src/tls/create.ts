@@ -33,7 +33,11 @@ export async function createTlsSource(config: InjectorConfig, deps: TlsSourceDep
     case 'local':
       return new LocalTlsSource({ dir: config.tls.certDir, dnsNames: config.tls.dnsNames, renewBeforeDays: config.tls.renewBeforeDays }, deps.logger, now);
     case 'files':
-      return new FilesTlsSource({ dir: config.tls.certDir, resyncMs }, deps.logger, now);
+      return new FilesTlsSource(
+        { dir: config.tls.certDir, resyncMs, requiredNames: [`${config.tls.serviceName}.${config.namespace}.svc`, ...config.tls.dnsNames] },
+        deps.logger,
+        now,
+      );
     case 'secret': {
       const [{ createKubeResources }, { SecretTlsSource }] = await Promise.all([import('../kube/resources.ts'), import('./secret-source.ts')]);
       const resources = deps.resources ?? (deps.kubeConfig === undefined ? undefined : createKubeResources(deps.kubeConfig));

@@ -8,19 +8,36 @@
 // that (their inodes never change); the directory is watched instead, every event triggers a debounced
 // re-read, and a periodic re-read catches what a watch can miss (the directory replaced, inotify
 // limits, network filesystems). New material is validated before it is used: a half-written pair (an
-// admin copying one file, then the other) is refused and the old pair kept until a valid one appears.
+// admin copying one file, then the other), or a certificate that does not name the Service, is
+// refused and the old pair kept until a valid one appears.
+import { X509Certificate } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { certificateCovers, certificateNames } from './certificates.ts';
 import { CERT_FILES } from './local.ts';
 import { checkServingMaterial, isMaterial } from './material.ts';
 import { MaterialHolder, type TlsReadiness, type TlsSource } from './source.ts';
 
-/** Where the files are and how often they are re-read besides on change events. */
+/** Where the files are, how often they are re-read besides on change events, and what they must name. */
 export interface FilesSourceOptions {
   readonly dir: string;
   readonly resyncMs: number;
+  /**
+   * Names the certificate must cover: the API server calls `<tls.serviceName>.<namespace>.svc`,
+   * and the admin configured tls.dnsNames for their own callers. A certificate that does not is
+   * never served (the TLS handshake of every admission would fail), so the replica stays not
+   * ready, saying what is missing.
+   */
+  readonly requiredNames: readonly string[];
+}
+
+/** The required names a certificate does not cover (a `*.` name must be in it as such). */
+export function missingNames(certPem: string, required: readonly string[]): string[] {
+  const leaf = new X509Certificate(certPem);
+  const names = certificateNames(leaf).map((n) => n.toLowerCase());
+  return required.filter((name) => (name.startsWith('*.') ? !names.includes(name.toLowerCase()) : !certificateCovers(leaf, name)));
 }
 
 /** Delay that coalesces the burst of events one Secret update makes into a single re-read. */
@@ -137,6 +154,14 @@ export class FilesTlsSource extends MaterialHolder implements TlsSource {
     const checked = checkServingMaterial(key, cert, this.#now());
     if (!isMaterial(checked)) {
       this.#report(`${join(dir, CERT_FILES.cert)} and ${CERT_FILES.key}: ${checked.problem}`);
+      return;
+    }
+    const missing = missingNames(cert, this.#options.requiredNames);
+    if (missing.length > 0) {
+      const names = certificateNames(new X509Certificate(cert));
+      this.#report(
+        `${join(dir, CERT_FILES.cert)} does not name ${missing.join(', ')} (it names ${names.length === 0 ? 'nothing' : names.join(', ')}; the API server calls ${this.#options.requiredNames[0] ?? 'the Service'})`,
+      );
       return;
     }
     this.#report(undefined);

@@ -2,11 +2,11 @@
 // serving certificate is always new; a CA already in the directory is kept (so a caBundle that trusts
 // it keeps working) unless a new one is asked for or it cannot be used.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InjectorError } from '../errors.ts';
 import { bundleTrusts, generateCa, generateServingCert, type CertificateBundle } from './certificates.ts';
-import { CERT_FILES, readIfPresent } from './local.ts';
+import { writeFilesAtomically } from './atomic-write.ts';
+import { CERT_FILES, readIfPresent, type CertFs } from './local.ts';
 
 /** What `issueCertificates` wrote. */
 export interface IssuedCertificates {
@@ -19,12 +19,13 @@ export interface IssuedCertificates {
 
 /**
  * Returns the CA in `dir` if both its files are there and usable, or why a new one may be made (no
- * CA, or one that cannot sign the new certificate); throws for what only the admin can sort out (a
- * half pair, a key that is not the CA's), since a new CA would silently untrust every caBundle.
+ * CA, or one that expires too soon to sign the new certificate); throws for what only the admin can
+ * sort out (a half pair, a file that does not parse, a key that is not the CA's), since a new CA
+ * would silently untrust every caBundle.
  */
-function existingCa(dir: string, now: Date, validityDays: number): { cert: string; key: string } | { reason: string } {
-  const cert = readIfPresent(join(dir, CERT_FILES.caCert));
-  const key = readIfPresent(join(dir, CERT_FILES.caKey));
+function existingCa(dir: string, now: Date, validityDays: number, fs?: CertFs): { cert: string; key: string } | { reason: string } {
+  const cert = readIfPresent(join(dir, CERT_FILES.caCert), fs);
+  const key = readIfPresent(join(dir, CERT_FILES.caKey), fs);
   if (cert === undefined && key === undefined) return { reason: 'no CA in the directory' };
   if (cert === undefined || key === undefined) {
     throw new InjectorError(
@@ -36,9 +37,15 @@ function existingCa(dir: string, now: Date, validityDays: number): { cert: strin
   try {
     ca = new X509Certificate(cert);
   } catch (error) {
-    return { reason: `${CERT_FILES.caCert} does not parse (${(error as Error).message})` };
+    // A truncated file (a full disk) is not "no CA": the caBundles that trust it would be untrusted.
+    throw new InjectorError(
+      'tls',
+      `${join(dir, CERT_FILES.caCert)} does not hold a certificate (${(error as Error).message}; truncated?): restore it, or pass --new-ca to make a new CA (then update every caBundle that trusts the old one)`,
+    );
   }
-  if (!ca.ca) return { reason: `${CERT_FILES.caCert} is not a CA certificate` };
+  if (!ca.ca) {
+    throw new InjectorError('tls', `${join(dir, CERT_FILES.caCert)} is not a CA certificate: put the CA there, or pass --new-ca to make a new CA`);
+  }
   // The serving certificate must not outlive the CA that signs it.
   if (new Date(ca.validTo).getTime() < now.getTime() + validityDays * 24 * 60 * 60 * 1000) return { reason: 'the CA expires before the new certificate would' };
   let privateKey;
@@ -64,7 +71,7 @@ function existingCa(dir: string, now: Date, validityDays: number): { cert: strin
 export async function issueCertificates(
   dir: string,
   names: readonly string[],
-  options: { readonly validityDays: number; readonly newCa: boolean; readonly now?: Date },
+  options: { readonly validityDays: number; readonly newCa: boolean; readonly now?: Date; readonly fs?: CertFs },
 ): Promise<IssuedCertificates> {
   const now = options.now ?? new Date();
   const files = {
@@ -74,7 +81,7 @@ export async function issueCertificates(
     key: join(dir, CERT_FILES.key),
   };
   try {
-    const found = options.newCa ? { reason: '--new-ca' } : existingCa(dir, now, options.validityDays);
+    const found = options.newCa ? { reason: '--new-ca' } : existingCa(dir, now, options.validityDays, options.fs);
     let ca: { cert: string; key: string };
     let caResult: IssuedCertificates['ca'];
     if ('reason' in found) {
@@ -94,18 +101,21 @@ export async function issueCertificates(
     if (!bundleTrusts(ca.cert, serving.cert, now)) {
       throw new InjectorError('tls', `the certificate signed with the CA in ${dir} does not verify against its ${CERT_FILES.caCert}; nothing was written; pass --new-ca to replace the CA`);
     }
-    mkdirSync(dir, { recursive: true });
-    // Keys are private; chmod too, since `mode` only applies to a file that did not exist.
-    const writeKey = (path: string, pem: string) => {
-      writeFileSync(path, pem, { mode: 0o600 });
-      chmodSync(path, 0o600);
-    };
-    if (caResult.action === 'generated') {
-      writeFileSync(files.caCert, ca.cert);
-      writeKey(files.caKey, ca.key);
-    }
-    writeFileSync(files.cert, serving.cert);
-    writeKey(files.key, serving.key);
+    // All or nothing (atomic-write.ts): a full disk leaves the previous files as they were. Keys
+    // are private (0600), keys before the certificates that go with them.
+    writeFilesAtomically(
+      [
+        ...(caResult.action === 'generated'
+          ? [
+              { path: files.caKey, data: ca.key, mode: 0o600 },
+              { path: files.caCert, data: ca.cert, mode: 0o644 },
+            ]
+          : []),
+        { path: files.key, data: serving.key, mode: 0o600 },
+        { path: files.cert, data: serving.cert, mode: 0o644 },
+      ],
+      options.fs,
+    );
     return { bundle: { caCert: ca.cert, caKey: ca.key, cert: serving.cert, key: serving.key }, ca: caResult, files };
   } catch (error) {
     if (error instanceof InjectorError) throw error;

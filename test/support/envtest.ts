@@ -612,6 +612,8 @@ export function runKubectl(
 export interface DescribeOptions {
   /** Oldest minor version (of 1.x) the suite applies to; older ones are skipped with the reason. */
   readonly minMinor?: number;
+  /** Why older versions are skipped (the skip message), e.g. the API the suite needs and since when. */
+  readonly minMinorReason?: string;
   /** Timeout of the whole suite per version (default 10 minutes). */
   readonly timeoutMs?: number;
   readonly envtest?: EnvtestOptions;
@@ -652,7 +654,7 @@ export function describeApiServers(title: string, options: DescribeOptions, body
   for (const assets of found.assets) {
     const name = `${title} [kube-apiserver ${assets.version}]`;
     if (options.minMinor !== undefined && (assets.major < 1 || (assets.major === 1 && assets.minor < options.minMinor))) {
-      test(name, { skip: `needs Kubernetes ≥ 1.${options.minMinor}` }, () => {});
+      test(name, { skip: `needs Kubernetes ≥ 1.${options.minMinor}${options.minMinorReason === undefined ? '' : `: ${options.minMinorReason}`}` }, () => {});
       continue;
     }
     // Every version's API server starts as soon as the file is loaded, side by side: the later

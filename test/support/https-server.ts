@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { pino, type Logger } from 'pino';
-import { buildApp } from '../../src/server/app.ts';
+import { buildApp, type AppDeps } from '../../src/server/app.ts';
 import { createMetrics } from '../../src/server/metrics.ts';
 import { ensureLocalCertificates } from '../../src/tls/local.ts';
 import { testConfig, testRuntime } from './config.ts';
@@ -14,8 +14,8 @@ import type { Target } from './raw-https.ts';
 /** A listening test server and what the tests need to reach and observe it. */
 export interface TestServer extends Target {
   readonly app: ReturnType<typeof buildApp>;
-  /** Resolves once the server's side of the connection from client port `localPort` has closed. */
-  serverSideClosed(localPort: number): Promise<void>;
+  /** Resolves once the server's side of the connection from client port `localPort` (of `address`, default 127.0.0.1) has closed. */
+  serverSideClosed(localPort: number, address?: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,29 +38,33 @@ export async function removeCertificates(): Promise<void> {
 }
 
 /** Starts a TLS webhook with the test config plus `env` overrides (ENVOY_INJECTOR_* names). */
-export async function startServer(env: Record<string, string> = {}, logger: Logger = pino({ level: 'silent' })): Promise<TestServer> {
+export async function startServer(
+  env: Record<string, string> = {},
+  logger: Logger = pino({ level: 'silent' }),
+  extra: Pick<AppDeps, 'admissionLimit'> = {},
+): Promise<TestServer> {
   const tls = await sharedCertificates();
   const config = testConfig(env);
   // With metrics, as serve builds it: tests can scrape what the server counted.
   const metrics = createMetrics({ config, runtime: testRuntime, processMetrics: false });
-  const app = buildApp({ config, runtime: testRuntime, logger, metrics, tls: { key: tls.key, cert: tls.cert } });
+  const app = buildApp({ config, runtime: testRuntime, logger, metrics, tls: { key: tls.key, cert: tls.cert }, ...extra });
   // Server-side sockets by the client's port, so a test can wait for the server to see a close.
   // The server may finish its side of the handshake after the client has: waiters come first then.
-  const closed = new Map<number, { promise: Promise<void>; resolve: () => void }>();
-  const entry = (port: number) => {
-    let found = closed.get(port);
+  const closed = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  const entry = (key: string) => {
+    let found = closed.get(key);
     if (found === undefined) {
       let resolve = () => {};
       const promise = new Promise<void>((r) => (resolve = r));
       found = { promise, resolve };
-      closed.set(port, found);
+      closed.set(key, found);
     }
     return found;
   };
   app.server.on('secureConnection', (socket: TLSSocket) => {
     const port = socket.remotePort;
     if (port === undefined) return;
-    const { resolve } = entry(port);
+    const { resolve } = entry(`${socket.remoteAddress ?? ''}:${port}`);
     // After the close listeners the server registered itself (request/response cleanup).
     socket.once('close', () => setImmediate(resolve));
   });
@@ -70,7 +74,7 @@ export async function startServer(env: Record<string, string> = {}, logger: Logg
     app,
     port,
     ca: tls.ca,
-    serverSideClosed: (localPort) => entry(localPort).promise,
+    serverSideClosed: (localPort, address = '127.0.0.1') => entry(`${address}:${localPort}`).promise,
     close: () => app.close(),
   };
 }

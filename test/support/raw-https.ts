@@ -11,6 +11,14 @@ export interface Target {
   readonly ca: string;
 }
 
+/**
+ * A client address other than 127.0.0.1 (Linux routes all of 127.0.0.0/8 to the loopback), so a
+ * test can be several peers: `peerAddress(0)` is 127.0.1.1, `peerAddress(1)` 127.0.1.2, …
+ */
+export function peerAddress(index: number): string {
+  return `127.0.${1 + Math.floor(index / 250)}.${1 + (index % 250)}`;
+}
+
 /** What came back on one connection, read until the connection closed. */
 export interface RawResult {
   /** Status of the final (non-1xx) response, if one arrived. */
@@ -47,9 +55,9 @@ export function parseResponses(raw: string): Omit<RawResult, 'raw' | 'error'> {
 }
 
 /** Opens a TLS connection that trusts only `target.ca`; resolves once the handshake is done. */
-export function openTls(target: Target): Promise<TLSSocket> {
+export function openTls(target: Target, localAddress?: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: target.port, ca: target.ca, servername: 'localhost' });
+    const socket = tlsConnect({ host: '127.0.0.1', port: target.port, ca: target.ca, servername: 'localhost', ...(localAddress === undefined ? {} : { localAddress }) });
     socket.once('secureConnect', () => {
       socket.off('error', reject);
       resolve(socket);
@@ -122,10 +130,11 @@ export function httpsPost(
   body: string | Buffer,
   headers: Readonly<Record<string, string>> = { 'content-type': 'application/json' },
   agent: Agent | false = false,
+  localAddress?: string,
 ): Promise<HttpsResult> {
   return new Promise((resolve, reject) => {
     const request = httpsRequest(
-      { host: '127.0.0.1', servername: 'localhost', port: target.port, path, method: 'POST', ca: target.ca, headers, agent },
+      { host: '127.0.0.1', servername: 'localhost', port: target.port, path, method: 'POST', ca: target.ca, headers, agent, ...(localAddress === undefined ? {} : { localAddress }) },
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
