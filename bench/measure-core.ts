@@ -39,11 +39,14 @@ function measure(fns: Readonly<Record<string, () => unknown>>, rounds: number, i
 
 async function loadCore() {
   const { injectPod } = await importBuilt<InjectModule>('core/inject.js');
-  const { admit } = await importBuilt<AdmissionModule>('server/admission.js');
+  const { admit, answerAdmission, createAdmissionFastPath } = await importBuilt<AdmissionModule>('server/admission.js');
   const { loadConfig } = await importBuilt<ConfigModule>('config.js');
   const config = loadConfig({ env: { ENVOY_INJECTOR_NATIVE_SIDECAR: 'true' } });
   const runtime = { version: 'bench', nativeSidecarSupported: true };
-  return { injectPod, admit, config, runtime };
+  const fast = createAdmissionFastPath(config, runtime);
+  // What /mutate does with a parsed body: the fast path, the envelope as text.
+  const answer = (review: unknown) => answerAdmission(review, config, runtime, fast);
+  return { injectPod, admit, answer, config, runtime };
 }
 
 /** CPU figures of the large pod (SPEC.md §6). */
@@ -59,11 +62,13 @@ export interface LargePodFigures {
   readonly admitMicros: number;
   /** admit relative to JSON.parse of the same body. */
   readonly admitToParseRatio: number;
+  /** What /mutate runs on the parsed review: the fast path and the answer as text, µs. */
+  readonly answerMicros: number;
 }
 
 /** Measures the large pod: 1,500 environment variables, 64 KiB of JSON. */
 export async function measureLargePod(rounds = 7, iterations = 300): Promise<LargePodFigures> {
-  const { injectPod, admit, config, runtime } = await loadCore();
+  const { injectPod, admit, answer, config, runtime } = await loadCore();
   const pod = largePod();
   const body = JSON.stringify(reviewOf(pod));
   const review = JSON.parse(body) as { request: { object: unknown } };
@@ -76,6 +81,7 @@ export async function measureLargePod(rounds = 7, iterations = 300): Promise<Lar
       parse: () => JSON.parse(body),
       inject: () => injectPod(review.request.object, ctx, config, runtime),
       admit: () => admit(review, config, runtime),
+      answer: () => answer(review),
     },
     rounds,
     iterations,
@@ -88,40 +94,60 @@ export async function measureLargePod(rounds = 7, iterations = 300): Promise<Lar
     injectMicros: figures['inject']!,
     admitMicros: figures['admit']!,
     admitToParseRatio: figures['admit']! / figures['parse']!,
+    answerMicros: figures['answer']!,
   };
 }
 
-/** Time per injection for one pod size. */
+/** CPU per admission for one pod size. */
 export interface GrowthPoint {
   readonly containers: number;
   readonly podBytes: number;
-  readonly injectMicros: number;
-  /** Time relative to the 1-container pod. */
+  /** Pod bytes relative to the smallest pod's. */
+  readonly sizeRatio: number;
+  /** What /mutate runs on the parsed review (fast path, answer as text), µs. */
+  readonly answerMicros: number;
+  /** The same with the parsing of the body: the whole admission's CPU but the transport's, µs. */
+  readonly parseAndAnswerMicros: number;
+  /** parseAndAnswer relative to the smallest pod's. */
   readonly ratioToOne: number;
-  /** Growth exponent from the previous size: ln(t2/t1) / ln(n2/n1); 1 is linear. */
+  /** Growth exponent from the previous size in pod bytes: ln(t2/t1) / ln(b2/b1); 1 is linear. */
   readonly exponentFromPrevious?: number;
 }
 
-/** Measures injectPod for pods of 1, 10, 50 and 200 containers. */
-export async function measureGrowth(sizes: readonly number[] = [1, 10, 50, 200], rounds = 7, iterations = 200): Promise<GrowthPoint[]> {
-  const { injectPod, config, runtime } = await loadCore();
-  const ctx = admissionContext({ namespace: 'shop' });
-  const pods = new Map(sizes.map((n) => [n, podOfContainers(n)]));
-  for (const [n, pod] of pods) {
-    const action = injectPod(pod, ctx, config, runtime).decision.action;
-    if (action !== 'inject') throw new Error(`the ${n}-container pod was not injected (${action})`);
+/** Measures an admission's CPU for pods 1×, 4× and 16× the typical one (by containers like its one). */
+export async function measureGrowth(sizes: readonly number[] = [1, 4, 16], rounds = 7, iterations = 200): Promise<GrowthPoint[]> {
+  const { answer } = await loadCore();
+  const bodies = new Map(sizes.map((n) => [n, JSON.stringify(reviewOf(podOfContainers(n)))]));
+  const parsed = new Map([...bodies].map(([n, body]) => [n, JSON.parse(body) as unknown]));
+  for (const [n, review] of parsed) {
+    const result = answer(review).record.result;
+    if (result !== 'injected') throw new Error(`the ${n}-container pod was not injected (${result})`);
   }
-  const figures = measure(Object.fromEntries(sizes.map((n) => [String(n), () => injectPod(pods.get(n), ctx, config, runtime)])), rounds, iterations);
-  const one = figures[String(sizes[0])]!;
+  const figures = measure(
+    Object.fromEntries(
+      sizes.flatMap((n) => [
+        [`answer ${n}`, () => answer(parsed.get(n))],
+        [`both ${n}`, () => answer(JSON.parse(bodies.get(n)!))],
+      ]),
+    ),
+    rounds,
+    iterations,
+  );
+  const podBytes = (n: number) => JSON.stringify(podOfContainers(n)).length;
+  const first = sizes[0]!;
   return sizes.map((n, i) => {
-    const micros = figures[String(n)]!;
     const previous = i === 0 ? undefined : sizes[i - 1]!;
+    const both = figures[`both ${n}`]!;
     return {
       containers: n,
-      podBytes: JSON.stringify(pods.get(n)).length,
-      injectMicros: micros,
-      ratioToOne: micros / one,
-      ...(previous === undefined ? {} : { exponentFromPrevious: Math.log(micros / figures[String(previous)]!) / Math.log(n / previous) }),
+      podBytes: podBytes(n),
+      sizeRatio: podBytes(n) / podBytes(first),
+      answerMicros: figures[`answer ${n}`]!,
+      parseAndAnswerMicros: both,
+      ratioToOne: both / figures[`both ${first}`]!,
+      ...(previous === undefined
+        ? {}
+        : { exponentFromPrevious: Math.log(both / figures[`both ${previous}`]!) / Math.log(podBytes(n) / podBytes(previous)) }),
     };
   });
 }

@@ -73,16 +73,16 @@ function postOnce(port: number, ca: string, path: string, body: string): Promise
   });
 }
 
-/** Starts bench/server.ts (the built app with the baseline route) and resolves with its port. */
-async function startBenchServer(certDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/server.ts'], {
+/** Starts a benchmark server script (it prints its port) and resolves with it. */
+async function startServer(script: string, certDir: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: ROOT,
     env: cleanEnv({ BENCH_CERT_DIR: certDir }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
-    child.once('exit', (code) => reject(new Error(`the benchmark server exited with code ${code}`)));
+    child.once('exit', (code) => reject(new Error(`${script} exited with code ${code}`)));
   });
   return { child, port };
 }
@@ -111,55 +111,83 @@ function summarize(path: string, runs: readonly Run[]): RouteFigures {
   };
 }
 
-/** /mutate against the baseline route on the same server. */
+/** One pod size: /mutate against the bare node:https server and against the baseline route. */
 export interface RouteComparison {
+  readonly pod: string;
   readonly reviewBytes: number;
   readonly connections: number;
   readonly secondsPerRoute: number;
+  /** bench/bare-server.ts: node:https in its own process, parse and allow. */
+  readonly bare: RouteFigures;
+  /** The webhook's own baseline route (same fastify server, no injection). */
   readonly baseline: RouteFigures;
   readonly mutate: RouteFigures;
-  /** /mutate throughput relative to the baseline's. */
+  /** /mutate throughput relative to the bare server's: the target. */
   readonly throughputRatio: number;
+  /** /mutate throughput relative to the baseline route's. */
+  readonly baselineRatio: number;
   /**
-   * The same from the server's CPU time per request (baseline ÷ /mutate): what the ratio would be
-   * were the server alone on its core, unaffected by the client sharing the machine.
+   * The same from the servers' CPU time per request (bare ÷ /mutate): what the ratio would be were
+   * each server alone on its core, unaffected by the client sharing the machine.
    */
   readonly serverCapacityRatio: number;
 }
 
 /**
- * Loads the baseline route and /mutate with the same review, in the order baseline, mutate,
- * mutate, baseline (so a drift in the machine's load weighs on both alike), after a warm-up.
+ * For each pod, loads the bare server, the baseline route and /mutate with the same review, in the
+ * order bare, baseline, mutate, mutate, baseline, bare (so a drift in the machine's load weighs on
+ * all alike), after a warm-up of each. The bare server and the webhook run in processes of their own.
  */
-export async function compareRoutes(certDir: string, ca: string, body: string, secondsPerRun: number): Promise<RouteComparison> {
-  const { child, port } = await startBenchServer(certDir);
+export async function compareRoutes(
+  certDir: string,
+  ca: string,
+  bodies: Readonly<Record<string, string>>,
+  secondsPerRun: number,
+): Promise<RouteComparison[]> {
+  const webhook = await startServer('bench/server.ts', certDir);
   try {
-    // Both routes answer what they should before anything is measured.
-    const injected = await postOnce(port, ca, '/mutate', body);
-    if (injected.status !== 200 || typeof injected.json['response']?.['patch'] !== 'string') throw new Error(`/mutate did not inject: ${JSON.stringify(injected)}`);
-    const baseline = await postOnce(port, ca, BENCH_BASELINE_PATH, body);
-    if (baseline.status !== 200 || baseline.json['response']?.['allowed'] !== true) throw new Error(`the baseline route failed: ${JSON.stringify(baseline)}`);
-
-    await load(port, BENCH_BASELINE_PATH, body, 2);
-    await load(port, '/mutate', body, 2);
-    const pid = child.pid!;
-    const b1 = await measuredLoad(pid, port, BENCH_BASELINE_PATH, body, secondsPerRun);
-    const m1 = await measuredLoad(pid, port, '/mutate', body, secondsPerRun);
-    const m2 = await measuredLoad(pid, port, '/mutate', body, secondsPerRun);
-    const b2 = await measuredLoad(pid, port, BENCH_BASELINE_PATH, body, secondsPerRun);
-    const baselineFigures = summarize(BENCH_BASELINE_PATH, [b1, b2]);
-    const mutateFigures = summarize('/mutate', [m1, m2]);
-    return {
-      reviewBytes: Buffer.byteLength(body),
-      connections: CONNECTIONS,
-      secondsPerRoute: 2 * secondsPerRun,
-      baseline: baselineFigures,
-      mutate: mutateFigures,
-      throughputRatio: mutateFigures.requestsPerSecond / baselineFigures.requestsPerSecond,
-      serverCapacityRatio: baselineFigures.serverCpuMicrosPerRequest / mutateFigures.serverCpuMicrosPerRequest,
-    };
+    const bare = await startServer('bench/bare-server.ts', certDir);
+    try {
+      const comparisons: RouteComparison[] = [];
+      for (const [pod, body] of Object.entries(bodies)) {
+        // Every target answers what it should before anything is measured.
+        const injected = await postOnce(webhook.port, ca, '/mutate', body);
+        if (injected.status !== 200 || typeof injected.json['response']?.['patch'] !== 'string') throw new Error(`/mutate did not inject: ${JSON.stringify(injected)}`);
+        for (const [port, path] of [[webhook.port, BENCH_BASELINE_PATH], [bare.port, '/']] as const) {
+          const allowed = await postOnce(port, ca, path, body);
+          if (allowed.status !== 200 || allowed.json['response']?.['allowed'] !== true) throw new Error(`${path} failed: ${JSON.stringify(allowed)}`);
+        }
+        await load(bare.port, '/', body, 2);
+        await load(webhook.port, BENCH_BASELINE_PATH, body, 2);
+        await load(webhook.port, '/mutate', body, 2);
+        const b1 = await measuredLoad(bare.child.pid!, bare.port, '/', body, secondsPerRun);
+        const r1 = await measuredLoad(webhook.child.pid!, webhook.port, BENCH_BASELINE_PATH, body, secondsPerRun);
+        const m1 = await measuredLoad(webhook.child.pid!, webhook.port, '/mutate', body, secondsPerRun);
+        const m2 = await measuredLoad(webhook.child.pid!, webhook.port, '/mutate', body, secondsPerRun);
+        const r2 = await measuredLoad(webhook.child.pid!, webhook.port, BENCH_BASELINE_PATH, body, secondsPerRun);
+        const b2 = await measuredLoad(bare.child.pid!, bare.port, '/', body, secondsPerRun);
+        const bareFigures = summarize('bare node:https', [b1, b2]);
+        const baselineFigures = summarize(BENCH_BASELINE_PATH, [r1, r2]);
+        const mutateFigures = summarize('/mutate', [m1, m2]);
+        comparisons.push({
+          pod,
+          reviewBytes: Buffer.byteLength(body),
+          connections: CONNECTIONS,
+          secondsPerRoute: 2 * secondsPerRun,
+          bare: bareFigures,
+          baseline: baselineFigures,
+          mutate: mutateFigures,
+          throughputRatio: mutateFigures.requestsPerSecond / bareFigures.requestsPerSecond,
+          baselineRatio: mutateFigures.requestsPerSecond / baselineFigures.requestsPerSecond,
+          serverCapacityRatio: bareFigures.serverCpuMicrosPerRequest / mutateFigures.serverCpuMicrosPerRequest,
+        });
+      }
+      return comparisons;
+    } finally {
+      await stop(bare.child);
+    }
   } finally {
-    await stop(child);
+    await stop(webhook.child);
   }
 }
 

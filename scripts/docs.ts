@@ -1,6 +1,7 @@
 // `npm run docs`: rewrites the README's generated tables — the per-pod annotations, the config keys,
-// init-iptables' flags and check's finding codes — from their declarations (src/core/settings.ts,
-// src/check/findings.ts), between `<!-- BEGIN GENERATED name -->` and `<!-- END GENERATED name -->`.
+// init-iptables' flags, check's finding codes, every command's flags and the exit codes — from their
+// declarations (src/core/settings.ts, src/check/findings.ts, src/cli.ts and its commands), between
+// `<!-- BEGIN GENERATED name -->` and `<!-- END GENERATED name -->`.
 // test/docs.test.ts fails when the README and the declarations disagree.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -9,6 +10,11 @@ import { BOOTSTRAP_FLAGS, initFlags } from '../src/core/init-flags.ts';
 import { builtInProxyConfig } from '../src/core/overrides.ts';
 import { SETTINGS, annotationKey, type Setting, type SettingsTable } from '../src/core/settings.ts';
 import { OTHER_INIT_FLAGS } from '../src/iptables/options.ts';
+import { COMMANDS, EXIT_CODES } from '../src/cli.ts';
+import { CERTS_COMMAND } from '../src/cli/certs.ts';
+import { CHECK_COMMAND } from '../src/cli/check.ts';
+import { CNI_NODE_COMMAND } from '../src/cni/agent.ts';
+import type { CommandSpec, FlagSpec } from '../src/cli/flags.ts';
 
 const README = new URL('../README.md', import.meta.url);
 
@@ -21,6 +27,18 @@ const row = (cells: readonly string[]): string => `| ${cells.map(cell).join(' | 
 function defaultText(setting: Setting): string {
   if (setting.doc.default !== undefined) return setting.doc.default;
   return code(setting.syntax.format(setting.default));
+}
+
+/** How a flag is written in the README: `-f, --file FILE|DIR|-`. */
+const flagName = (f: FlagSpec): string =>
+  `\`${f.short === undefined ? '' : `-${f.short}, `}--${f.name}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}\`${f.multiple === true ? ' (repeatable)' : ''}`;
+
+/** The commands' flags, one table each, in the order the help lists them. */
+function commandTables(commands: readonly CommandSpec[]): string {
+  return commands
+    .filter((c) => c.flags.length > 0)
+    .map((c) => [`**\`envoy-injector ${c.synopsis}\`**`, '', '| flag | |', '|---|---|', ...c.flags.map((f) => row([flagName(f), f.doc]))].join('\n'))
+    .join('\n\n');
 }
 
 /** The generated sections of the README, by name. */
@@ -48,6 +66,8 @@ export function readmeSections(table: SettingsTable = SETTINGS): Record<string, 
       ...BOOTSTRAP_FLAGS.map((flag) => row([`\`--${flag.name}=${flag.syntax.hint}\``, code(flag.default), flag.doc])),
       ...OTHER_INIT_FLAGS.map((flag) => row([`\`${flag.flag}\``, flag.default === '' ? '' : code(flag.default), flag.doc])),
     ].join('\n'),
+    'cli-flags': commandTables([...COMMANDS.filter((c) => c.name !== 'help'), CHECK_COMMAND, CERTS_COMMAND, CNI_NODE_COMMAND]),
+    'exit-codes': ['| exit | meaning |', '|---|---|', ...EXIT_CODES.map((e) => row([String(e.code), e.meaning]))].join('\n'),
     'check-findings': [
       '| code | level | meaning |',
       '|---|---|---|',

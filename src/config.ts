@@ -3,6 +3,7 @@
 // key, where it came from and what is accepted.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
 import type { Draft } from './core/lens.ts';
 import { INIT_IMAGE_REPOSITORY, SETTINGS, defaultOf, envVarFor, type Setting, type SettingsTable } from './core/settings.ts';
 import { shorten } from './core/reasons.ts';
@@ -132,6 +133,8 @@ export function loadConfig(options: LoadConfigOptions = {}): InjectorConfig {
     if (value !== undefined) values.set(setting.key, { value, source: `env ${setting.env}` });
   }
 
+  checkEnvironmentNames(env, table);
+
   const draft: Draft<InjectorConfig> = {};
   for (const setting of table) readSetting(setting, values.get(setting.key), draft);
   // Every key of InjectorConfig is some setting's place (test/settings.test.ts checks it).
@@ -139,6 +142,52 @@ export function loadConfig(options: LoadConfigOptions = {}): InjectorConfig {
   checkRequestsWithinLimits(result.proxy.resources, 'proxy.resources');
   checkRequestsWithinLimits(result.init.resources, 'init.resources');
   return deepFreeze(result);
+}
+
+/** Prefix of every environment variable the injector reads (its config keys' and the config file's). */
+const ENV_PREFIX = 'ENVOY_INJECTOR_';
+
+/**
+ * What Kubernetes puts in a pod's environment for every Service of its namespace (unless the pod
+ * sets enableServiceLinks: false): for a Service named envoy-injector, ENVOY_INJECTOR_SERVICE_HOST,
+ * ENVOY_INJECTOR_SERVICE_PORT[_<PORT NAME>], ENVOY_INJECTOR_PORT and
+ * ENVOY_INJECTOR_PORT_443_TCP[_PROTO|_PORT|_ADDR]; the same after ENVOY_INJECTOR_<REST>_ for a
+ * Service named envoy-injector-<rest>. Each is recognised by its name and its value together (an IP
+ * address, a port, a protocol, or protocol://address:port), so that a misspelt config variable
+ * ending in _PORT is still reported.
+ */
+const PORT_VALUE = /^\d{1,5}$/;
+const isPort = (value: string) => PORT_VALUE.test(value);
+const isLink = (value: string) => /^(?:tcp|udp|sctp):\/\/(?:\[[0-9A-Fa-f:.]+\]|[0-9.]+):\d{1,5}$/.test(value);
+const SERVICE_LINKS: readonly { readonly suffix: RegExp; readonly value: (value: string) => boolean }[] = [
+  { suffix: /_SERVICE_HOST$/, value: (v) => isIP(v) !== 0 },
+  { suffix: /_SERVICE_PORT(?:_[A-Z0-9_]+)?$/, value: isPort },
+  { suffix: /_PORT$/, value: isLink },
+  { suffix: /_PORT_\d+_(?:TCP|UDP|SCTP)$/, value: isLink },
+  { suffix: /_PORT_\d+_(?:TCP|UDP|SCTP)_PROTO$/, value: (v) => /^(?:tcp|udp|sctp)$/.test(v) },
+  { suffix: /_PORT_\d+_(?:TCP|UDP|SCTP)_PORT$/, value: isPort },
+  { suffix: /_PORT_\d+_(?:TCP|UDP|SCTP)_ADDR$/, value: (v) => isIP(v) !== 0 },
+];
+
+/** Whether `name=value` is a Service link variable Kubernetes set (see SERVICE_LINKS). */
+export function isServiceLink(name: string, value: string | undefined): boolean {
+  if (value === undefined || !/^ENVOY_INJECTOR(?:_[A-Z0-9_]+)?$/.test(name)) return false;
+  return SERVICE_LINKS.some((link) => link.suffix.test(name) && link.value(value));
+}
+
+/**
+ * Refuses an environment variable under the injector's prefix that it does not read, as an unknown
+ * key of the file is refused: a misspelt ENVOY_INJECTOR_PROXY_IMGE would otherwise be ignored.
+ * Service link variables are not the injector's (see SERVICE_LINKS).
+ */
+function checkEnvironmentNames(env: Readonly<Record<string, string | undefined>>, table: SettingsTable): void {
+  const known = [CONFIG_FILE_ENV, ...table.map((s) => s.env)];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith(ENV_PREFIX) || known.includes(name) || isServiceLink(name, env[name])) continue;
+    const suggestion = closest(name, known);
+    const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;
+    throw new ConfigError('(env)', `unknown environment variable ${name}${hint}: it is no setting of the injector (see the README's Configuration)`);
+  }
 }
 
 /** Validates one setting's given value (or its default) into the config being built. */

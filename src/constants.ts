@@ -44,8 +44,27 @@ export const PODINFO_VOLUME_NAME = 'envoy-podinfo';
 export const PODINFO_DIR = '/etc/envoy-podinfo';
 export const PODINFO_LABELS_FILE = 'labels';
 
+/** Where `envoy` mounts what ADS needs: the control plane's CA (`ca/`) and its client certificate (`client-cert/`). */
+export const ADS_DIR = '/etc/envoy-ads';
+export const ADS_CA_DIR = `${ADS_DIR}/ca`;
+export const ADS_CLIENT_CERT_DIR = `${ADS_DIR}/client-cert`;
+/** The volumes of the ADS CA ConfigMap and client certificate Secret. */
+export const ADS_CA_VOLUME_NAME = 'envoy-ads-ca';
+export const ADS_CLIENT_CERT_VOLUME_NAME = 'envoy-ads-client-cert';
+/** Prefix of the volumes of `proxy-mounts`. */
+export const PROXY_MOUNT_VOLUME_PREFIX = 'envoy-mount-';
+
+/**
+ * configMap volume of the pod's bootstrap override (SPEC.md §4a: the ConfigMap its
+ * `bootstrap-override` annotation names), mounted read-only into envoy-init only, which merges it.
+ */
+export const OVERRIDE_VOLUME_NAME = 'envoy-bootstrap-override';
+/** Where envoy-init mounts it, and the ConfigMap key (the file in it) holding the fragment. */
+export const OVERRIDE_DIR = '/etc/envoy-override';
+export const OVERRIDE_KEY = 'envoy.yaml';
+
 /** Every volume the injection adds: a pod of its own with one of these names cannot be injected. */
-export const INJECTED_VOLUME_NAMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME];
+export const INJECTED_VOLUME_NAMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME, OVERRIDE_VOLUME_NAME];
 
 /**
  * Environment variable in which injectors before the bootstrap was rendered in the pod passed it to

@@ -36,3 +36,14 @@ export class UsageError extends InjectorError {
     super('usage', message, options);
   }
 }
+
+/**
+ * A command's negative outcome, reported as its result rather than as a failure to run (exit 1):
+ * `bootstrap` asked for a pod that would not be injected, `uninject` asked to remove what it cannot
+ * tell apart from the pod's own.
+ */
+export class RefusedError extends InjectorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('refused', message, options);
+  }
+}

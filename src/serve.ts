@@ -5,6 +5,8 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { InjectorConfig, InjectorRuntime } from './core/types.ts';
 import { SERVER_DETECT_ATTEMPTS } from './kube/detect-options.ts';
+import { NamespaceCache } from './kube/namespace-cache.ts';
+import { findKubeConfigSources } from './kube/sources.ts';
 import type { KubeResources } from './kube/resources.ts';
 import { resolveRuntime } from './runtime.ts';
 import { buildApp } from './server/app.ts';
@@ -36,6 +38,8 @@ export interface StartDeps {
   readonly now?: () => Date;
   /** When the config was read (for the config load timestamp metric); defaults to now. */
   readonly configLoadedAt?: Date;
+  /** The namespace watch cache to start and serve namespace defaults from (SPEC.md §4b); none: no namespace defaults. */
+  readonly namespaces?: NamespaceCache;
   /** Liveness for /healthz (serve reports faults it must be restarted for); alive when absent. */
   readonly liveness?: () => { readonly ready: boolean; readonly reason?: string };
 }
@@ -63,19 +67,28 @@ export async function startInjector(config: InjectorConfig, deps: StartDeps): Pr
   }
   const initial = loaded ?? (await placeholderMaterial());
   // Expiry getters read the TLS source at every scrape, so reloads and renewals show at once.
+  const { namespaces } = deps;
   const metrics = createMetrics({
     config,
     runtime: deps.runtime,
     configLoadedAt: deps.configLoadedAt ?? new Date(),
     certificates: { serving: () => tls.certificateNotAfter(), ca: () => tls.caNotAfter() },
+    ...(namespaces === undefined ? {} : { namespaceCache: namespaces }),
   });
+  namespaces?.onResync((reason) => metrics.recordNamespaceResync(reason));
+  namespaces?.start();
   const app = buildApp({
     config,
     runtime: deps.runtime,
     logger,
     metrics,
     tls: { key: initial.key, cert: initial.cert },
-    readiness: () => tls.readiness(),
+    // Ready once TLS is, and — with a cluster — once the namespace cache has been filled.
+    readiness: () => {
+      const readiness = tls.readiness();
+      return readiness.ready && namespaces !== undefined ? namespaces.readiness() : readiness;
+    },
+    ...(namespaces === undefined ? {} : { namespaces }),
     ...(deps.liveness === undefined ? {} : { liveness: deps.liveness }),
   });
   // A new secure context applies to new connections; open ones finish on the one they started with.
@@ -88,6 +101,7 @@ export async function startInjector(config: InjectorConfig, deps: StartDeps): Pr
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (error) {
     tls.stop();
+    namespaces?.stop();
     throw error;
   }
   return {
@@ -95,6 +109,7 @@ export async function startInjector(config: InjectorConfig, deps: StartDeps): Pr
     tls,
     close: async () => {
       tls.stop();
+      namespaces?.stop();
       await app.close();
     },
   };
@@ -107,19 +122,35 @@ export async function serve(config: InjectorConfig): Promise<void> {
   const logger = createLogger(config);
   // A failed lookup would fix the sidecar mode for the life of the process: retry a few times first.
   const { runtime, nativeSidecarDetail } = await resolveRuntime(config, { logger, attempts: SERVER_DETECT_ATTEMPTS });
-  // Only `secret` mode talks to the API server; the Kubernetes client is loaded for it alone.
-  const kubeConfig = config.tls.mode === 'secret' ? (await import('./kube/client.ts')).loadKubeConfig() : undefined;
+  // With a cluster configured (in a pod, $KUBECONFIG, ~/.kube/config) the namespace cache reads
+  // namespace defaults from it, and `secret` mode its Secret; without one the Kubernetes client is
+  // never loaded.
+  const cluster = findKubeConfigSources() === undefined ? undefined : (await import('./kube/client.ts')).loadKubeConfig();
+  const kubeConfig = config.tls.mode === 'secret' ? cluster : undefined;
+  const namespaces =
+    cluster === undefined
+      ? undefined
+      : new NamespaceCache({ api: await (await import('./kube/namespace-cache.ts')).createNamespaceApi(cluster), logger });
+  if (namespaces === undefined) logger.info('no cluster configured: serving without namespace defaults (SPEC.md §4b)');
   // An exception that escaped every handler leaves the process in a state nobody planned for: it
   // keeps answering (admissions in flight finish) but /healthz fails, so the kubelet restarts it
   // through the normal graceful termination rather than it dying mid-request.
   let fault: string | undefined;
   const liveness = () => (fault === undefined ? { ready: true } : { ready: false, reason: fault });
-  const { app, close } = await startInjector(config, { logger, runtime, kubeConfig, configLoadedAt, liveness });
+  const { app, close } = await startInjector(config, {
+    logger,
+    runtime,
+    kubeConfig,
+    configLoadedAt,
+    liveness,
+    ...(namespaces === undefined ? {} : { namespaces }),
+  });
   logger.info(
     {
       url: `https://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`,
       nativeSidecar: nativeSidecarDetail,
       tlsMode: config.tls.mode,
+      namespaceDefaults: namespaces === undefined ? 'none (no cluster configured)' : 'from the namespace watch cache',
     },
     'envoy-injector listening',
   );

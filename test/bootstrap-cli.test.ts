@@ -181,7 +181,8 @@ test('a pod not injected yet: injected with the same config first, giving the sa
 test('a pod that would not be injected, or a document without a pod, is one clear error line', async () => {
   const hostNetwork = write('host.json', { ...POD, spec: { ...POD.spec, hostNetwork: true } });
   const skipped = await cli(['bootstrap', '-f', hostNetwork]);
-  assert.equal(skipped.code, 2);
+  // Skipped is an outcome (exit 1), not a usage error (2): the input was read and judged.
+  assert.equal(skipped.code, 1);
   assert.match(skipped.stderr, /^envoy-injector: Pod web-0 \(document 1\) would not be injected: \[host-network\] .*\n$/);
   const service = await cli(['bootstrap', '-f', write('service.yaml', 'apiVersion: v1\nkind: Service\nmetadata: {name: web}\n')]);
   assert.equal(service.code, 2);

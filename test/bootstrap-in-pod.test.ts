@@ -7,7 +7,7 @@
 // `[::]` in a namespace with IPv6, none in one where `net.ipv6.conf.all.disable_ipv6=1`.
 //
 // NEEDS ROOT (see test/support/netns.ts): not root, these tests fail saying so, unless
-// ENVOY_INJECTOR_NETNS_TESTS=skip asks to skip them.
+// NETNS_TESTS=skip asks to skip them.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

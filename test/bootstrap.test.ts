@@ -4,14 +4,15 @@
 // envoy-init does, with IPv6 and without).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildBootstrap, type PodIdentity } from '../src/core/bootstrap.ts';
+import { adsSdsResources, buildBootstrap, type PodIdentity } from '../src/core/bootstrap.ts';
 import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import { defaultProxyConfig } from '../src/core/overrides.ts';
 import type { EffectiveProxyConfig, InjectorConfig } from '../src/core/types.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
-import { testConfig, testRuntime } from './support/config.ts';
+import { testConfig, testConfigFromYaml, testRuntime } from './support/config.ts';
 import { assertValidBootstrap } from './support/envoy-proto-check.ts';
+import { assertValidEnvoyMessage, validateEnvoyMessage } from './support/envoy-proto.ts';
 
 type Obj = Record<string, any>;
 
@@ -179,8 +180,9 @@ test('ADS: listeners and clusters from the control plane over gRPC/HTTP2; the bo
       grpc_services: [{ envoy_grpc: { cluster_name: 'xds_control_plane' } }],
       set_node_on_first_message_only: true,
     },
-    lds_config: { ads: {}, resource_api_version: 'V3' },
-    cds_config: { ads: {}, resource_api_version: 'V3' },
+    // Envoy stays initializing (not ready) until the control plane answered: no 15 s give-up.
+    lds_config: { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: '0s' },
+    cds_config: { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: '0s' },
   });
   const xds = cluster(b, 'xds_control_plane');
   assert.equal(xds['type'], 'STRICT_DNS', 'a name is resolved');
@@ -192,24 +194,65 @@ test('ADS: listeners and clusters from the control plane over gRPC/HTTP2; the bo
   assert.equal(b['node']['metadata']['OUTBOUND_CAPTURE_PORT'], 15001);
 });
 
-test('ADS over TLS: the server certificate must chain to the system CAs and name the control plane', () => {
-  for (const [address, host, sanType, type] of [
-    ['xds.control-plane.svc:15012', 'xds.control-plane.svc', 'DNS', 'STRICT_DNS'],
-    ['10.96.0.20:15012', '10.96.0.20', 'IP_ADDRESS', 'STATIC'],
-    ['[fd00::20]:15012', 'fd00::20', 'IP_ADDRESS', 'STATIC'],
+test('ADS over TLS: the server certificate must chain to the system CAs and name the control plane, canonically; no IP as SNI', () => {
+  for (const [address, endpoint, san, sanType, type, sni] of [
+    ['xds.control-plane.svc:15012', 'xds.control-plane.svc', 'xds.control-plane.svc', 'DNS', 'STRICT_DNS', 'xds.control-plane.svc'],
+    // The trailing dot stays where it means something (the resolver tries no search domains), never in SAN or SNI.
+    ['XDS.Control-Plane.svc.cluster.local.:15012', 'XDS.Control-Plane.svc.cluster.local.', 'xds.control-plane.svc.cluster.local', 'DNS', 'STRICT_DNS', 'xds.control-plane.svc.cluster.local'],
+    ['10.96.0.20:15012', '10.96.0.20', '10.96.0.20', 'IP_ADDRESS', 'STATIC', undefined],
+    ['[fd00::20]:15012', 'fd00::20', 'fd00::20', 'IP_ADDRESS', 'STATIC', undefined],
+    // Envoy compares IP SANs as canonical text: FD00:0:0::20 would never match a certificate's fd00::20.
+    ['[FD00:0:0::20]:15012', 'fd00::20', 'fd00::20', 'IP_ADDRESS', 'STATIC', undefined],
   ] as const) {
     const b = bootstrap(testConfig({ ENVOY_INJECTOR_PROXY_ADS_ADDRESS: address, ENVOY_INJECTOR_PROXY_ADS_TLS: 'true' }));
     assertValidBootstrap(b);
     const xds = cluster(b, 'xds_control_plane');
     assert.equal(xds['type'], type);
-    assert.equal(xds['load_assignment']['endpoints'][0]['lb_endpoints'][0]['endpoint']['address']['socket_address']['address'], host);
+    assert.equal(xds['load_assignment']['endpoints'][0]['lb_endpoints'][0]['endpoint']['address']['socket_address']['address'], endpoint);
     const tls = xds['transport_socket']['typed_config'];
-    assert.equal(tls['sni'], host);
+    assert.equal(tls['sni'], sni, `${address}: SNI`);
     assert.deepEqual(tls['common_tls_context']['validation_context'], {
       trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' },
-      match_typed_subject_alt_names: [{ san_type: sanType, matcher: { exact: host } }],
+      match_typed_subject_alt_names: [{ san_type: sanType, matcher: { exact: san } }],
     });
   }
+});
+
+test('ADS with a CA ConfigMap and a client certificate Secret: file-based SDS watching the kubelet\'s mounts', () => {
+  const config = testConfigFromYaml('proxy: {ads: {address: "xds.cp.svc:15012", caConfigMap: xds-ca, clientCertSecret: xds-client}}');
+  const proxy = defaultProxyConfig(config, testRuntime);
+  assert.equal(proxy.ads?.tls, false, 'tls is not asked for…');
+  const b = bootstrap(config);
+  assertValidBootstrap(b);
+  const tls = cluster(b, 'xds_control_plane')['transport_socket']['typed_config'];
+  assert.ok(tls, '…but a CA and a client certificate imply it');
+  assert.deepEqual(tls['common_tls_context'], {
+    combined_validation_context: {
+      default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'xds.cp.svc' } }] },
+      validation_context_sds_secret_config: {
+        name: 'ads_ca',
+        sds_config: { path_config_source: { path: '/etc/envoy-bootstrap/ads-ca.sds.json' }, resource_api_version: 'V3' },
+      },
+    },
+    tls_certificate_sds_secret_configs: [
+      { name: 'ads_client_cert', sds_config: { path_config_source: { path: '/etc/envoy-bootstrap/ads-client-cert.sds.json' }, resource_api_version: 'V3' } },
+    ],
+  });
+  const files = adsSdsResources(proxy);
+  assert.deepEqual(files.map((f) => f.file), ['ads-ca.sds.json', 'ads-client-cert.sds.json']);
+  for (const f of files) assertValidEnvoyMessage('envoy.service.discovery.v3.DiscoveryResponse', f.content);
+  const [ca, client] = files.map((f) => (f.content['resources'] as Obj[])[0]) as [Obj, Obj];
+  // watched_directory is the mount itself: the kubelet's update renames ..data there.
+  assert.deepEqual(ca['validation_context'], { trusted_ca: { filename: '/etc/envoy-ads/ca/ca.crt' }, watched_directory: { path: '/etc/envoy-ads/ca' } });
+  assert.deepEqual(client['tls_certificate'], {
+    certificate_chain: { filename: '/etc/envoy-ads/client-cert/tls.crt' },
+    private_key: { filename: '/etc/envoy-ads/client-cert/tls.key' },
+    watched_directory: { path: '/etc/envoy-ads/client-cert' },
+  });
+  // A wrong field in an SDS file is caught by the same strict check.
+  const broken = structuredClone(files[1]?.content) as Obj;
+  broken['resources'][0]['tls_certificate']['watched_dir'] = { path: '/x' };
+  assert.notEqual(validateEnvoyMessage('envoy.service.discovery.v3.DiscoveryResponse', broken).violations.length, 0);
 });
 
 test('every combination of the settings that shape the proxy gives a valid pod and bootstrap', () => {

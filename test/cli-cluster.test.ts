@@ -203,7 +203,7 @@ test('check: a broken installation names every problem and exits 1', async () =>
   for (const expected of [
     'FAIL  default/opted-in-missed: runs without the proxy, would be injected now (enabled-by-pod-label); it was created while the webhook was unreachable or before injection was enabled — restart its workload',
     'FAIL  shop/created-while-down: runs without the proxy, would be injected now (enabled-by-namespace); it was created while the webhook was unreachable or before injection was enabled — restart its workload',
-    `WARN  shop/old-config: stale proxy: config hash ${olderHash} (injected by ${VERSION}); the current config gives ${HASH} — restart its workload to update it`,
+    `WARN  shop/old-config: stale proxy: envoy --concurrency 4 → 2 (config hash ${olderHash} from ${VERSION}, now ${HASH}) — restart its workload to update it`,
     'INFO  default: 2 running pods: 1 injected, 1 not injected',
     'INFO  shop: 6 running pods: 2 injected, 1 stale, 1 not injected, 1 would be refused, 1 skipped by design',
     '4 failures, 2 warnings',
@@ -219,7 +219,7 @@ test('check: a broken installation names every problem and exits 1', async () =>
   const findings = JSON.parse(json.stdout) as { code: FindingCode; level: string; check: string; message: string }[];
   assert.equal(findings.filter((f) => f.level === 'fail').length, 4);
   for (const f of findings) {
-    assert.deepEqual(Object.keys(f), ['code', 'level', 'check', 'message']);
+    assert.deepEqual(Object.keys(f), ['code', 'level', 'check', 'message', ...(f.code === 'pod-stale-proxy' ? ['differences'] : [])]);
     assert.equal(f.level, FINDINGS[f.code].level, `${f.code} has its table's level`);
     assert.equal(f.check, FINDINGS[f.code].check, `${f.code} has its table's check`);
   }
@@ -228,6 +228,10 @@ test('check: a broken installation names every problem and exits 1', async () =>
     ['pod-not-injected', 'pod-would-be-denied', 'pod-not-injected', 'pod-stale-proxy', 'pods-need-attention', 'pods-need-attention'],
   );
   assert.deepEqual([...new Set(findings.map((f) => f.check))], ['webhook-configuration', 'ca-bundle', 'service', 'nodes', 'namespaces', 'pods']);
+  // What differs for the stale pod, as data.
+  assert.deepEqual((findings.find((f) => f.code === 'pod-stale-proxy') as { differences?: unknown } | undefined)?.differences, [
+    { what: 'envoy --concurrency', pod: '4', now: '2' },
+  ]);
 });
 
 test('check: a missing installation and API errors are one clear line each', async () => {
@@ -292,7 +296,7 @@ test('certs: writes a CA and a serving certificate for the names given, keeping 
   for (const [args, message] of [
     [['--dns-name', 'not a name'], /^envoy-injector: --dns-name: "not a name" is neither a DNS name nor an IP address\n$/],
     [['--days', '0'], /^envoy-injector: --days must be a whole number of days from 1 to 3650, got "0"\n$/],
-    [['--bogus'], /^envoy-injector: Unknown option '--bogus'.*see envoy-injector --help\n$/],
+    [['--bogus'], /^envoy-injector: unknown flag --bogus; see envoy-injector certs --help\n$/],
   ] as const) {
     const bad = await inProcess(runCerts, ['--out', out, ...args]);
     assert.equal(bad.code, 2, bad.stderr);

@@ -7,6 +7,7 @@ import { injectPod } from '../src/core/inject.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
 import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
+import { applyJsonPatch } from './support/patch.ts';
 
 const pod = (patch: { metadata?: object; spec?: object } = {}) => ({
   apiVersion: 'v1',
@@ -21,11 +22,23 @@ interface Row {
   readonly ctx?: Partial<AdmissionContext>;
   /** What `nativeSidecar: auto` found (default: testRuntime). */
   readonly runtime?: InjectorRuntime;
-  readonly action: 'inject' | 'skip' | 'deny';
+  readonly action: 'inject' | 'skip' | 'deny' | 'reorder';
   /** The reasons expected, in order. */
   readonly reasons: readonly ReasonCode[];
   /** A config of the row's own (default: the test config). */
   readonly config?: InjectorConfig;
+}
+
+/** An injected pod to which a later webhook (Vault's agent injector, say) added an init container. */
+function reinvoked(native: boolean, where: 'append' | 'after-envoy-init' | 'first'): object {
+  const annotations = native ? { 'envoy-injector.io/native-sidecar': 'true' } : {};
+  const injected = injectPod(pod({ metadata: { annotations } }), admissionContext({ namespace: 'demo' }), testConfig(), testRuntime).pod as Record<string, any>;
+  const inits = [...(injected['spec']['initContainers'] as object[])];
+  const vault = { name: 'vault-agent-init', image: 'hashicorp/vault' };
+  if (where === 'append') inits.push(vault);
+  else if (where === 'first') inits.unshift(vault);
+  else inits.splice(1, 0, vault);
+  return { ...injected, spec: { ...injected['spec'], initContainers: inits } };
 }
 
 const config = testConfig();
@@ -136,6 +149,30 @@ const ROWS: readonly Row[] = [
     reasons: ['already-injected'],
   },
   {
+    name: 're-invoked: a later webhook appended an init container after envoy-init (classic)',
+    object: reinvoked(false, 'append'),
+    action: 'reorder',
+    reasons: ['envoy-init-not-last'],
+  },
+  {
+    name: 're-invoked: a later webhook put an init container between envoy-init and envoy (native)',
+    object: reinvoked(true, 'after-envoy-init'),
+    action: 'reorder',
+    reasons: ['envoy-not-after-envoy-init'],
+  },
+  {
+    name: 're-invoked: an init container put first, before the capture, is where it works (native)',
+    object: reinvoked(true, 'first'),
+    action: 'skip',
+    reasons: ['already-injected'],
+  },
+  {
+    name: 're-invoked: an init container put first is before envoy-init, as it should be (classic)',
+    object: reinvoked(false, 'first'),
+    action: 'skip',
+    reasons: ['already-injected'],
+  },
+  {
     name: 'a container named envoy',
     object: pod({ spec: { containers: [{ name: 'envoy', image: 'envoyproxy/envoy' }] } }),
     action: 'skip',
@@ -226,6 +263,13 @@ const ROWS: readonly Row[] = [
     reasons: ['enabled-by-namespace'],
   },
   {
+    // Issue 12a's volume is reserved whether or not the pod names a bootstrap override.
+    name: 'pod already has a volume named like the bootstrap override volume',
+    object: pod({ spec: { volumes: [{ name: 'envoy-bootstrap-override', emptyDir: {} }] } }),
+    action: 'deny',
+    reasons: ['name-conflict'],
+  },
+  {
     name: 'pod already has the xtables lock volume',
     object: pod({ spec: { volumes: [{ name: 'envoy-init-xtables-lock', emptyDir: {} }] } }),
     action: 'deny',
@@ -256,7 +300,17 @@ for (const row of ROWS) {
     const { decision, patch } = injectPod(row.object, ctx, rowConfig, runtime);
     assert.deepEqual(decide(row.object, ctx, rowConfig, runtime).decision, decision);
     assert.equal(decision.action, row.action);
-    if (row.action !== 'inject') assert.deepEqual(patch, []);
+    if (row.action === 'skip' || row.action === 'deny') assert.deepEqual(patch, []);
+    if (row.action === 'reorder') {
+      // One `move`; applied, the order is right, and a further re-invocation changes nothing.
+      assert.equal(patch.length, 1);
+      assert.equal(patch[0]?.op, 'move');
+      const moved = applyJsonPatch(row.object, patch);
+      assert.deepEqual(moved, injectPod(row.object, ctx, config, runtime).pod);
+      const again = injectPod(moved, ctx, config, runtime);
+      assert.equal(again.decision.action, 'skip');
+      assert.deepEqual(again.patch, []);
+    }
     assert.deepEqual(
       decision.reasons.map((r) => r.code),
       row.reasons,

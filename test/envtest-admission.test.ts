@@ -29,7 +29,7 @@ import { parseStatus } from '../src/core/status.ts';
 import type { InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
 import { podSecurityFindings } from '../src/check/assess.ts';
 import { detectNativeSidecarSupport } from '../src/kube/version.ts';
-import { formatWarnings } from '../src/server/admission.ts';
+import { formatWarnings, RESULT_OF_ACTION } from '../src/server/admission.ts';
 import { runtimeFor } from '../src/runtime.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { describeApiServers, waitFor, type ApiResponse } from './support/envtest.ts';
@@ -225,11 +225,14 @@ describeApiServers('admission end to end: the corpus through a real API server a
       return { outcome: 'not-sent', message, stored: response.body };
     }
     const lines = await admissionsOf(namespace, pod, 1);
-    assert.equal(lines[0]?.['decision'], { inject: 'injected', skip: 'skipped', deny: 'denied' }[expected.decision.action], `${label}: the webhook decided as the core does`);
+    assert.equal(lines[0]?.['decision'], RESULT_OF_ACTION[expected.decision.action], `${label}: the webhook decided as the core does`);
     assert.deepEqual(lines[0]?.['reasons'], expected.decision.reasons.map((r) => r.code), `${label}: with the core's reasons`);
     assert.deepEqual(webhookWarnings, formatWarnings(expected.warnings.map((w) => w.message)), `${label}: the core's warnings reach the client`);
 
     switch (expected.decision.action) {
+      case 'reorder':
+        // Only a pod this webhook injected already can be reordered; a created one never is.
+        return assert.fail(`${label}: a pod being created was reordered`);
       case 'deny': {
         assert.equal(response.status, 400, `${label}: denied (${message})`);
         const reasons = expected.decision.reasons.map((r) => r.message).join(' ');
@@ -338,6 +341,31 @@ describeApiServers('admission end to end: the corpus through a real API server a
       assert.equal(result.outcome, c.outcome, `${c.name}: ${result.message}`);
       if (c.reason !== undefined) assert.match(result.message, c.reason, c.name);
     }
+  });
+
+  test('pods with a bootstrap override (the README example) are stored injected: the ConfigMap volume and its read-only mount accepted', async () => {
+    const example = new URL('../examples/grpc-web/', import.meta.url).pathname;
+    const docs = parseDocuments(readFileSync(join(example, 'app.yaml'), 'utf8'), 'app.yaml').map((d) => d.toJS() as Obj);
+    const configMap = docs.find((d) => d['kind'] === 'ConfigMap') as Obj;
+    const deployment = docs.find((d) => d['kind'] === 'Deployment') as Obj;
+    await api().createNamespace('override', ENABLED);
+    await api().createNamespace('override-control');
+    await api().ok('POST', '/api/v1/namespaces/override/configmaps', { ...configMap, metadata: { name: configMap['metadata'].name } });
+    const template = deployment['spec']['template'];
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { ...template.metadata, name: 'greeter-0' }, spec: template.spec };
+    const result = await admitAndCheck('bootstrap-override', 'override', ENABLED, pod, 'override-control', structuredClone(pod));
+    assert.equal(result.outcome, 'injected', result.message);
+    const stored = result.stored as Obj;
+    const volume = (stored['spec']['volumes'] as Obj[]).find((v) => v['name'] === 'envoy-bootstrap-override');
+    assert.equal(volume?.['configMap']?.['name'], 'greeter-envoy');
+    // What envoy-init would merge from it: strictly valid for Envoy, with the gRPC-Web listener.
+    const bootstrap = checkInjectedPod(stored, { overrideText: configMap['data']['envoy.yaml'] });
+    assert.ok(bootstrap['static_resources']['listeners'].some((l: Obj) => l['name'] === 'grpc_web'));
+    // An invalid name is denied by name before anything is stored.
+    const bad = appPod('bad-override-name', { annotations: { 'envoy-injector.io/bootstrap-override': 'Not_A_Name' } });
+    const denied = await admitAndCheck('bad-override-name', 'override', ENABLED, bad, 'override-control', structuredClone(bad));
+    assert.equal(denied.outcome, 'denied');
+    assert.match(denied.message, /envoy-injector\.io\/bootstrap-override.*Not_A_Name/);
   });
 
   test('a pod asking for a native sidecar: one where the API server has them, a clear denial where it has none', async () => {

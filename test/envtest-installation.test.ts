@@ -36,6 +36,7 @@ import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
 import type { InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
 import { detectNativeSidecarSupport } from '../src/kube/version.ts';
+import { createNamespaceApi, NamespaceCache } from '../src/kube/namespace-cache.ts';
 import { startInjector, type RunningInjector } from '../src/serve.ts';
 import { generateServingCert, splitPemCertificates } from '../src/tls/certificates.ts';
 import { carryGraceMs } from '../src/tls/secret-source.ts';
@@ -57,6 +58,8 @@ const SPEC_GRANTS = [
   { namespace: undefined, resource: 'mutatingwebhookconfigurations.admissionregistration.k8s.io', names: ['envoy-injector'], verbs: ['get', 'update'] },
   // nativeSidecar: auto reads the kubelets' versions.
   { namespace: undefined, resource: 'nodes', names: [], verbs: ['list'] },
+  // The namespace watch cache (namespace defaults, SPEC.md §4b).
+  { namespace: undefined, resource: 'namespaces', names: [], verbs: ['get', 'list', 'watch'] },
 ];
 
 /**
@@ -241,7 +244,7 @@ describeApiServers('installation: manifests/, RBAC, tls.mode secret with three r
       assert.deepEqual([...actual].sort(), [...expected].sort(), `can-i --list -n ${namespace}`);
     }
     // And what it must not do, asked one by one.
-    for (const args of [['get', 'secrets'], ['list', 'secrets'], ['get', 'secrets/other'], ['delete', `secrets/${SECRET}`], ['watch', 'nodes'], ['get', 'pods'], ['update', 'mutatingwebhookconfigurations/other']]) {
+    for (const args of [['get', 'secrets'], ['list', 'secrets'], ['get', 'secrets/other'], ['delete', `secrets/${SECRET}`], ['watch', 'nodes'], ['get', 'pods'], ['update', 'namespaces/default'], ['delete', 'namespaces/default'], ['update', 'mutatingwebhookconfigurations/other']]) {
       const result = await api().kubectl(['auth', 'can-i', ...args, '-n', NS], { kubeconfig: saKubeconfig });
       assert.equal(result.stdout.trim(), 'no', `can-i ${args.join(' ')}`);
     }
@@ -309,10 +312,20 @@ describeApiServers('installation: manifests/, RBAC, tls.mode secret with three r
         logs.push(log);
         const own = new KubeConfig();
         own.loadFromFile(saKubeconfig);
-        return startInjector({ ...config, server: { ...config.server, host, port: ports[i] as number } }, { logger: log.logger, runtime, kubeConfig: own, now });
+        // As serve runs it: the namespace cache reads with the ServiceAccount's own grants.
+        const namespaces = createNamespaceApi(own).then((api) => new NamespaceCache({ api, logger: log.logger }));
+        return namespaces.then((cache) =>
+          startInjector({ ...config, server: { ...config.server, host, port: ports[i] as number } }, { logger: log.logger, runtime, kubeConfig: own, now, namespaces: cache }),
+        );
       }),
     );
     replicas.push(...started);
+    // Each replica's namespace cache filled itself with the ServiceAccount's grants, and watches.
+    await waitFor('the namespace caches to sync', () => logs.every((l) => l.lines.some((line) => line['msg'] === 'namespace cache synced')), {
+      timeoutMs: 30_000,
+      detail: replicaLogs,
+    });
+    assert.ok(logs.every((l) => !l.lines.some((line) => String(line['msg']).startsWith('namespace cache:'))), 'no namespace cache problem');
     const current = (await waitFor('the replicas to converge', converged, { timeoutMs: 90_000, detail: replicaLogs })) as Obj;
     assert.equal(splitPemCertificates(decode(current['data']['ca.crt'])).length, 1, 'one CA');
     const creates = logs.flatMap((l) => l.lines).filter((l) => l['msg'] === 'serving certificate Secret reconciled' && l['action'] === 'created');
@@ -420,7 +433,12 @@ describeApiServers('installation: manifests/, RBAC, tls.mode secret with three r
     expectFinding('ok', 'namespaces', /2 namespaces labelled envoy-injector.io\/inject=enabled: apps, locked/);
     expectFinding('warn', 'namespaces', /locked enforces Pod Security "restricted"/);
     expectFinding('fail', 'pods', /^apps\/early: runs without the proxy/);
-    expectFinding('warn', 'pods', /^apps\/stale: stale proxy/);
+    expectFinding('warn', 'pods', /^apps\/stale: stale proxy: proxy image envoyproxy\/envoy:v1\.38\.0 → /);
+    // What differs is the image alone: nothing the API server defaulted or added (probe periods, port
+    // protocols, fieldRef apiVersions, the ServiceAccount token mount) counts as a difference.
+    assert.deepEqual((find('pods', /^apps\/stale: stale proxy/) as { differences?: unknown } | undefined)?.differences, [
+      { what: 'proxy image', pod: 'envoyproxy/envoy:v1.38.0', now: config.proxy.image },
+    ]);
     expectFinding('info', 'pods', /^apps: 7 running pods: 4 injected, 1 stale, 1 not injected, 1 skipped by design$/);
     const failures = findings.filter((f) => f.level === 'fail');
     assert.deepEqual(failures.map((f) => f.message.split(':')[0]), ['apps/early'], 'nothing else fails');

@@ -109,7 +109,7 @@ function assertShape(report: ExplainReport, where: string): void {
     assert.ok(['first', 'last'].includes(adds['initContainersPosition']), at);
     assert.deepEqual(
       keys(adds['proxy']),
-      ['accessLog', 'ads', 'concurrency', 'configHash', 'drainSeconds', 'holdApplicationUntilProxyStarts', 'image', 'logLevel', 'resources', 'sidecar'],
+      ['accessLog', 'ads', 'concurrency', 'configHash', 'drainSeconds', 'holdApplicationUntilProxyStarts', 'image', 'logLevel', 'mounts', 'resources', 'sidecar'],
       at,
     );
     assert.match(adds['proxy']['configHash'], /^[0-9a-f]{16}$/, at);

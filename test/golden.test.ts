@@ -1,6 +1,6 @@
 // Golden tests (Istio style): every `*.yaml` of test/testdata/corpus and of each directory under
 // test/testdata/inject is injected (a directory's `_config.yaml` is the injector config of its
-// inputs). Each pod or pod template that is injected is recorded in `X.yaml.injected`, and the
+// inputs, its `_namespace.yaml` the Namespace whose annotations are their defaults). Each pod or pod template that is injected is recorded in `X.yaml.injected`, and the
 // bootstrap its envoy-init renders from its flags in `X.yaml.bootstrap` — with what only the running
 // pod knows (its name, namespace, IPs, node, service account) as `$(VAR)`, and IPv6 as a pod that
 // has it; each one skipped or denied in `X.yaml.skipped`, with its reasons and warnings. For every
@@ -16,11 +16,12 @@ import { findPodTargets, parseDocuments, describeTarget } from '../src/cli/docum
 import { DOWNWARD_ENV, type PodIdentity } from '../src/core/bootstrap.ts';
 import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
-import { expectedIpv6, initInputsOf, renderBootstrapFiles, unknownFact } from '../src/core/pod-bootstrap.ts';
+import { expectedIpv6, initInputsOf, podOverrideSource, renderBootstrapFiles, unknownFact } from '../src/core/pod-bootstrap.ts';
 import { readPod } from '../src/core/pod.ts';
 import type { InjectorConfig, JsonObject } from '../src/core/types.ts';
 import { checkInjectedPod } from './support/check-injected.ts';
 import { testConfig, testConfigFromYaml, testRuntime } from './support/config.ts';
+import { assertValidEnvoyMessage } from './support/envoy-proto.ts';
 import { applyJsonPatch } from './support/patch.ts';
 
 const ROOT = new URL('./testdata/', import.meta.url).pathname;
@@ -59,6 +60,17 @@ function configFor(dir: string): InjectorConfig {
   return existsSync(file) ? testConfigFromYaml(readFileSync(file, 'utf8')) : testConfig();
 }
 
+/**
+ * The namespace annotations of a directory's cases: those of the Namespace in its `_namespace.yaml`
+ * (SPEC.md §4b), as the webhook's namespace cache gives them; none without one.
+ */
+function namespaceAnnotationsFor(dir: string): Record<string, string> | undefined {
+  const file = join(ROOT, dir, '_namespace.yaml');
+  if (!existsSync(file)) return undefined;
+  const namespace = parseAllDocuments(readFileSync(file, 'utf8'))[0]?.toJS() as { metadata?: { annotations?: Record<string, string> } };
+  return namespace.metadata?.annotations ?? {};
+}
+
 const inputsOf = (dir: string): string[] =>
   readdirSync(join(ROOT, dir))
     .filter((f) => f.endsWith('.yaml') && !f.startsWith('_'))
@@ -74,7 +86,7 @@ test('the corpus and the injection cases are all present, and every golden direc
 });
 
 /** The bootstrap the pod's envoy-init renders, with every fact of the running pod as `$(VAR)`. */
-function renderedTemplate(pod: JsonObject): JsonObject {
+function renderedTemplate(pod: JsonObject, overrides: ReadonlyMap<string, string>): ReturnType<typeof renderBootstrapFiles> {
   const read = readPod(pod);
   assert.ok(read.ok);
   const inputs = initInputsOf(read.pod);
@@ -82,20 +94,50 @@ function renderedTemplate(pod: JsonObject): JsonObject {
   const facts = Object.fromEntries(DOWNWARD_ENV.map((e) => [e.field, unknownFact(e.name)]));
   const identity = { ...facts, labels: read.pod.labels } as unknown as PodIdentity;
   const { ipv6 } = expectedIpv6(inputs.inputs.proxy.traffic.ipv6, undefined);
-  return renderBootstrapFiles({ ...inputs.inputs, bootstrap: inputs.inputs.bootstrap }, identity, ipv6, testRuntime.version).bootstrap;
+  const configMap = inputs.inputs.proxy.bootstrapOverrideConfigMap;
+  const podOverride = configMap === null ? undefined : { text: overrideText(overrides, configMap), source: podOverrideSource(configMap) };
+  return renderBootstrapFiles({ ...inputs.inputs, bootstrap: inputs.inputs.bootstrap }, identity, ipv6, testRuntime.version, podOverride);
+}
+
+/** The `envoy.yaml` of every ConfigMap in an input file: the bootstrap overrides its pods may name. */
+function overridesIn(docs: readonly { toJS: () => unknown }[]): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const doc of docs) {
+    const value = doc.toJS() as JsonObject | null;
+    const data = value?.['data'] as JsonObject | undefined;
+    const name = (value?.['metadata'] as JsonObject | undefined)?.['name'];
+    if (value?.['kind'] === 'ConfigMap' && typeof name === 'string' && typeof data?.['envoy.yaml'] === 'string') found.set(name, data['envoy.yaml']);
+  }
+  return found;
+}
+
+function overrideText(overrides: ReadonlyMap<string, string>, configMap: string): string {
+  const text = overrides.get(configMap);
+  assert.ok(text !== undefined, `the input file holds ConfigMap ${configMap} with key envoy.yaml`);
+  return text;
+}
+
+function overrideOptions(pod: JsonObject, overrides: ReadonlyMap<string, string>): { overrideText?: string } {
+  const read = readPod(pod);
+  const inputs = read.ok ? initInputsOf(read.pod) : undefined;
+  const configMap = inputs?.ok ? inputs.inputs.proxy.bootstrapOverrideConfigMap : null;
+  return configMap === null || configMap === undefined ? {} : { overrideText: overrideText(overrides, configMap) };
 }
 
 for (const { dir, file } of inputs) {
   test(`golden ${dir}/${file}`, () => {
     const config = configFor(dir);
+    const namespaceAnnotations = namespaceAnnotationsFor(dir);
     const path = join(ROOT, dir, file);
     const injected: unknown[] = [];
     const bootstraps: unknown[] = [];
     const skipped: unknown[] = [];
-    parseDocuments(readFileSync(path, 'utf8'), file).forEach((doc, index) => {
+    const docs = parseDocuments(readFileSync(path, 'utf8'), file);
+    const overrides = overridesIn(docs);
+    docs.forEach((doc, index) => {
       for (const target of findPodTargets(doc.toJS())) {
         const name = describeTarget(target, index);
-        const ctx = admissionContext({ namespace: target.namespace ?? 'default', workloadKind: target.kind });
+        const ctx = admissionContext({ namespace: target.namespace ?? 'default', workloadKind: target.kind, namespaceAnnotations });
         const before = structuredClone(target.pod);
         const result = injectPod(target.pod, ctx, config, testRuntime);
         assert.deepEqual(target.pod, before, `${name}: the core does not modify its input`);
@@ -109,13 +151,17 @@ for (const { dir, file } of inputs) {
         assert.ok(result.pod, `${name}: an injected pod`);
         const patched = applyJsonPatch(target.pod, result.patch);
         assert.deepEqual(patched, result.pod, `${name}: the patch applied to the input gives the injected pod`);
-        checkInjectedPod(patched as Record<string, unknown>);
+        checkInjectedPod(patched as Record<string, unknown>, overrideOptions(patched as JsonObject, overrides));
         const again = injectPod(patched, ctx, config, testRuntime);
         assert.equal(again.patch.length, 0, `${name}: injecting the injected pod again gives no patch`);
         assert.equal(again.decision.action, 'skip');
         assert.equal(again.decision.reasons[0]?.code, 'already-injected');
         injected.push({ target: name, reasons, warnings, pod: patched });
-        bootstraps.push({ target: name, bootstrap: renderedTemplate(patched as JsonObject) });
+        const rendered = renderedTemplate(patched as JsonObject, overrides);
+        // The files envoy-init writes for the ADS connection's TLS (file-based SDS), checked as strictly as the bootstrap.
+        const sds = Object.fromEntries(rendered.files.filter((f) => f.name.endsWith('.sds.json')).map((f) => [f.name, JSON.parse(f.content) as unknown]));
+        for (const content of Object.values(sds)) assertValidEnvoyMessage('envoy.service.discovery.v3.DiscoveryResponse', content);
+        bootstraps.push({ target: name, bootstrap: rendered.bootstrap, ...(Object.keys(sds).length > 0 ? { sds } : {}) });
       }
     });
     compareGolden(`${path}.injected`, injected);

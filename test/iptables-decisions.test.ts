@@ -25,7 +25,7 @@ test('flags: the injector flags, the CLI-only flags, and one clear error for eac
   const rendering = parseInitArgs(['--bootstrap-dir=/etc/envoy-bootstrap', '--workload-name=web', '--config-hash=cafe', '--ads-tls=true', '--ads-address=xds:18000']);
   assert.ok(rendering.ok && !rendering.help);
   assert.deepEqual(rendering.options.inputs.bootstrap, { dir: '/etc/envoy-bootstrap', podLabelsPath: null, workloadName: 'web', configHash: 'cafe' });
-  assert.deepEqual(rendering.options.inputs.proxy.ads, { address: 'xds:18000', tls: true });
+  assert.deepEqual(rendering.options.inputs.proxy.ads, { address: 'xds:18000', tls: true, caConfigMap: null, clientCertSecret: null });
   assert.deepEqual(parseInitArgs(['-h']), { ok: true, help: true });
 
   const bad: [string, string[], RegExp][] = [

@@ -4,7 +4,7 @@
 // (which recover the original destination with SO_ORIGINAL_DST and pass traffic through as UID
 // 1337, like the bootstrap's passthrough clusters), the app and a remote server.
 //
-// NEEDS ROOT. Not root: these tests fail, saying so, unless ENVOY_INJECTOR_NETNS_TESTS=skip asks
+// NEEDS ROOT. Not root: these tests fail, saying so, unless NETNS_TESTS=skip asks
 // to skip them. Root without iptables/ip/python3/setpriv: they fail (see test/support/netns.ts).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';

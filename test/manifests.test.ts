@@ -212,6 +212,13 @@ test('the Deployment: replicas, image, config, probes, preStop and every securit
   assert.equal(mount.readOnly, true);
   assert.equal(env['ENVOY_INJECTOR_CONFIG'].value, `${mount.mountPath}/config.yaml`);
   assert.equal(env['POD_NAMESPACE'].valueFrom.fieldRef.fieldPath, 'metadata.namespace');
+  assert.deepEqual(container.args, ['serve'], 'the server is started explicitly (a bare envoy-injector prints its help)');
+  // No service link variables: a Service of the namespace named envoy-injector* would otherwise put
+  // its *_SERVICE_HOST and kin into the environment, which the config check reads.
+  assert.equal(pod.enableServiceLinks, false);
+  // The environment the replicas start with is one the config accepts, with the mounted file.
+  const replicaEnv = Object.fromEntries(container.env.flatMap((e: Obj) => (typeof e['value'] === 'string' ? [[e['name'], e['value']]] : [])));
+  loadConfig({ env: { ...replicaEnv, POD_NAMESPACE: 'envoy-injector' }, readFile: () => readFileSync(join(DIR, 'config.yaml'), 'utf8') });
 
   // Probes over HTTPS on the webhook port.
   const port = container.ports.find((p: Obj) => p['name'] === 'https');
@@ -252,15 +259,21 @@ test('the PodDisruptionBudget keeps one replica and the Service targets the webh
   assert.equal(containerPort.containerPort, WEBHOOK_PORT);
 });
 
-test('RBAC: only its own Secret and its own webhook configuration, by name (create excepted, in its namespace), and listing nodes', () => {
+test('RBAC: only its own Secret and its own webhook configuration, by name (create excepted, in its namespace), listing nodes, reading namespaces', () => {
   const account = find('ServiceAccount');
   const role = find('Role');
   const clusterRole = find('ClusterRole');
   // The one list grant: the nodes, read-only, for their kubelet versions (nativeSidecar: auto).
   const listNodes = { apiGroups: [''], resources: ['nodes'], verbs: ['list'] };
+  // The one watch: namespaces, read-only, for the namespace defaults cache (SPEC.md §4b, §7).
+  const readNamespaces = { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] };
   for (const rule of [...role['rules'], ...clusterRole['rules']] as Obj[]) {
     for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames']) {
       assert.ok(!(rule[field] ?? []).includes('*'), `no wildcard in ${field}`);
+    }
+    if (rule['resources'].includes('namespaces')) {
+      assert.deepEqual(rule, readNamespaces, 'namespaces: get, list and watch only');
+      continue;
     }
     assert.ok(!rule['verbs'].some((v: string) => ['watch', 'delete', 'deletecollection', 'patch', 'escalate', 'bind', 'impersonate', 'proxy'].includes(v)), `verbs ${rule['verbs']}`);
     if (rule['verbs'].includes('list')) assert.deepEqual(rule, listNodes, 'list only on nodes');
@@ -280,6 +293,7 @@ test('RBAC: only its own Secret and its own webhook configuration, by name (crea
       verbs: ['get', 'update'],
     },
     listNodes,
+    readNamespaces,
   ]);
   // Nothing cluster-wide about Secrets: those rules live in the namespaced Role only.
   assert.ok(!(clusterRole['rules'] as Obj[]).some((r) => r['resources'].includes('secrets')));

@@ -30,20 +30,20 @@ const withMeta = (metadata: Obj, spec: Obj = {}): Obj => ({
   spec: { ...POD['spec'], ...spec },
 });
 
-/** A runtime whose version getter can be made to throw, to cause a real internal error. */
-function breakableRuntime(): { runtime: InjectorRuntime; breakNext: () => void } {
+/**
+ * A runtime whose version getter can be made to throw, to cause a real internal error: while
+ * broken, every read throws, on the fast path and on the reference path it falls back to alike.
+ */
+function breakableRuntime(): { runtime: InjectorRuntime; breakNext: () => void; repair: () => void } {
   let broken = false;
   const runtime = {
     get version(): string {
-      if (broken) {
-        broken = false;
-        throw new Error('simulated failure inside injection');
-      }
+      if (broken) throw new Error('simulated failure inside injection');
       return TEST_VERSION;
     },
     nativeSidecarSupported: false,
   };
-  return { runtime, breakNext: () => (broken = true) };
+  return { runtime, breakNext: () => (broken = true), repair: () => (broken = false) };
 }
 
 function setup(config: InjectorConfig, runtime: InjectorRuntime, options: Partial<MetricsOptions> = {}) {
@@ -67,7 +67,7 @@ function setup(config: InjectorConfig, runtime: InjectorRuntime, options: Partia
 
 /** Every valid (result, reason) pair: the series /metrics exposes from the start. */
 function allAdmissionSeries(): Map<string, number> {
-  const result = { inject: 'injected', skip: 'skipped', deny: 'denied' } as const;
+  const result = { inject: 'injected', reorder: 'reordered', skip: 'skipped', deny: 'denied' } as const;
   const series = new Map<string, number>([['error/internal-error', 0]]);
   for (const [code, { action }] of Object.entries(REASONS)) series.set(`${result[action]}/${code}`, 0);
   return series;
@@ -91,13 +91,13 @@ function assertHistogram(scrape: Scrape, name: string, labels: Record<string, st
 
 test('after a known sequence of admissions, /metrics counts exactly what happened', async () => {
   const config = testConfig({ ENVOY_INJECTOR_SERVER_BODY_LIMIT_BYTES: '65536' });
-  const { runtime, breakNext } = breakableRuntime();
+  const { runtime, breakNext, repair } = breakableRuntime();
   const { scrape, mutate, raw, app } = setup(config, runtime);
 
   // Before anything: every known series exists at zero, and the histograms are empty.
   const before = await scrape();
   assert.deepEqual(admissionCounts(before), allAdmissionSeries());
-  for (const result of ['injected', 'skipped', 'denied', 'error']) {
+  for (const result of ['injected', 'reordered', 'skipped', 'denied', 'error']) {
     assert.equal(assertHistogram(before, 'envoy_injector_admission_duration_seconds', { result }, 0), 0);
   }
   assert.equal(valueOf(before, 'envoy_injector_patch_bytes_count'), 0);
@@ -128,8 +128,11 @@ test('after a known sequence of admissions, /metrics counts exactly what happene
   assert.equal(denied.allowed, false);
   await mutate(withMeta({}, { containers: [{ name: 'web', image: 'w', ports: [{ containerPort: 15090 }] }] }));
   // An internal error.
+  // A pod of a proxy config not seen yet, so that its patch is rendered (reading the version) rather
+  // than taken from a template of the fast path.
   breakNext();
-  const failed = await mutate(POD, { uid: 'err-1' });
+  const failed = await mutate(withMeta({ annotations: { 'envoy-injector.io/log-level': 'warning' } }), { uid: 'err-1' });
+  repair();
   assert.equal(failed.status?.code, 500);
   // Rejected before admission: two 400s, one 415, one 413 — and a 404 that is not an error of ours.
   assert.equal((await raw('{"apiVersion":')).statusCode, 400);
@@ -183,6 +186,14 @@ test('after a known sequence of admissions, /metrics counts exactly what happene
   assert.equal(valueOf(after, 'envoy_injector_request_errors_total', { status: '415' }), 1);
   assert.equal(valueOf(after, 'envoy_injector_request_errors_total', { status: '500' }), 0);
   assert.equal(samplesOf(after, 'envoy_injector_request_errors_total', { status: '404' }).length, 0);
+
+  // The paths that answered: a template was rendered for the first pod without annotations and the
+  // first with some (misses), then reused by the pod-label pod, the second POD and the typos (hits);
+  // skips, denials and the failure went by the reference path.
+  assert.deepEqual(
+    Object.fromEntries(samplesOf(after, 'envoy_injector_fast_path_total').map((s) => [s.labels['path'], s.value])),
+    { hit: 3, miss: 2, reference: 10 },
+  );
 });
 
 test('config info and load time, and the proxy config hash that injected pods carry', async () => {

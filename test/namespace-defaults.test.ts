@@ -151,7 +151,7 @@ test('the CLI takes --namespace-annotation (repeatable, values with commas) and 
       assert.match(injected.stderr, /log-level="verbose" on namespace default/);
       const refused = await run(['inject', '-f', file, '--namespace-labels', 'a=b']);
       assert.equal(refused.code, 2);
-      assert.equal(refused.stderr, 'envoy-injector: --namespace-labels is not an option of inject; see envoy-injector --help\n');
+      assert.equal(refused.stderr, 'envoy-injector: inject does not take --namespace-labels (a flag of explain); see envoy-injector inject --help\n');
       const malformed = await run(['explain', '-f', file, '--namespace-annotation', 'log-level']);
       assert.equal(malformed.code, 2);
       assert.match(malformed.stderr, /--namespace-annotation: expected KEY=VALUE, got "log-level"/);

@@ -42,6 +42,9 @@ const READ: { readonly [S in OverrideSetting]: (c: EffectiveProxyConfig) => unkn
   'hold-application-until-proxy-starts': (c) => c.holdApplicationUntilProxyStarts,
   'drain-seconds': (c) => c.drainSeconds,
   ipv6: (c) => c.traffic.ipv6,
+  'proxy-mounts': (c) => c.mounts,
+  'ads-address': (c) => c.ads,
+  'bootstrap-override': (c) => c.bootstrapOverrideConfigMap,
 };
 
 interface Row {
@@ -142,6 +145,53 @@ const TABLE: { readonly [S in OverrideSetting]: Row } = {
     valid: [['auto', 'auto'], ['true', 'true'], ['False', 'false'], [' TRUE ', 'true']],
     invalid: ['yes', 'on', '1', '', 'dual'],
     accepted: /"auto", "true" or "false"/,
+  },
+  'proxy-mounts': {
+    valid: [
+      ['', []],
+      ['secret/web-tls=/etc/web/tls', [{ kind: 'secret', name: 'web-tls', path: '/etc/web/tls' }]],
+      [
+        ' configmap/lua.scripts=/etc/envoy-lua , Secret/ext-authz=/var/run/ext-authz',
+        [
+          { kind: 'configmap', name: 'lua.scripts', path: '/etc/envoy-lua' },
+          { kind: 'secret', name: 'ext-authz', path: '/var/run/ext-authz' },
+        ],
+      ],
+    ],
+    invalid: [
+      'secret/web-tls=etc/tls',
+      'secret/x=/etc/envoy-bootstrap/x',
+      'configmap/x=/etc',
+      'secret/x=/etc/envoy-override',
+      'secret/x=/etc/envoy-ads/ca',
+      'volume/x=/x',
+      'secret/X=/x',
+      'secret/a=/x,configmap/b=/x/y',
+      'secret/a=/x,configmap/b=/x',
+      'secret/a=/x/../y',
+      'secret/a=/x/',
+      'secret/a=/x//y',
+      'secret/a=/x:y',
+      'secret/a=/x y',
+      'secret/a=/',
+      'secret/a=/proc/x',
+      Array.from({ length: 17 }, (_, i) => `secret/s${i}=/m/${i}`).join(','),
+    ],
+    accepted: /comma-separated secret\/NAME=\/abs\/path or configmap\/NAME=\/abs\/path \(/,
+  },
+  'ads-address': {
+    valid: [
+      ['xds.cp.svc:15012', { address: 'xds.cp.svc:15012', tls: false, caConfigMap: null, clientCertSecret: null }],
+      ['[fd00::20]:15012', { address: '[fd00::20]:15012', tls: false, caConfigMap: null, clientCertSecret: null }],
+      ['', null],
+    ],
+    invalid: ['xds', 'xds:', 'xds:99999', '[fd00::20]', 'a b:1'],
+    accepted: /host:port/,
+  },
+  'bootstrap-override': {
+    valid: [['web-envoy', 'web-envoy'], [' grpc-web.v2 ', 'grpc-web.v2'], ['', null]],
+    invalid: ['Web-Envoy', 'a_b', '-x', 'envoy.yaml/', 'x'.repeat(64)],
+    accepted: /a Kubernetes object name/,
   },
 };
 

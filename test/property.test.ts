@@ -69,7 +69,8 @@ function stripInjected(injected: Obj, original: Obj): Obj {
   };
   drop('initContainers', (c) => c['name'] !== INIT_CONTAINER_NAME && c['name'] !== SIDECAR_CONTAINER_NAME);
   spec['containers'] = (spec['containers'] as Obj[]).filter((c) => c['name'] !== SIDECAR_CONTAINER_NAME);
-  drop('volumes', (v) => !INJECTED_VOLUMES.includes(v['name']));
+  // The fixed volumes, and those of the proxy's mounts and ADS material (their own prefixes).
+  drop('volumes', (v) => !INJECTED_VOLUMES.includes(v['name']) && !/^envoy-(mount|ads)-/.test(v['name']));
   const originalAnnotations = original['metadata']?.['annotations'];
   const annotations = pod['metadata']['annotations'] as Obj;
   delete annotations[STATUS_ANNOTATION];
@@ -191,6 +192,10 @@ function checkCase(generated: GeneratedPod, ctx: AdmissionContext, setup: Setup)
     assert.equal(arg(args, '--concurrency'), String(proxy.concurrency));
   }
   assert.equal(arg(args, '--drain-time-s'), String(proxy.drainSeconds));
+  // Each proxy mount is a read-only mount of envoy's, of a volume of its own.
+  const mounts = (envoy['volumeMounts'] as Obj[]).filter((m) => String(m['name']).startsWith('envoy-mount-'));
+  assert.deepEqual(mounts.map((m) => m['mountPath']), proxy.mountPaths, 'proxy mounts');
+  assert.ok(mounts.every((m) => m['readOnly'] === true && volumeNames.includes(m['name'])));
   assert.deepEqual(envoy['resources']['requests'] ?? {}, proxy.requests);
   assert.deepEqual(envoy['resources']['limits'] ?? {}, proxy.limits);
   assert.equal(envoy['lifecycle']?.['postStart'] !== undefined, !proxy.nativeSidecar && proxy.hold, 'postStart hold');

@@ -85,7 +85,10 @@ test('every field of the effective proxy config is a setting or a fixed value, a
     initResources: { requests: { cpu: '', memory: '' }, limits: { cpu: '', memory: '' } },
     imagePullPolicy: 'Always',
     accessLog: false,
-    ads: { address: '', tls: false },
+    ads: { address: '', tls: false, caConfigMap: '', clientCertSecret: '' },
+    mounts: [],
+    bootstrapOverrideConfigMap: '',
+    bootstrapOverride: null,
     traffic: {
       proxyUid: 0,
       proxyGid: 0,
@@ -109,12 +112,13 @@ test('every field of the effective proxy config is a setting or a fixed value, a
 /** Texts of the syntaxes flags use; each flag is round-tripped with every one it accepts. */
 const SAMPLES = [
   '', '*', '0', '1', '80', '15006', '80,443,8080', '1337', '2147483647', '10.0.0.0/8', '10.0.0.0/8,fd00::/8', '169.254.169.254',
-  'true', 'false', 'auto', 'debug', 'xds.cp.svc:18000', '[fd00::9]:15012', 'init', 'cni',
+  'true', 'false', 'auto', 'debug', 'xds.cp.svc:18000', '[fd00::9]:15012', 'xds-ca', 'init', 'cni',
+  '{"stats_flush_interval":"5s"}', '{"static_resources":{"clusters":[{"name":"collector"}]}}',
 ];
 
 test('every envoy-init flag parses back to the value it was rendered from', () => {
   // With a control plane, so that its TLS choice has something to belong to.
-  const base: EffectiveProxyConfig = { ...builtInProxyConfig(), ads: { address: 'xds:18000', tls: false } };
+  const base: EffectiveProxyConfig = { ...builtInProxyConfig(), ads: { address: 'xds:18000', tls: false, caConfigMap: null, clientCertSecret: null } };
   for (const flag of initFlags()) {
     const values = SAMPLES.flatMap((text) => {
       const parsed = flag.syntax.parse(text);
@@ -137,7 +141,7 @@ test('every envoy-init flag parses back to the value it was rendered from', () =
 });
 
 test('the bootstrap flags parse back to the request they were rendered from, in any order', () => {
-  const proxy: EffectiveProxyConfig = { ...builtInProxyConfig(), ads: { address: '[fd00::9]:15012', tls: true }, accessLog: true };
+  const proxy: EffectiveProxyConfig = { ...builtInProxyConfig(), ads: { address: '[fd00::9]:15012', tls: true, caConfigMap: 'xds-ca', clientCertSecret: 'xds-client' }, accessLog: true };
   const request = { dir: '/etc/envoy-bootstrap', podLabelsPath: '/etc/envoy-podinfo/labels', workloadName: 'web', configHash: 'cafe0123' };
   const rendered = renderInitFlags(proxy, request);
   for (const order of [rendered, [...rendered].reverse()]) {

@@ -8,7 +8,8 @@ import { X509Certificate } from 'node:crypto';
 import { PATHS, STATUS_ANNOTATION } from '../constants.ts';
 import { admissionContext } from '../core/context.ts';
 import { decide } from '../core/decide.ts';
-import { proxyDrift } from '../core/drift.ts';
+import { formatDifference, type ProxyDifference } from '../core/differences.ts';
+import { proxyDrift, type ProxyDrift } from '../core/drift.ts';
 import { formatAnnotationErrors, resolveSettings } from '../core/overrides.ts';
 import type { CaptureMode, InjectorConfig, InjectorRuntime, Json, JsonObject } from '../core/types.ts';
 import type { InstallationObjects } from '../kube/installation.ts';
@@ -22,6 +23,22 @@ import { finding, type Finding, type FindingCode } from './findings.ts';
 export interface PodAssessment {
   readonly state: 'injected' | 'stale' | 'not-injected' | 'skipped' | 'would-deny';
   readonly detail: string;
+  /** A stale pod's: what differs between its proxy and the one injecting it now gives. */
+  readonly differences?: readonly ProxyDifference[];
+}
+
+/** How many differences the text of a stale pod's finding names (-o json lists them all). */
+const SHOWN_DIFFERENCES = 8;
+
+/** Returns what differs for a stale pod, as the text of its finding says it. */
+function staleDetail(drift: Extract<ProxyDrift, { state: 'stale' }>): string {
+  const hashes = `config hash ${drift.status.configHash} from ${drift.status.version}, now ${drift.expectedHash}`;
+  if (!drift.comparison.ok) return `${hashes} (what differs is not known: ${drift.comparison.problem})`;
+  const { differences } = drift.comparison;
+  if (differences.length === 0) return `${hashes}; nothing the injected containers show differs`;
+  const shown = differences.slice(0, SHOWN_DIFFERENCES).map(formatDifference);
+  const more = differences.length - shown.length;
+  return `${shown.join(', ')}${more > 0 ? ` and ${more} more (-o json lists them)` : ''} (${hashes})`;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -37,10 +54,16 @@ const day = (date: Date) => date.toISOString().slice(0, 10);
  * give it today, injected with another (stale), not injected although it would be now, skipped by
  * design (with the reasons), or one the injector would now deny.
  */
-export function assessPod(pod: JsonObject, namespaceLabels: Readonly<Record<string, string>>, config: InjectorConfig, runtime: InjectorRuntime): PodAssessment {
+export function assessPod(
+  pod: JsonObject,
+  namespaceLabels: Readonly<Record<string, string>>,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  namespaceAnnotations: Readonly<Record<string, string>> = {},
+): PodAssessment {
   const metadata = metadataOf(pod);
   const namespace = String(metadata['namespace'] ?? '');
-  const ctx = admissionContext({ namespace, namespaceLabels });
+  const ctx = admissionContext({ namespace, namespaceLabels, namespaceAnnotations });
   const drift = proxyDrift(pod, ctx, config, runtime);
   switch (drift?.state) {
     case undefined:
@@ -52,10 +75,7 @@ export function assessPod(pod: JsonObject, namespaceLabels: Readonly<Record<stri
     case 'current':
       return { state: 'injected', detail: `config hash ${drift.configHash}` };
     case 'stale':
-      return {
-        state: 'stale',
-        detail: `config hash ${drift.status.configHash} (injected by ${drift.status.version}); the current config gives ${drift.expectedHash}`,
-      };
+      return { state: 'stale', detail: staleDetail(drift), ...(drift.comparison.ok ? { differences: drift.comparison.differences } : {}) };
   }
   const { decision } = decide(pod, ctx, config, runtime);
   const reasons = decision.reasons.map((r) => r.code).join(', ');
@@ -198,6 +218,36 @@ export interface AssessOptions {
   readonly now: Date;
   /** Native sidecars against the nodes' kubelets (see NativeSidecarCheck). */
   readonly nativeSidecar?: NativeSidecarCheck;
+  /** The bootstrap override ConfigMaps pods name, as read and checked (see OverrideCheck). */
+  readonly overrides?: readonly OverrideCheck[];
+}
+
+/** A bootstrap override ConfigMap pods name (SPEC.md §4a), and what became of reading and checking it. */
+export interface OverrideCheck {
+  /** `namespace/name`. */
+  readonly key: string;
+  /** The pods naming it (`namespace/name`). */
+  readonly pods: readonly string[];
+  /** `valid`; `missing` (no ConfigMap, or no key envoy.yaml); `invalid`, with the problems; `unreadable` (403). */
+  readonly state: 'valid' | 'missing' | 'invalid' | 'unreadable';
+  readonly detail?: string;
+}
+
+/** Returns a finding per bootstrap override ConfigMap pods name. */
+export function overrideFindings(checks: readonly OverrideCheck[]): Finding[] {
+  return checks.map((c) => {
+    const who = `${c.pods.length} pod${c.pods.length === 1 ? '' : 's'} (${c.pods.slice(0, 3).join(', ')}${c.pods.length > 3 ? ', …' : ''})`;
+    switch (c.state) {
+      case 'valid':
+        return finding('bootstrap-override-valid', `ConfigMap ${c.key}: a valid bootstrap override for ${who}`);
+      case 'missing':
+        return finding('bootstrap-override-missing', `ConfigMap ${c.key}: ${c.detail ?? 'not found'}, but ${who} load it as their bootstrap override: they cannot start`);
+      case 'invalid':
+        return finding('bootstrap-override-invalid', `ConfigMap ${c.key}: the bootstrap override of ${who} would fail: ${c.detail ?? ''}`);
+      case 'unreadable':
+        return finding('bootstrap-override-unreadable', `ConfigMap ${c.key}: cannot be read to check it (${c.detail ?? 'forbidden'})`);
+    }
+  });
 }
 
 /**
@@ -330,17 +380,17 @@ export function assessInstallation(
   if (ignored.length > 0) add('namespaces-excluded', `labelled but excluded (never injected): ${ignored.join(', ')}`);
 
   const counts = new Map<string, Record<PodAssessment['state'], number>>();
-  for (const { key, pod, namespaceLabels } of objects.pods) {
+  for (const { key, pod, namespaceLabels, namespaceAnnotations } of objects.pods) {
     if (!running(pod)) continue;
     const ns = key.slice(0, key.indexOf('/'));
-    const assessment = assessPod(pod, namespaceLabels, config, runtime);
+    const assessment = assessPod(pod, namespaceLabels, config, runtime, namespaceAnnotations);
     const count = counts.get(ns) ?? { injected: 0, stale: 0, 'not-injected': 0, skipped: 0, 'would-deny': 0 };
     count[assessment.state]++;
     counts.set(ns, count);
     if (assessment.state === 'not-injected') {
       add('pod-not-injected', `${key}: runs without the proxy, ${assessment.detail}; it was created while the webhook was unreachable or before injection was enabled — restart its workload`);
     } else if (assessment.state === 'stale') {
-      add('pod-stale-proxy', `${key}: stale proxy: ${assessment.detail} — restart its workload to update it`);
+      findings.push(finding('pod-stale-proxy', `${key}: stale proxy: ${assessment.detail} — restart its workload to update it`, assessment.differences));
     } else if (assessment.state === 'would-deny') {
       add('pod-would-be-denied', `${key}: runs without the proxy, and would be refused now: ${assessment.detail}`);
     }
@@ -355,5 +405,6 @@ export function assessInstallation(
     const healthy = count.stale === 0 && count['not-injected'] === 0 && count['would-deny'] === 0;
     add(healthy ? 'pods-healthy' : 'pods-need-attention', `${ns}: ${total} running pod${total === 1 ? '' : 's'}: ${parts.join(', ')}`);
   }
+  findings.push(...overrideFindings(options.overrides ?? []));
   return findings;
 }

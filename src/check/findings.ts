@@ -1,6 +1,7 @@
 // The stable kebab-case codes of what `envoy-injector check` finds, like the reason codes of a
 // decision: each says which check produced it, how bad it is, and what it means in one sentence.
 // The text and JSON outputs, and the README, all read this table.
+import type { ProxyDifference } from '../core/differences.ts';
 
 /** How bad a finding is: `fail` makes `check` exit non-zero. */
 export type FindingLevel = 'ok' | 'info' | 'warn' | 'fail';
@@ -135,6 +136,22 @@ export const FINDINGS = {
     sentence: "A pod's proxy was injected with another configuration or injector version than today's.",
   },
   'pod-would-be-denied': { check: 'pods', level: 'warn', sentence: 'A pod runs without the proxy and would be refused now.' },
+  'bootstrap-override-valid': {
+    check: 'pods',
+    level: 'ok',
+    sentence: "A bootstrap override ConfigMap that pods name holds a fragment Envoy accepts, without a clash with the injector's bootstrap.",
+  },
+  'bootstrap-override-missing': {
+    check: 'pods',
+    level: 'fail',
+    sentence: 'A bootstrap override ConfigMap that pods name, or its key envoy.yaml, does not exist: those pods cannot start.',
+  },
+  'bootstrap-override-invalid': {
+    check: 'pods',
+    level: 'fail',
+    sentence: "A bootstrap override ConfigMap's fragment clashes with the injector's bootstrap or would be refused by Envoy: envoy-init fails in those pods.",
+  },
+  'bootstrap-override-unreadable': { check: 'pods', level: 'warn', sentence: 'A bootstrap override ConfigMap could not be read with this kubeconfig (403).' },
   'pods-healthy': { check: 'pods', level: 'ok', sentence: "A namespace's running pods, all as the injector would make them." },
   'pods-need-attention': { check: 'pods', level: 'info', sentence: "A namespace's running pods, some of them stale, not injected or refused." },
 } as const satisfies Record<string, { check: FindingCheck; level: FindingLevel; sentence: string }>;
@@ -147,10 +164,12 @@ export interface Finding {
   readonly level: FindingLevel;
   readonly check: FindingCheck;
   readonly message: string;
+  /** pod-stale-proxy: what differs between the pod's proxy and the one injecting it now gives. */
+  readonly differences?: readonly ProxyDifference[];
 }
 
-/** Returns the finding `code` with its message. */
-export function finding(code: FindingCode, message: string): Finding {
+/** Returns the finding `code` with its message (and, for a stale pod, what differs). */
+export function finding(code: FindingCode, message: string, differences?: readonly ProxyDifference[]): Finding {
   const { check, level } = FINDINGS[code];
-  return { code, level, check, message };
+  return { code, level, check, message, ...(differences === undefined ? {} : { differences }) };
 }

@@ -6,11 +6,15 @@ import { DOWNWARD_ENV } from '../core/bootstrap.ts';
 import { admissionContext } from '../core/context.ts';
 import { expandEnvReferences } from '../core/env-expansion.ts';
 import { injectPod } from '../core/inject.ts';
-import { expectedIpv6, initInputsOf, podIdentityOf, renderBootstrapFiles } from '../core/pod-bootstrap.ts';
+import { expectedIpv6, initInputsOf, overrideFragments, podIdentityOf, podOverrideSource, renderBootstrapFiles } from '../core/pod-bootstrap.ts';
 import { readPod, type PodView } from '../core/pod.ts';
 import { parseStatus } from '../core/status.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
-import { UsageError } from '../errors.ts';
+import { BootstrapOverrideError, type Fragment } from '../core/bootstrap-override.ts';
+import { SETTING, annotationOf } from '../core/settings.ts';
+import { fragmentProblems } from '../envoy/fragment-check.ts';
+import { validateBootstrap } from '../envoy/validate.ts';
+import { InjectorError, RefusedError, UsageError } from '../errors.ts';
 import { describeTarget, findPodTargets, parseDocuments } from './documents.ts';
 
 export interface BootstrapOutput {
@@ -64,8 +68,34 @@ function statusVersion(pod: PodView): string | undefined {
   return status === undefined ? undefined : parseStatus(status)?.version;
 }
 
+/** The pod's override fragment as `--override FILE` gives it: the file's name and text. */
+export interface OverrideFile {
+  readonly path: string;
+  readonly text: string;
+}
+
+/** The pod override envoy-init would read, from `--override`; refuses a mismatch between the pod and the flag. */
+function podOverrideOf(configMap: string | null, override: OverrideFile | undefined, where: string): { text: string; source: string } | undefined {
+  if (configMap === null) {
+    if (override === undefined) return undefined;
+    throw new UsageError(
+      `--override ${override.path}: ${where} names no bootstrap override ConfigMap (annotation ${annotationOf(SETTING.proxyBootstrapOverrideConfigMap)}), so its Envoy would not load it`,
+    );
+  }
+  if (override === undefined) {
+    throw new UsageError(`${where} loads ${podOverrideSource(configMap)} as its bootstrap override: give that envoy.yaml with --override FILE`);
+  }
+  return { text: override.text, source: `--override ${override.path} (as ${podOverrideSource(configMap)})` };
+}
+
 /** Returns what envoy-init writes for `pod`, an injected pod (as the pod object tells its facts). */
-function renderedBootstrap(pod: PodView, namespace: string, runtime: InjectorRuntime, where: string): BootstrapOutput | undefined {
+function renderedBootstrap(
+  pod: PodView,
+  namespace: string,
+  runtime: InjectorRuntime,
+  where: string,
+  override: OverrideFile | undefined,
+): BootstrapOutput | undefined {
   const read = initInputsOf(pod);
   if (read === undefined) return undefined;
   if (!read.ok) throw new UsageError(`${where}: ${read.error}`);
@@ -73,20 +103,57 @@ function renderedBootstrap(pod: PodView, namespace: string, runtime: InjectorRun
   if (inputs.bootstrap === null) throw new UsageError(`${where}: its envoy-init renders no bootstrap (no --bootstrap-dir)`);
   const { identity, unknown } = podIdentityOf(pod, namespace);
   const ipv6 = expectedIpv6(inputs.proxy.traffic.ipv6, unknown.includes('INSTANCE_IPS') ? undefined : identity.instanceIps);
-  const { bootstrap, files } = renderBootstrapFiles({ ...inputs, bootstrap: inputs.bootstrap }, identity, ipv6.ipv6, runtime.version);
+  const podOverride = podOverrideOf(inputs.proxy.bootstrapOverrideConfigMap, override, where);
+  let rendered: ReturnType<typeof renderBootstrapFiles>;
+  try {
+    rendered = renderBootstrapFiles({ ...inputs, bootstrap: inputs.bootstrap }, identity, ipv6.ipv6, runtime.version, podOverride);
+  } catch (error) {
+    if (error instanceof BootstrapOverrideError) throw new InvalidBootstrapError(`${where}: ${error.message}`);
+    throw error;
+  }
+  const { bootstrap, files } = rendered;
+  if (podOverride !== undefined || inputs.proxy.bootstrapOverride !== null) {
+    strictlyValid(overrideFragments(inputs.proxy, podOverride), bootstrap, where);
+  }
   const assumptions = ipv6.assumed
     ? ['the pod has IPv6 (ipv6: auto; envoy-init renders no [::] listeners in a pod without it)']
     : [];
   return { bootstrap, file: files[0]?.content ?? '', unresolved: unknown, assumptions, fromInjectedPod: true };
 }
 
-/** Returns the bootstrap of the first pod or pod template in `text` (injecting it first if needed). */
+/** A bootstrap Envoy would refuse: what the strict check found, by field. */
+export class InvalidBootstrapError extends InjectorError {
+  constructor(message: string) {
+    super('invalid-bootstrap', message);
+  }
+}
+
+/**
+ * Checks the fragments and the merged bootstrap strictly against Envoy's v3 protos (loaded here,
+ * once per process): each fragment alone, so a problem is named at its path in the user's file, then
+ * the merged bootstrap with the rules the protos cannot express (names unique, clusters defined).
+ */
+function strictlyValid(fragments: readonly Fragment[], bootstrap: JsonObject, where: string): void {
+  const problems: string[] = [];
+  for (const fragment of fragments) problems.push(...fragmentProblems(fragment.value, fragment.source));
+  if (problems.length === 0) {
+    const { violations } = validateBootstrap(bootstrap);
+    problems.push(...violations.map((v) => `the merged bootstrap: ${v.path === '' ? '(root)' : v.path}: ${v.message}`));
+  }
+  if (problems.length > 0) throw new InvalidBootstrapError(`${where}: Envoy would refuse it: ${problems.join('; ')}`);
+}
+
+/**
+ * Returns the bootstrap of the first pod or pod template in `text` (injecting it first if needed),
+ * with the pod's override fragment merged as envoy-init merges it when the pod names one (`override`).
+ */
 export function bootstrapFor(
   text: string,
   source: string,
   config: InjectorConfig,
   runtime: InjectorRuntime,
   defaultNamespace: string,
+  override?: OverrideFile,
 ): BootstrapOutput {
   const documents = parseDocuments(text, source);
   for (const [index, doc] of documents.entries()) {
@@ -99,7 +166,7 @@ export function bootstrapFor(
     if (read.ok) {
       const legacy = legacyBootstrapEnv(read.pod);
       if (legacy !== undefined) return legacyBootstrap(legacy, read.pod, namespace, where);
-      const rendered = renderedBootstrap(read.pod, namespace, runtime, where);
+      const rendered = renderedBootstrap(read.pod, namespace, runtime, where, override);
       if (rendered !== undefined) {
         const injectedBy = statusVersion(read.pod);
         if (injectedBy === undefined || injectedBy === runtime.version) return rendered;
@@ -110,9 +177,9 @@ export function bootstrapFor(
     const injected = result.pod === undefined ? undefined : readPod(result.pod);
     if (injected === undefined || !injected.ok) {
       const why = result.decision.reasons.map((r) => `[${r.code}] ${r.message}`).join(' ');
-      throw new UsageError(`${where} would not be injected: ${why}`);
+      throw new RefusedError(`${where} would not be injected: ${why}`);
     }
-    const rendered = renderedBootstrap(injected.pod, namespace, runtime, where);
+    const rendered = renderedBootstrap(injected.pod, namespace, runtime, where, override);
     if (rendered === undefined) throw new Error('an injected pod has no envoy-init');
     return { ...rendered, fromInjectedPod: false };
   }

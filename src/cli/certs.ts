@@ -3,30 +3,41 @@
 import { Buffer } from 'node:buffer';
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { certificateNames, serviceDnsNames, SERVING_VALIDITY_DAYS } from '../tls/certificates.ts';
 import { issueCertificates } from '../tls/issue.ts';
+import { commandHelp, parseFlags, type CommandSpec } from './flags.ts';
 
-const USAGE = `Usage: envoy-injector certs [options]
-
-Writes ca.crt, ca.key, tls.crt and tls.key into a directory: a serving certificate for the given
+/** The command's flags and help. */
+export const CERTS_COMMAND: CommandSpec = {
+  name: 'certs',
+  summary: 'Write a CA and serving certificate.',
+  synopsis: 'certs [flags]',
+  description: `Writes ca.crt, ca.key, tls.crt and tls.key into a directory: a serving certificate for the given
 names, signed by the CA already in that directory (kept, so a caBundle that trusts it stays valid)
-or by a new one.
-
-Options:
-  --out DIR             Directory to write to (default: tls.certDir of the config, "certs").
-  --dns-name NAME       A DNS name or IP address for the certificate; repeat it or separate names
-                        with commas. Without it: the Service's names (see --service) and tls.dnsNames.
-  --service NAME        Also name this Service: NAME, NAME.NS, NAME.NS.svc, NAME.NS.svc.cluster.local
-                        (default without --dns-name: tls.serviceName of the config).
-  -n, --namespace NS    Namespace of that Service (default: the config's namespace).
-  --days N              Validity of the serving certificate in days (default ${SERVING_VALIDITY_DAYS}).
-  --new-ca              Generate a new CA even if the directory has one.
-  -c, --config FILE     Config file (default $ENVOY_INJECTOR_CONFIG).
-  -h, --help            Show this help.
-`;
+or by a new one.`,
+  flags: [
+    { name: 'out', type: 'string', value: 'DIR', doc: 'Directory to write to (default: tls.certDir of the config, "certs").' },
+    {
+      name: 'dns-name',
+      type: 'string',
+      value: 'NAME',
+      multiple: true,
+      doc: "A DNS name or IP address for the certificate; repeat it or separate names with commas. Without it: the Service's names (see --service) and tls.dnsNames.",
+    },
+    {
+      name: 'service',
+      type: 'string',
+      value: 'NAME',
+      doc: 'Also name this Service: NAME, NAME.NS, NAME.NS.svc, NAME.NS.svc.cluster.local (default without --dns-name: tls.serviceName of the config).',
+    },
+    { name: 'namespace', short: 'n', type: 'string', value: 'NS', doc: "Namespace of that Service (default: the config's namespace)." },
+    { name: 'days', type: 'string', value: 'N', doc: `Validity of the serving certificate in days (default ${SERVING_VALIDITY_DAYS}).` },
+    { name: 'new-ca', type: 'boolean', doc: 'Generate a new CA even if the directory has one.' },
+    { name: 'config', short: 'c', type: 'string', value: 'FILE', doc: 'Config file (default $ENVOY_INJECTOR_CONFIG).' },
+  ],
+};
 
 const DNS_NAME = /^(\*\.)?(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -43,26 +54,26 @@ function checkNames(names: readonly string[]): string[] {
 }
 
 /** Runs the command, writing its report to `out`; resolves to the exit code. */
-export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'write'> = process.stdout): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      out: { type: 'string' },
-      'dns-name': { type: 'string', multiple: true },
-      service: { type: 'string' },
-      namespace: { type: 'string', short: 'n' },
-      days: { type: 'string' },
-      'new-ca': { type: 'boolean' },
-      config: { type: 'string', short: 'c' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-    strict: true,
-  });
-  if (values.help) {
-    out.write(USAGE);
+export async function run(args: string[], out: { write(text: string): unknown } = process.stdout): Promise<number> {
+  const parsed = parseFlags(CERTS_COMMAND, args);
+  if (parsed.help) {
+    out.write(commandHelp(CERTS_COMMAND));
     return 0;
   }
+  const text = (name: string): string | undefined => {
+    const value = parsed.values[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  const dnsNames = parsed.values['dns-name'];
+  const values = {
+    out: text('out'),
+    'dns-name': Array.isArray(dnsNames) ? (dnsNames as readonly string[]) : undefined,
+    service: text('service'),
+    namespace: text('namespace'),
+    days: text('days'),
+    'new-ca': parsed.values['new-ca'] === true,
+    config: text('config'),
+  };
   const config = loadConfig({ file: values.config });
   const days = values.days === undefined ? SERVING_VALIDITY_DAYS : Number(values.days);
   if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError(`--days must be a whole number of days from 1 to 3650, got ${JSON.stringify(values.days)}`);

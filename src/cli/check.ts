@@ -1,39 +1,50 @@
 // `envoy-injector check` (SPEC.md §9): checks an installation through the admin's kubeconfig and
 // prints one line per finding; exits 1 when anything is failing.
-import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig } from '../config.ts';
 import type { InjectorRuntime } from '../core/types.ts';
-import { UsageError } from '../errors.ts';
-import { loadKubeConfig } from '../kube/client.ts';
-import { assessInstallation, type NativeSidecarCheck } from '../check/assess.ts';
+import { chooseKubeConfig } from '../kube/client.ts';
+import { assessInstallation, type NativeSidecarCheck, type OverrideCheck } from '../check/assess.ts';
+import { OVERRIDE_KEY } from '../constants.ts';
 import type { Finding } from '../check/findings.ts';
-import { fetchInstallation } from '../kube/installation.ts';
+import { fetchInstallation, type FetchedConfigMap } from '../kube/installation.ts';
 import { createKubeResources } from '../kube/resources.ts';
 import { detectNativeSidecarSupport, readKubeletSurvey } from '../kube/version.ts';
 import { runtimeFor } from '../runtime.ts';
 import { VERSION } from '../version.ts';
+import { commandHelp, parseFlags, type CommandSpec } from './flags.ts';
 
-const USAGE = `Usage: envoy-injector check [options]
-
-Checks an installation through your kubeconfig: the MutatingWebhookConfiguration and its caBundle
+/** The command's flags and help. */
+export const CHECK_COMMAND: CommandSpec = {
+  name: 'check',
+  summary: 'Check an installation through the kubeconfig.',
+  synopsis: 'check [flags]',
+  description: `Checks an installation through your kubeconfig: the MutatingWebhookConfiguration and its caBundle
 against the certificate the replicas serve (read from their Secret), the Service's ready endpoints,
 the nodes' kubelets when native sidecars may be injected, the namespaces labelled for injection (and
 whether their Pod Security level refuses injected pods), and pods there that run without the proxy
-or with a stale one.
-Run it with the config file the injector runs with (manifests/config.yaml). Exits 1 on a failure.
-
-Options:
-  -c, --config FILE     Config file (default $ENVOY_INJECTOR_CONFIG).
-  -n, --namespace NS    Namespace the injector runs in (default: the config's namespace).
-  --secret NAME         Secret holding the served certificate (default tls.secretName; for
-                        tls.mode files, the Secret you mount).
-  --kubeconfig FILE     Kubeconfig to use (default $KUBECONFIG, then ~/.kube/config).
-  --context NAME        Kubeconfig context to use (default: the current one).
-  -o, --output FORMAT   text (default), or json: an array of {code, level, check, message}.
-  -h, --help            Show this help.
-`;
+or with a stale one (naming what differs).
+Run it with the config file the injector runs with (manifests/config.yaml). Exits 1 on a failure.`,
+  flags: [
+    { name: 'config', short: 'c', type: 'string', value: 'FILE', doc: 'Config file (default $ENVOY_INJECTOR_CONFIG).' },
+    { name: 'namespace', short: 'n', type: 'string', value: 'NS', doc: "Namespace the injector runs in (default: the config's namespace)." },
+    {
+      name: 'secret',
+      type: 'string',
+      value: 'NAME',
+      doc: 'Secret holding the served certificate (default tls.secretName; for tls.mode files, the Secret you mount).',
+    },
+    { name: 'kubeconfig', type: 'string', value: 'FILE', doc: 'Kubeconfig to use (default $KUBECONFIG, then ~/.kube/config).' },
+    { name: 'context', type: 'string', value: 'NAME', doc: 'Kubeconfig context to use (default: the current one).' },
+    {
+      name: 'output',
+      short: 'o',
+      type: 'string',
+      value: 'text|json',
+      choices: ['text', 'json'],
+      doc: 'text (default), or json: an array of {code, level, check, message, differences?}.',
+    },
+  ],
+};
 
 const LABEL: Record<Finding['level'], string> = { ok: 'OK  ', info: 'INFO', warn: 'WARN', fail: 'FAIL' };
 
@@ -50,45 +61,54 @@ export function formatFindings(findings: readonly Finding[], header: string): st
   return `${lines.join('\n')}\n`;
 }
 
-/** Runs the command, writing its report to `out`; resolves to the exit code. */
-export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'write'> = process.stdout): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      namespace: { type: 'string', short: 'n' },
-      secret: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      context: { type: 'string' },
-      output: { type: 'string', short: 'o' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-    strict: true,
+/**
+ * Checks each bootstrap override ConfigMap as envoy-init and `bootstrap --override` would: its key
+ * envoy.yaml present, YAML, no clash with the injector's bootstrap, strictly valid for Envoy (the
+ * protos are loaded only when some pod names one).
+ */
+export async function checkOverrides(fetched: readonly FetchedConfigMap[]): Promise<OverrideCheck[]> {
+  const { fragmentProblems, mergeProblems } = await import('../envoy/fragment-check.ts');
+  const { parseFragmentText } = await import('../core/fragment-text.ts');
+  const { BootstrapOverrideError } = await import('../core/bootstrap-override.ts');
+  return fetched.map((f) => {
+    const key = `${f.namespace}/${f.name}`;
+    const base = { key, pods: f.pods };
+    if (f.unreadable !== undefined) return { ...base, state: 'unreadable', detail: f.unreadable };
+    if (f.configMap === undefined) return { ...base, state: 'missing', detail: 'not found' };
+    const data = f.configMap['data'];
+    const text = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>)[OVERRIDE_KEY] : undefined;
+    if (typeof text !== 'string') return { ...base, state: 'missing', detail: `no key ${OVERRIDE_KEY}` };
+    const source = `ConfigMap ${key} (key ${OVERRIDE_KEY})`;
+    let problems: string[];
+    try {
+      const value = parseFragmentText(text, source);
+      problems = fragmentProblems(value, source);
+      if (problems.length === 0) problems = mergeProblems(value, source);
+    } catch (error) {
+      if (!(error instanceof BootstrapOverrideError)) throw error;
+      problems = [...error.problems];
+    }
+    return problems.length === 0 ? { ...base, state: 'valid' } : { ...base, state: 'invalid', detail: problems.join('; ') };
   });
-  if (values.help) {
-    out.write(USAGE);
+}
+
+/** Runs the command, writing its report to `out`; resolves to the exit code. */
+export async function run(args: string[], out: { write(text: string): unknown } = process.stdout): Promise<number> {
+  const parsed = parseFlags(CHECK_COMMAND, args);
+  if (parsed.help) {
+    out.write(commandHelp(CHECK_COMMAND));
     return 0;
   }
-  const output = values.output ?? 'text';
-  if (output !== 'text' && output !== 'json') throw new UsageError('--output must be one of text, json');
+  const text = (name: string): string | undefined => {
+    const value = parsed.values[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  const values = { config: text('config'), namespace: text('namespace'), secret: text('secret'), kubeconfig: text('kubeconfig'), context: text('context') };
+  const output = text('output') ?? 'text';
   const loaded = loadConfig({ file: values.config });
   const config = values.namespace === undefined ? loaded : { ...loaded, namespace: values.namespace };
 
-  let kc: KubeConfig | undefined;
-  if (values.kubeconfig !== undefined) {
-    if (!existsSync(values.kubeconfig)) throw new UsageError(`--kubeconfig: no such file ${values.kubeconfig}`);
-    kc = new KubeConfig();
-    kc.loadFromFile(values.kubeconfig);
-  } else {
-    kc = loadKubeConfig();
-  }
-  if (kc === undefined) throw new UsageError('no cluster configured: set KUBECONFIG or pass --kubeconfig');
-  if (values.context !== undefined) {
-    if (kc.getContextObject(values.context) === null) throw new UsageError(`--context: the kubeconfig has no context ${JSON.stringify(values.context)}`);
-    kc.setCurrentContext(values.context);
-  }
-  if (kc.getCurrentCluster() === null) throw new UsageError('the kubeconfig has no current cluster');
+  const kc = chooseKubeConfig({ kubeconfig: values.kubeconfig, context: values.context });
 
   // The proxy config hash depends on native sidecars, which `auto` resolves from the cluster (the
   // API server's version and the nodes' kubelets), as a replica starting now would.
@@ -113,9 +133,11 @@ export async function run(args: string[], out: Pick<NodeJS.WritableStream, 'writ
   }
   // Fetch everything first, then judge it: the judgement is a pure function of the objects.
   const objects = await fetchInstallation(resources, config, values.secret ?? config.tls.secretName);
+  const overrides = objects.overrideConfigMaps.length === 0 ? [] : await checkOverrides(objects.overrideConfigMaps);
   const findings = assessInstallation(objects, config, runtime, {
     now: new Date(),
     ...(nativeSidecar === undefined ? {} : { nativeSidecar }),
+    overrides,
   });
 
   if (output === 'json') out.write(`${JSON.stringify(findings, null, 2)}\n`);

@@ -1,7 +1,19 @@
 // Multi-document YAML for the CLI: finding the pods and pod templates in it, and writing back only
 // the documents that changed (the others are printed as they were read, comments included).
-import { readFileSync } from 'node:fs';
-import { Document, parseAllDocuments, visit, type Node } from 'yaml';
+import {
+  parseAllDocuments,
+  visit,
+  type Alias,
+  Document,
+  type DocumentOptions,
+  type LineCounter,
+  type Node,
+  type ParseOptions,
+  type SchemaOptions,
+  type Tags,
+  type ToStringOptions,
+  type YAMLError,
+} from 'yaml';
 import { UsageError } from '../errors.ts';
 
 /** Where a pod (or a workload's pod template) sits in a document. */
@@ -48,32 +60,85 @@ export function findPodTargets(object: unknown, prefix: readonly (string | numbe
   return [];
 }
 
-/** Reads a file (or standard input for `-`) as text. */
-export function readInput(file: string): string {
-  try {
-    return readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new UsageError(`cannot read ${file === '-' ? 'standard input' : file}: ${reason}`);
-  }
+/**
+ * The YAML reading kubectl has (sigs.k8s.io/yaml, on go-yaml v2): YAML 1.1 scalars (`yes` and `on`
+ * are booleans, `0x1F` and `1_000` numbers), but timestamps stay strings and there are no base-60
+ * numbers (`1:20`), which go-yaml never read. Duplicate keys are kept as YAML readers keep them
+ * (the last wins), as kubectl's reading does before the API server's own validation.
+ */
+export const KUBECTL_YAML_OPTIONS = {
+  version: '1.1',
+  uniqueKeys: false,
+  prettyErrors: true,
+  customTags: (tags: Tags): Tags =>
+    tags.filter((t) =>
+      typeof t === 'string' ? !['timestamp', 'intTime', 'floatTime'].includes(t) : t.tag !== 'tag:yaml.org,2002:timestamp' && t.format !== 'TIME',
+    ),
+} as const satisfies ParseOptions & DocumentOptions & SchemaOptions;
+
+/** What yaml's messages end with: where (which we say ourselves) and the source line (which we never repeat). */
+const LOCATION_SUFFIX = / at line \d+, column \d+:[\s\S]*$/;
+
+/** Returns one line for a parse error: the error without its source excerpt, and where it is. */
+function describeYamlError(error: YAMLError, source: string, documentNumber: number): string {
+  const position = error.linePos?.[0];
+  const where = position === undefined ? '' : ` (line ${position.line}, column ${position.col})`;
+  const message = error.message.replace(LOCATION_SUFFIX, '').split('\n')[0]?.replace(/[:\s]+$/, '') ?? '';
+  return `${source}: document ${documentNumber} is not valid YAML${where}: ${message}`;
 }
 
-/** Parses multi-document YAML (or JSON); a syntax error names the document and line. */
-export function parseDocuments(text: string, source: string): Document[] {
-  // YAML 1.1, as kubectl reads it (sigs.k8s.io/yaml): parsing agrees with kubectl (`yes` is a boolean),
-  // and strings such as "yes", "on" or "0b11" are printed quoted so kubectl still reads strings.
-  const documents = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: false, version: '1.1' });
+/**
+ * Parses multi-document YAML (or JSON) as kubectl reads it, every document kept (empty ones too,
+ * so the stream can be printed back whole); a syntax error is one line naming the source, the
+ * document and the line.
+ */
+export function parseYamlStream(text: string, source: string, lineCounter?: LineCounter): Document[] {
+  const documents = parseAllDocuments(text, { ...KUBECTL_YAML_OPTIONS, ...(lineCounter === undefined ? {} : { lineCounter }) });
   if (!Array.isArray(documents)) return [];
-  documents.forEach((doc, index) => {
+  let number = 0;
+  for (const doc of documents) {
+    // Documents are numbered as the objects in them: an empty one (a stray `---`) is not counted.
+    if (doc.contents !== null || doc.errors.length > 0) number += 1;
     const error = doc.errors[0];
-    if (error !== undefined) {
-      const line = error.linePos?.[0]?.line;
+    if (error !== undefined) throw new UsageError(describeYamlError(error, source, number));
+  }
+  return documents;
+}
+
+/** Parses multi-document YAML (or JSON) as kubectl reads it; the empty documents are left out. */
+export function parseDocuments(text: string, source: string): Document[] {
+  return parseYamlStream(text, source).filter((doc) => doc.contents !== null);
+}
+
+/** Aliases a document may resolve: more is a "billion laughs" document, refused. */
+const MAX_ALIASES = 100;
+
+/**
+ * Returns a document's value as kubectl reads it, or throws one line saying why it has none: an
+ * alias naming no anchor of its document (anchors never carry over to the next document), or too
+ * many aliases.
+ */
+export function documentValue(doc: Document, source: string, documentNumber: number, lineCounter?: LineCounter): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (error) {
+    let unresolved: Alias | undefined;
+    visit(doc, {
+      Alias(_key, alias) {
+        if (alias.resolve(doc) !== undefined) return undefined;
+        unresolved = alias;
+        return visit.BREAK;
+      },
+    });
+    const offset = unresolved?.range?.[0];
+    const line = offset === undefined || lineCounter === undefined ? '' : ` (line ${lineCounter.linePos(offset).line})`;
+    if (unresolved !== undefined) {
       throw new UsageError(
-        `${source}: document ${index + 1} is not valid YAML${line === undefined ? '' : ` (line ${line})`}: ${error.message.split('\n')[0]}`,
+        `${source}: document ${documentNumber}${line}: alias *${unresolved.source} names no anchor of this document (anchors do not carry over from one document to the next)`,
       );
     }
-  });
-  return documents.filter((doc) => doc.contents !== null);
+    throw new UsageError(`${source}: document ${documentNumber}: ${(error as Error).message.split('\n')[0]}`);
+  }
 }
 
 /** Describes a target for messages: `Deployment web (document 2)`. */
@@ -143,7 +208,7 @@ function escapeRaw(text: string): string {
 }
 
 /** Prints documents as a YAML stream that kubectl reads back exactly (see above). */
-export function stringifyDocuments(documents: readonly Document[]): string {
+export function stringifyDocuments(documents: readonly Document[], style: ToStringOptions = {}): string {
   return documents
     .map((doc) => {
       // Only scalars that hold a character to escape change style in what was read: the rest of
@@ -153,7 +218,7 @@ export function stringifyDocuments(documents: readonly Document[]): string {
           if (typeof scalar.value === 'string' && MUST_ESCAPE.test(scalar.value)) scalar.type = 'QUOTE_DOUBLE';
         },
       });
-      const text = escapeRaw(doc.toString({ lineWidth: 0 }));
+      const text = escapeRaw(doc.toString({ lineWidth: 0, ...style }));
       return text.startsWith('---') ? text.replace(/^---\n?/, '') : text;
     })
     .join('---\n');

@@ -2,13 +2,14 @@
 // sentence) and how to change it, the warnings kubectl would print, the effective overrides and what
 // would be added — as text for people, and as JSON of a stable, versioned shape for scripts.
 import { INJECT_ANNOTATION, INJECT_LABEL, INJECT_LABEL_ENABLED, INJECTED_VOLUME_NAMES, PROXY_PORTS, STATUS_ANNOTATION } from '../constants.ts';
+import { adsUsesTls } from '../core/bootstrap.ts';
 import { admissionContext } from '../core/context.ts';
 import { injectPod } from '../core/inject.ts';
 import { defaultProxyConfig, type ResolvedSetting } from '../core/overrides.ts';
 import { REASONS, type Action, type ReasonCode } from '../core/reasons.ts';
 import { SETTING, annotationKey, annotationOf, type SettingSource, type SettingsTable } from '../core/settings.ts';
 import type { AllOr, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, ResourceList } from '../core/types.ts';
-import { findPodTargets, parseDocuments } from './documents.ts';
+import { manifestTargets, parseSource, type ManifestSource } from './manifests.ts';
 
 /** Version of the JSON shape; raised only when a field is removed or changes meaning. */
 export const EXPLAIN_SCHEMA_VERSION = 1;
@@ -85,7 +86,14 @@ export interface ExplainedProxy {
   readonly concurrency: number;
   readonly resources: { readonly requests: ResourceList; readonly limits: ResourceList };
   /** The xDS control plane, or null for the static passthrough bootstrap. */
-  readonly ads: { readonly address: string; readonly tls: boolean } | null;
+  readonly ads: {
+    readonly address: string;
+    readonly tls: boolean;
+    readonly caConfigMap: string | null;
+    readonly clientCertSecret: string | null;
+  } | null;
+  /** The `proxy-mounts`: `secret/NAME=/path` or `configmap/NAME=/path`. */
+  readonly mounts: readonly string[];
   readonly accessLog: boolean;
   /** Hash of the effective proxy configuration, as written in the status annotation. */
   readonly configHash: string;
@@ -127,7 +135,9 @@ export interface ExplainedAdditions {
 
 /** The explanation of one pod or pod template. */
 export interface Explanation {
-  /** 1-based position of the YAML document holding it. */
+  /** The input file holding it (`-` for standard input), only when several were given. */
+  readonly file?: string;
+  /** 1-based position of the document holding it in its file. */
   readonly document: number;
   readonly kind: string;
   readonly name: string;
@@ -229,7 +239,11 @@ function describeProxy(proxy: EffectiveProxyConfig, configHash: string): Explain
     logLevel: proxy.logLevel,
     concurrency: proxy.concurrency,
     resources: { requests: { ...proxy.resources.requests }, limits: { ...proxy.resources.limits } },
-    ads: proxy.ads === null ? null : { address: proxy.ads.address, tls: proxy.ads.tls },
+    ads:
+      proxy.ads === null
+        ? null
+        : { address: proxy.ads.address, tls: adsUsesTls(proxy.ads), caConfigMap: proxy.ads.caConfigMap, clientCertSecret: proxy.ads.clientCertSecret },
+    mounts: proxy.mounts.map((m) => `${m.kind}/${m.name}=${m.path}`),
     accessLog: proxy.accessLog,
     configHash,
   };
@@ -254,18 +268,18 @@ function describeCapture(proxy: EffectiveProxyConfig): ExplainedCapture {
   };
 }
 
-/** Explains every pod and pod template in a YAML stream, with the same core the webhook runs. */
-export function explainDocuments(
-  text: string,
-  source: string,
+/** Explains every pod and pod template of the sources, with the same core the webhook runs. */
+export function explainSources(
+  sources: readonly ManifestSource[],
   config: InjectorConfig,
   runtime: InjectorRuntime,
   options: ExplainOptions,
 ): Explanation[] {
   const defaults = defaultProxyConfig(config, runtime, options.settings);
   const explanations: Explanation[] = [];
-  parseDocuments(text, source).forEach((doc, index) => {
-    for (const target of findPodTargets(doc.toJS({ maxAliasCount: 100 }))) {
+  const several = sources.length > 1;
+  for (const manifest of sources.flatMap((s) => s.manifests)) {
+    for (const target of manifestTargets(manifest)) {
       const namespace = target.namespace ?? options.defaultNamespace;
       const ctx = admissionContext({
         namespace,
@@ -276,7 +290,8 @@ export function explainDocuments(
       const result = injectPod(target.pod, ctx, config, runtime, options.settings);
       const { decision } = result;
       const base = {
-        document: index + 1,
+        ...(several ? { file: manifest.source } : {}),
+        document: manifest.number,
         kind: target.kind,
         name: target.name,
         namespace,
@@ -303,8 +318,27 @@ export function explainDocuments(
         ...(options.showSettings === true ? { settings: decision.settings.map(describeSetting) } : {}),
       });
     }
-  });
+  }
   return explanations;
+}
+
+/** How the ADS connection is secured, as `explain` writes it after the address. */
+function adsTlsText(ads: NonNullable<ExplainedProxy['ads']>): string {
+  if (!ads.tls) return '';
+  const ca = ads.caConfigMap === null ? 'system CAs' : `CA from ConfigMap ${ads.caConfigMap}`;
+  const client = ads.clientCertSecret === null ? '' : `, client certificate from Secret ${ads.clientCertSecret}`;
+  return ` over TLS (${ca}${client})`;
+}
+
+/** Explains every pod and pod template of one source's text (YAML or JSON). */
+export function explainDocuments(
+  text: string,
+  source: string,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  options: ExplainOptions,
+): Explanation[] {
+  return explainSources([parseSource({ name: source, text })], config, runtime, options);
 }
 
 /** Returns the `--output json` document: the explanations in an envelope saying what was assumed. */
@@ -341,7 +375,8 @@ function formatAdditions(adds: ExplainedAdditions, sidecarSource: string): strin
     ...(p.sidecar === 'native' ? [] : [`    hold application until proxy starts: ${p.holdApplicationUntilProxyStarts ? 'yes' : 'no'}`]),
     `    drain: ${p.drainSeconds}s; log level: ${p.logLevel}; concurrency: ${p.concurrency === 0 ? 'one per CPU of its cpuset' : p.concurrency}`,
     `    resources: requests cpu ${r.requests.cpu ?? '-'} memory ${r.requests.memory ?? '-'}; limits cpu ${r.limits.cpu ?? '-'} memory ${r.limits.memory ?? '-'}`,
-    `    xDS: ${p.ads === null ? 'none (static passthrough bootstrap)' : `ADS at ${p.ads.address}${p.ads.tls ? ' over TLS' : ''}`}`,
+    `    xDS: ${p.ads === null ? 'none (static passthrough bootstrap)' : `ADS at ${p.ads.address}${adsTlsText(p.ads)}`}`,
+    ...(p.mounts.length === 0 ? [] : [`    mounts (read-only): ${p.mounts.join(', ')}`]),
     `    config hash: ${p.configHash}`,
     '  capture:',
     `    inbound TCP → ${c.inbound.port}: ports ${show(c.inbound.ports)}, except ${show([...c.proxyPorts, ...c.inbound.excludePorts])}`,
@@ -372,6 +407,7 @@ const VERDICT: Readonly<Record<Action, string>> = {
   inject: 'INJECT',
   skip: 'SKIP (created unchanged)',
   deny: 'DENY (the pod would be refused)',
+  reorder: 'REORDER (its init containers are put back in order)',
 };
 
 /** Formats explanations for people: one block per workload. */
@@ -379,7 +415,8 @@ export function formatExplanations(explanations: readonly Explanation[], options
   if (explanations.length === 0) return 'No pods or pod templates found.\n';
   const blocks = explanations.map((e) => {
     const name = e.name === '' ? '(unnamed)' : e.name;
-    const lines = [`${e.kind || '(no kind)'} ${name} (namespace ${e.namespace}, document ${e.document}): ${VERDICT[e.action]}`];
+    const where = e.file === undefined ? `document ${e.document}` : `${e.file === '-' ? 'standard input' : e.file} document ${e.document}`;
+    const lines = [`${e.kind || '(no kind)'} ${name} (namespace ${e.namespace}, ${where}): ${VERDICT[e.action]}`];
     lines.push('  reasons:');
     for (const r of e.reasons) {
       lines.push(`    ${r.code}: ${r.message}`);

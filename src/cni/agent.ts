@@ -7,8 +7,8 @@
 // mode: it writes host directories, and the plugin it installs runs as root on the node.
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
+import { commandHelp, parseFlags, type CommandSpec, type FlagSpec } from '../cli/flags.ts';
 import { addPlugin, holdsPlugin, pluginEntry, primaryConfig, removePlugin } from './conflist.ts';
 import { PLUGIN_TYPE } from './protocol.ts';
 
@@ -139,24 +139,41 @@ export function uninstall(options: Pick<AgentOptions, 'cniConfDir' | 'cniBinDir'
   return changes;
 }
 
-/** Parses the agent's flags (each with an environment variable and a default fit for the DaemonSet). */
-export function agentOptions(args: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): AgentOptions {
-  const { values } = parseArgs({
-    args: [...args],
-    options: {
-      'cni-bin-dir': { type: 'string' },
-      'cni-conf-dir': { type: 'string' },
-      'install-dir': { type: 'string' },
-      'host-install-dir': { type: 'string' },
-      'host-cni-conf-dir': { type: 'string' },
-      'excluded-namespaces': { type: 'string' },
-      'resync-seconds': { type: 'string' },
-      'token-file': { type: 'string' },
-      'ca-file': { type: 'string' },
-      'app-dir': { type: 'string' },
+const dir = (name: string, doc: string): FlagSpec => ({ name, type: 'string', value: 'DIR', doc });
+
+/** The agent's flags, with defaults fit for the DaemonSet of manifests/cni/. */
+export const CNI_NODE_COMMAND: CommandSpec = {
+  name: 'cni-node',
+  summary: "CNI mode's node agent (DaemonSet envoy-injector-node): installs the plugin.",
+  synopsis: 'cni-node [flags]',
+  description: `The node agent of CNI mode, run by the DaemonSet envoy-injector-node on every node: installs the
+CNI plugin envoy-injector-cni into the node's CNI bin dir, adds it to the first network
+configuration of the CNI conf dir (again whenever that file is rewritten), writes the plugin's
+kubeconfig from its ServiceAccount token, and on SIGTERM removes all of it. Runs in a pod
+(KUBERNETES_SERVICE_HOST). Exits 0 after a clean uninstall, 1 when the uninstall failed, 2 on bad flags.`,
+  flags: [
+    dir('cni-bin-dir', "The node's CNI bin dir as the container mounts it (default /host/opt/cni/bin)."),
+    dir('cni-conf-dir', "The node's CNI conf dir as the container mounts it (default /host/etc/cni/net.d)."),
+    dir('install-dir', 'Where the node binary and the plugin go, as the container mounts it (default /host/opt/envoy-injector-cni).'),
+    dir('host-install-dir', 'The same directory as the node sees it: the launcher runs on the node (default /opt/envoy-injector-cni).'),
+    dir('host-cni-conf-dir', 'The CNI conf dir as the node sees it: the plugin reads its kubeconfig there (default /etc/cni/net.d).'),
+    {
+      name: 'excluded-namespaces',
+      type: 'string',
+      value: 'NS,...',
+      doc: "Namespaces whose pods the plugin never reads (default $POD_NAMESPACE, the agent's own, else envoy-injector).",
     },
-    strict: true,
-  });
+    { name: 'resync-seconds', type: 'string', value: 'N', doc: 'How often the installation is checked and repaired, 1-3600 (default 10).' },
+    { name: 'token-file', type: 'string', value: 'FILE', doc: `The ServiceAccount token put into the plugin's kubeconfig (default ${SA_DIR}/token).` },
+    { name: 'ca-file', type: 'string', value: 'FILE', doc: `The API server's CA for the plugin's kubeconfig (default ${SA_DIR}/ca.crt).` },
+    dir('app-dir', 'The app copied to the node: package.json, node_modules, dist (default: the one running).'),
+  ],
+};
+
+/** Parses the agent's flags (each with a default fit for the DaemonSet). */
+export function agentOptions(args: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): AgentOptions {
+  const parsed = parseFlags(CNI_NODE_COMMAND, args).values;
+  const values = Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
   const host = env['KUBERNETES_SERVICE_HOST'];
   const port = env['KUBERNETES_SERVICE_PORT'] ?? '443';
   if (host === undefined) throw new Error('KUBERNETES_SERVICE_HOST is not set: cni-node runs in a pod');
@@ -223,9 +240,13 @@ export async function runAgent(options: AgentOptions, signal: AbortSignal): Prom
 }
 
 /** `envoy-injector cni-node [flags]`. */
-export async function run(args: string[]): Promise<number> {
+export async function run(args: string[], out: { write(text: string): unknown } = process.stdout): Promise<number> {
   let options: AgentOptions;
   try {
+    if (parseFlags(CNI_NODE_COMMAND, args).help) {
+      out.write(commandHelp(CNI_NODE_COMMAND));
+      return 0;
+    }
     options = agentOptions(args);
   } catch (error) {
     process.stderr.write(`${PREFIX}: ${(error as Error).message}\n`);

@@ -11,6 +11,7 @@ import { INIT_CONTAINER_NAME, STATUS_ANNOTATION } from '../constants.ts';
 import { renderInitFlags } from '../core/init-flags.ts';
 import { readPod } from '../core/pod.ts';
 import { initInputsOf } from '../core/pod-bootstrap.ts';
+import { commandHelp, parseFlags, type CommandSpec } from '../cli/flags.ts';
 import { getPod, readKubeconfig, type PodLookup } from './pod-source.ts';
 import {
   CNI_ERRORS,
@@ -178,8 +179,29 @@ async function readStdin(): Promise<string> {
   return text;
 }
 
+/** The command's help: the runtime passes no flags, its input is the CNI environment and standard input. */
+export const CNI_COMMAND: CommandSpec = {
+  name: 'cni',
+  summary: 'The chained CNI plugin envoy-injector-cni of CNI mode (run by the container runtime).',
+  synopsis: 'cni',
+  description: `The chained CNI plugin (CNI spec 0.3.0 to 1.0.0: ADD, DEL, CHECK, VERSION), installed on each
+node as envoy-injector-cni by the node agent and run by the container runtime with CNI_COMMAND,
+CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_PATH and CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME) and
+the network configuration on standard input. On ADD for a pod injected in CNI mode it installs the
+pod's capture in CNI_NETNS; every other pod's previous result is passed through unchanged. Exits 0,
+or 1 with the CNI error result (code and msg) on standard output.`,
+  flags: [],
+};
+
 /** `envoy-injector cni`: runs the plugin with the process's environment and standard input. */
-export async function run(_args: string[]): Promise<number> {
+export async function run(args: string[], out: { write(text: string): unknown } = process.stdout): Promise<number> {
+  if (args.length > 0) {
+    // Not the runtime (it passes no arguments): a person asking for the help, or a mistake.
+    if (parseFlags(CNI_COMMAND, args).help) {
+      out.write(commandHelp(CNI_COMMAND));
+      return 0;
+    }
+  }
   let stdin = '';
   try {
     stdin = await readStdin();

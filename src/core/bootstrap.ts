@@ -9,6 +9,9 @@
 // tells. Pure: everything comes in as values.
 import { isIP } from 'node:net';
 import {
+  ADS_CA_DIR,
+  ADS_CLIENT_CERT_DIR,
+  BOOTSTRAP_DIR,
   INBOUND_PASSTHROUGH_SOURCE_V4,
   INBOUND_PASSTHROUGH_SOURCE_V6,
   PORTS,
@@ -16,7 +19,7 @@ import {
   READINESS_PATH,
 } from '../constants.ts';
 import type { BootstrapRequest, InitInputs } from './init-flags.ts';
-import type { EffectiveProxyConfig, JsonObject } from './types.ts';
+import type { AdsConfig, EffectiveProxyConfig, JsonObject } from './types.ts';
 import { parseHostPort } from './values.ts';
 
 /** Downward-API env vars of envoy-init the bootstrap is rendered from, with their field paths. */
@@ -50,8 +53,19 @@ export interface BootstrapInput {
   readonly configHash: string;
   /** Whether the proxy listens on `::` and passes IPv6 through: the pod's IPv6, as envoy-init decided it. */
   readonly ipv6: boolean;
+  /** The directory of the SDS files beside the bootstrap (envoy-init's --bootstrap-dir); the injected one by default. */
+  readonly sdsDir?: string;
 }
 
+/** The names of the injector's listeners. */
+export const LISTENERS = {
+  outboundCapture: 'outbound_capture',
+  inboundCapture: 'inbound_capture',
+  readiness: 'readiness',
+  prometheus: 'prometheus',
+} as const;
+
+/** The names of the injector's clusters. */
 export const CLUSTERS = {
   outboundPassthrough: 'outbound_passthrough',
   inboundPassthrough: 'inbound_passthrough',
@@ -68,6 +82,7 @@ const TYPES = {
   stdoutLog: 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
   httpOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 } as const;
 
 const socketAddress = (address: string, port: number): JsonObject => ({
@@ -218,7 +233,107 @@ function inboundPassthroughCluster(ipv6: boolean): JsonObject {
   });
 }
 
-function xdsCluster(proxy: EffectiveProxyConfig): JsonObject[] {
+/**
+ * Returns a host as a certificate names it and as SNI carries it: an IPv6 literal in its canonical
+ * form (RFC 5952: `FD00:0:0::20` is `fd00::20`, which is how Envoy compares IP SANs as text), a DNS
+ * name in lower case without its trailing dot (certificates never carry the root's dot).
+ */
+export function canonicalHost(host: string): string {
+  if (isIP(host) === 6) return new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  if (isIP(host) === 4) return host;
+  return host.toLowerCase().replace(/\.$/, '');
+}
+
+/** Whether the proxy reaches the control plane over TLS: asked for, or implied by a CA or client certificate. */
+export function adsUsesTls(ads: AdsConfig): boolean {
+  return ads.tls || ads.caConfigMap !== null || ads.clientCertSecret !== null;
+}
+
+/** The file-based SDS resources of the ADS connection: envoy-init writes them beside the bootstrap. */
+export const ADS_SDS = {
+  ca: { secret: 'ads_ca', file: 'ads-ca.sds.json' },
+  clientCert: { secret: 'ads_client_cert', file: 'ads-client-cert.sds.json' },
+} as const;
+
+const sdsFromFile = (name: string, file: string, dir: string): JsonObject => ({
+  name,
+  sds_config: { path_config_source: { path: `${dir}/${file}` }, resource_api_version: 'V3' },
+});
+
+/**
+ * The SDS files of the ADS connection (none without TLS material from the cluster). Each holds one
+ * Secret whose files are the kubelet's projection of a ConfigMap or Secret: `watched_directory` is
+ * the mount itself, where the kubelet's atomic update renames `..data` — so Envoy re-reads the files
+ * when the CA is updated or the client certificate rotated, without a restart.
+ */
+export function adsSdsResources(proxy: EffectiveProxyConfig): { readonly file: string; readonly content: JsonObject }[] {
+  const ads = proxy.ads;
+  if (ads === null) return [];
+  const secret = (name: string, body: JsonObject): JsonObject => ({ resources: [{ '@type': TYPES.secret, name, ...body }] });
+  return [
+    ...(ads.caConfigMap === null
+      ? []
+      : [
+          {
+            file: ADS_SDS.ca.file,
+            content: secret(ADS_SDS.ca.secret, {
+              validation_context: { trusted_ca: { filename: `${ADS_CA_DIR}/ca.crt` }, watched_directory: { path: ADS_CA_DIR } },
+            }),
+          },
+        ]),
+    ...(ads.clientCertSecret === null
+      ? []
+      : [
+          {
+            file: ADS_SDS.clientCert.file,
+            content: secret(ADS_SDS.clientCert.secret, {
+              tls_certificate: {
+                certificate_chain: { filename: `${ADS_CLIENT_CERT_DIR}/tls.crt` },
+                private_key: { filename: `${ADS_CLIENT_CERT_DIR}/tls.key` },
+                watched_directory: { path: ADS_CLIENT_CERT_DIR },
+              },
+            }),
+          },
+        ]),
+  ];
+}
+
+/** The TLS transport socket of the ADS cluster: the server checked by CA and name, the client's certificate when given. */
+function adsTransportSocket(ads: AdsConfig, host: string, sdsDir: string): JsonObject {
+  const name = canonicalHost(host);
+  const ip = isIP(name) !== 0;
+  // A trusted CA alone would accept any certificate it signed: the server's certificate must also
+  // name the control plane's host, as the certificate writes it.
+  const sans = [{ san_type: ip ? 'IP_ADDRESS' : 'DNS', matcher: { exact: name } }];
+  const validation: JsonObject =
+    ads.caConfigMap === null
+      ? { validation_context: { trusted_ca: { filename: SYSTEM_CA_FILE }, match_typed_subject_alt_names: sans } }
+      : {
+          combined_validation_context: {
+            default_validation_context: { match_typed_subject_alt_names: sans },
+            validation_context_sds_secret_config: sdsFromFile(ADS_SDS.ca.secret, ADS_SDS.ca.file, sdsDir),
+          },
+        };
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': TYPES.upstreamTls,
+      // SNI carries a host name only (RFC 6066): never an IP literal.
+      ...(ip ? {} : { sni: name }),
+      common_tls_context: {
+        ...validation,
+        ...(ads.clientCertSecret === null
+          ? {}
+          : { tls_certificate_sds_secret_configs: [sdsFromFile(ADS_SDS.clientCert.secret, ADS_SDS.clientCert.file, sdsDir)] }),
+      },
+    },
+  };
+}
+
+/** The proxy image's system CA bundle (envoyproxy/envoy is Debian/Ubuntu based). */
+const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
+
+function xdsCluster(proxy: EffectiveProxyConfig, sdsDir: string): JsonObject[] {
   if (proxy.ads === null) return [];
   const target = parseHostPort(proxy.ads.address);
   // The config loader validated the address; an invalid one here is a programming error.
@@ -226,7 +341,8 @@ function xdsCluster(proxy: EffectiveProxyConfig): JsonObject[] {
   const { host, port } = target.value;
   return [
     {
-      ...staticCluster(CLUSTERS.xds, host, port),
+      // The address as given: a trailing dot keeps the resolver from trying the search domains.
+      ...staticCluster(CLUSTERS.xds, isIP(host) === 0 ? host : canonicalHost(host), port),
       // One long-lived gRPC stream: keepalives notice a control plane that vanished without a FIN.
       upstream_connection_options: { tcp_keepalive: {} },
       typed_extension_protocol_options: {
@@ -235,30 +351,18 @@ function xdsCluster(proxy: EffectiveProxyConfig): JsonObject[] {
           explicit_http_config: { http2_protocol_options: {} },
         },
       },
-      ...(proxy.ads.tls
-        ? {
-            transport_socket: {
-              name: 'envoy.transport_sockets.tls',
-              typed_config: {
-                '@type': TYPES.upstreamTls,
-                sni: host,
-                common_tls_context: {
-                  validation_context: {
-                    trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' },
-                    // A trusted CA alone would accept any certificate it signed: the server's
-                    // certificate must also name the control plane's host.
-                    match_typed_subject_alt_names: [
-                      { san_type: isIP(host) === 0 ? 'DNS' : 'IP_ADDRESS', matcher: { exact: host } },
-                    ],
-                  },
-                },
-              },
-            },
-          }
-        : {}),
+      ...(adsUsesTls(proxy.ads) ? { transport_socket: adsTransportSocket(proxy.ads, host, sdsDir) } : {}),
     },
   ];
 }
+
+/**
+ * An xDS source of the ADS stream. `initial_fetch_timeout: 0s`: Envoy stays initializing — /ready
+ * answers 503, so a native sidecar's startup probe (and a classic sidecar's hold) keep the app from
+ * starting — until the control plane's first listeners and clusters arrived, rather than giving up
+ * after the default 15 s and turning ready with no capture listeners (every app connection refused).
+ */
+const adsSource = (): JsonObject => ({ ads: {}, resource_api_version: 'V3', initial_fetch_timeout: '0s' });
 
 /** Returns the v3 bootstrap (as ProtoJSON) the pod's proxy starts with. */
 export function buildBootstrap(input: BootstrapInput): JsonObject {
@@ -269,8 +373,8 @@ export function buildBootstrap(input: BootstrapInput): JsonObject {
   const captureListeners = ads
     ? []
     : [
-        captureListener('outbound_capture', PORTS.outboundCapture, 'OUTBOUND', CLUSTERS.outboundPassthrough, proxy, ipv6),
-        captureListener('inbound_capture', PORTS.inboundCapture, 'INBOUND', CLUSTERS.inboundPassthrough, proxy, ipv6),
+        captureListener(LISTENERS.outboundCapture, PORTS.outboundCapture, 'OUTBOUND', CLUSTERS.outboundPassthrough, proxy, ipv6),
+        captureListener(LISTENERS.inboundCapture, PORTS.inboundCapture, 'INBOUND', CLUSTERS.inboundPassthrough, proxy, ipv6),
       ];
   const passthroughClusters = ads
     ? []
@@ -306,10 +410,10 @@ export function buildBootstrap(input: BootstrapInput): JsonObject {
     static_resources: {
       listeners: [
         ...captureListeners,
-        adminPathListener('readiness', PORTS.readiness, READINESS_PATH, ipv6),
-        adminPathListener('prometheus', PORTS.prometheus, PROMETHEUS_PATH, ipv6),
+        adminPathListener(LISTENERS.readiness, PORTS.readiness, READINESS_PATH, ipv6),
+        adminPathListener(LISTENERS.prometheus, PORTS.prometheus, PROMETHEUS_PATH, ipv6),
       ],
-      clusters: [...passthroughClusters, staticCluster(CLUSTERS.admin, '127.0.0.1', PORTS.admin), ...xdsCluster(proxy)],
+      clusters: [...passthroughClusters, staticCluster(CLUSTERS.admin, '127.0.0.1', PORTS.admin), ...xdsCluster(proxy, input.sdsDir ?? BOOTSTRAP_DIR)],
     },
     ...(ads
       ? {
@@ -320,8 +424,8 @@ export function buildBootstrap(input: BootstrapInput): JsonObject {
               grpc_services: [{ envoy_grpc: { cluster_name: CLUSTERS.xds } }],
               set_node_on_first_message_only: true,
             },
-            lds_config: { ads: {}, resource_api_version: 'V3' },
-            cds_config: { ads: {}, resource_api_version: 'V3' },
+            lds_config: adsSource(),
+            cds_config: adsSource(),
           },
         }
       : {}),
@@ -345,6 +449,7 @@ export function renderPodBootstrap(
     injectorVersion,
     configHash: inputs.bootstrap.configHash,
     ipv6,
+    sdsDir: inputs.bootstrap.dir,
   });
 }
 

@@ -10,6 +10,7 @@ export interface AdmissionFacts {
   readonly subResource?: string | undefined;
   readonly namespaceLabels?: Readonly<Record<string, string>> | undefined;
   readonly namespaceAnnotations?: Readonly<Record<string, string>> | undefined;
+  readonly namespaceAnnotationsUnknown?: boolean | undefined;
   readonly workloadKind?: string | undefined;
 }
 
@@ -22,6 +23,7 @@ export function admissionContext(facts: AdmissionFacts): AdmissionContext {
     ...(facts.subResource === undefined || facts.subResource === '' ? {} : { subResource: facts.subResource }),
     ...(facts.namespaceLabels === undefined ? {} : { namespaceLabels: facts.namespaceLabels }),
     ...(facts.namespaceAnnotations === undefined ? {} : { namespaceAnnotations: facts.namespaceAnnotations }),
+    ...(facts.namespaceAnnotationsUnknown === true ? { namespaceAnnotationsUnknown: true } : {}),
     ...(facts.workloadKind === undefined ? {} : { workloadKind: facts.workloadKind }),
   };
 }

@@ -20,7 +20,9 @@ import {
   STATUS_ANNOTATION,
 } from '../constants.ts';
 import { describeExecSizeProblem, execSizeProblem } from './exec-size.ts';
-import { planInjection, type PlannedInjection } from './plan.ts';
+import { planInjection, proxyVolumes, type PlannedInjection } from './plan.ts';
+import { planReordering, type Reordering } from './reorder.ts';
+import { parseStatus, type InjectionStatus } from './status.ts';
 import { formatAnnotationErrors, resolveSettings, type ResolvedSetting, type SettingsResult } from './overrides.ts';
 import { readPod, type PodView } from './pod.ts';
 import { reason, shorten, warning, type Reason, type Warning } from './reasons.ts';
@@ -38,7 +40,7 @@ export type Decision =
       /** Every pod setting's effective value and where it came from (pod, namespace, config, default). */
       readonly settings: readonly ResolvedSetting[];
     }
-  | { readonly action: 'skip' | 'deny'; readonly reasons: readonly Reason[] };
+  | { readonly action: 'skip' | 'deny' | 'reorder'; readonly reasons: readonly Reason[] };
 
 /** A decision with the warnings to return and, once the object was read as a pod, what was learnt. */
 export interface Evaluation {
@@ -48,6 +50,8 @@ export interface Evaluation {
   readonly facts?: PodFacts;
   /** What injecting adds, when the decision is to inject. */
   readonly injection?: PlannedInjection;
+  /** The move that restores the injected order, when the decision is to reorder. */
+  readonly reordering?: Reordering;
 }
 
 /** Default kubelet grace period when a pod sets none. */
@@ -76,6 +80,8 @@ export interface PodFacts {
   readonly namespace: string;
   /** Excluded by the injector's config (excludedNamespaces, or its own namespace). */
   readonly namespaceExcluded: boolean;
+  /** The namespace's annotations should be known but could not be read: the config's defaults apply. */
+  readonly namespaceAnnotationsUnknown: boolean;
   /** Whether the namespace's labels are known (the webhook is only called for matching ones). */
   readonly namespaceLabelsKnown: boolean;
   /** The namespace's inject label, when its labels are known. */
@@ -87,6 +93,8 @@ export interface PodFacts {
   /** The pod asks to be injected, by its label or its annotation. */
   readonly optsIn: boolean;
   readonly statusAnnotation: boolean;
+  /** The status annotation, when it is one this injector reads. */
+  readonly status: InjectionStatus | undefined;
   /** The first container of the pod's own named like an injected one. */
   readonly proxyNamedContainer: string | undefined;
   readonly otherMeshContainers: readonly string[];
@@ -105,8 +113,34 @@ export interface PodFacts {
   readonly terminationGracePeriodSeconds: number;
 }
 
-/** Decides what happens to `object` (a Pod, or a workload's pod template) and why. */
+/** Decides what happens to `object` (a Pod, or a workload's pod template) and why, and plans the injection. */
 export function decide(
+  object: unknown,
+  ctx: AdmissionContext,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  settings: SettingsTable = SETTINGS,
+): Evaluation {
+  const evaluation = evaluate(object, ctx, config, runtime, settings);
+  const { decision, pod } = evaluation;
+  if (decision.action !== 'inject' || pod === undefined) return evaluation;
+  const injection = planInjection(pod, decision.proxy, runtime, settings);
+  // Any string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
+  for (const container of [...injection.plan.initContainers, ...injection.plan.containers]) {
+    const problem = execSizeProblem(container);
+    if (problem !== undefined) {
+      const denial = reason('exec-too-large', describeExecSizeProblem(problem, decision.settings, ctx.namespace));
+      return { ...evaluation, decision: { action: 'deny', reasons: [denial] } };
+    }
+  }
+  return { ...evaluation, injection };
+}
+
+/**
+ * Decides like `decide` without planning the injection: the decision, its warnings and the facts
+ * it was read from. The webhook's fast path (fast-patch.ts) plans from a cache instead.
+ */
+export function evaluate(
   object: unknown,
   ctx: AdmissionContext,
   config: InjectorConfig,
@@ -124,6 +158,10 @@ export function decide(
   const warnings: Warning[] = unknownAnnotationWarnings(facts.unknownAnnotations, knownAnnotations(settings));
 
   const skips = skipReasons(facts);
+  // Our own pod, re-invoked after another webhook changed it: only its order may need restoring.
+  const status = skips[0]?.code === 'already-injected' ? facts.status : undefined;
+  const reordering = status === undefined ? undefined : planReordering(pod, status);
+  if (reordering !== undefined) return { decision: { action: 'reorder', reasons: [reordering.reason] }, warnings, pod, facts, reordering };
   if (skips.length > 0) {
     const surprise = surprisingSkipWarning(skips[0], facts);
     if (surprise !== undefined) warnings.unshift(surprise);
@@ -135,21 +173,15 @@ export function decide(
   if (denials.length > 0 || !resolved.ok) return { decision: { action: 'deny', reasons: denials }, warnings, pod, facts };
 
   warnings.push(...injectionWarnings(facts, resolved.proxy, config, runtime));
-  const deny = (denial: Reason): Evaluation => ({ decision: { action: 'deny', reasons: [denial] }, warnings, pod, facts });
-  const injection = planInjection(pod, resolved.proxy, runtime, settings);
-  // Any string exec would refuse (E2BIG): the pod would hang in Init, so deny it by name.
-  for (const container of [...injection.plan.initContainers, ...injection.plan.containers]) {
-    const problem = execSizeProblem(container);
-    if (problem !== undefined) return deny(reason('exec-too-large', describeExecSizeProblem(problem, resolved.settings, ctx.namespace)));
-  }
   return {
     decision: { action: 'inject', reasons: enableReasons(facts), proxy: resolved.proxy, settings: resolved.settings },
     warnings,
     pod,
     facts,
-    injection,
   };
 }
+
+const parseStatusText = (text: string | undefined): InjectionStatus | undefined => (text === undefined ? undefined : parseStatus(text));
 
 function skip(reasons: Reason[]): Evaluation {
   return { decision: { action: 'skip', reasons }, warnings: [] };
@@ -172,27 +204,30 @@ function gatherFacts(
   const prefix = `${DOMAIN}/`;
   const known = knownAnnotations(settings);
   const namespaceAnnotations = ctx.namespaceAnnotations;
+  const resolvedSettings = resolveSettings(
+    pod.annotations,
+    namespaceAnnotations === undefined ? undefined : { name: ctx.namespace, annotations: namespaceAnnotations },
+    config,
+    runtime,
+    settings,
+  );
   return {
     pod,
     namespace: ctx.namespace,
     namespaceExcluded: config.excludedNamespaces.includes(ctx.namespace) || ctx.namespace === config.namespace,
     namespaceLabelsKnown: ctx.namespaceLabels !== undefined,
+    namespaceAnnotationsUnknown: ctx.namespaceAnnotationsUnknown === true,
     namespaceLabel: ctx.namespaceLabels?.[INJECT_LABEL],
     podLabel,
     injectAnnotation,
     optsIn: podLabel === INJECT_LABEL_ENABLED || injectAnnotation?.value === true,
     statusAnnotation: pod.annotations[STATUS_ANNOTATION] !== undefined,
+    status: parseStatusText(pod.annotations[STATUS_ANNOTATION]),
     proxyNamedContainer: all.find((c) => c.name === SIDECAR_CONTAINER_NAME || c.name === INIT_CONTAINER_NAME)?.name,
     otherMeshContainers: all.map((c) => c.name).filter((name) => OTHER_MESH_CONTAINERS.includes(name)),
-    takenVolumeNames: [...new Set(pod.volumeNames.filter((name) => INJECTED_VOLUME_NAMES.includes(name)))],
+    takenVolumeNames: takenVolumeNames(pod, resolvedSettings),
     unknownAnnotations: Object.keys(pod.annotations).filter((key) => key.startsWith(prefix) && !known.includes(key)),
-    settings: resolveSettings(
-      pod.annotations,
-      namespaceAnnotations === undefined ? undefined : { name: ctx.namespace, annotations: namespaceAnnotations },
-      config,
-      runtime,
-      settings,
-    ),
+    settings: resolvedSettings,
     proxyPortClaims: all.flatMap((c) =>
       c.tcpPorts
         .filter((port) => PROXY_PORTS.includes(port))
@@ -208,6 +243,13 @@ function gatherFacts(
     guaranteedQoS: all.every((c) => c.guaranteed),
     terminationGracePeriodSeconds: pod.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS,
   };
+}
+
+/** The pod's own volumes named like one the injection adds: the fixed ones, and those its proxy config asks for. */
+function takenVolumeNames(pod: PodView, settings: SettingsResult): string[] {
+  const names = new Set(INJECTED_VOLUME_NAMES);
+  if (settings.ok) for (const volume of proxyVolumes(settings.proxy).volumes) names.add(volume.name);
+  return [...new Set(pod.volumeNames.filter((name) => names.has(name)))];
 }
 
 const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
@@ -329,6 +371,7 @@ function unknownAnnotationWarnings(unknown: readonly string[], knownKeys: readon
 
 function injectionWarnings(facts: PodFacts, proxy: EffectiveProxyConfig, config: InjectorConfig, runtime: InjectorRuntime): Warning[] {
   const warnings: Warning[] = [];
+  if (facts.namespaceAnnotationsUnknown) warnings.push(warning('namespace-defaults-unknown', { namespace: shorten(facts.namespace) }));
   // `auto` found no native sidecar support, yet the pod's annotation asks for one.
   if (proxy.nativeSidecar && config.nativeSidecar === 'auto' && !runtime.nativeSidecarSupported) {
     warnings.push(warning('native-sidecar-unsupported'));

@@ -1,15 +1,17 @@
 // Whether an injected pod's proxy is what the injector would give it today (SPEC.md §9: stale
 // sidecars). Pure: the pod as the API server returns it, its admission context and the config.
 import { STATUS_ANNOTATION } from '../constants.ts';
+import { compareProxy, type ProxyComparison } from './differences.ts';
 import { resolveSettings, type AnnotationError } from './overrides.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
 import { hashProxyConfig, parseStatus, type InjectionStatus } from './status.ts';
-import type { AdmissionContext, InjectorConfig, InjectorRuntime } from './types.ts';
+import type { AdmissionContext, InjectorConfig, InjectorRuntime, JsonObject } from './types.ts';
 
 /** How an injected pod's proxy compares with what the injector would inject now. */
 export type ProxyDrift =
   | { readonly state: 'current'; readonly status: InjectionStatus; readonly configHash: string }
-  | { readonly state: 'stale'; readonly status: InjectionStatus; readonly expectedHash: string }
+  /** Injected otherwise than now: what differs (SPEC.md §9), as far as the pod shows it. */
+  | { readonly state: 'stale'; readonly status: InjectionStatus; readonly expectedHash: string; readonly comparison: ProxyComparison }
   /** Its status annotation is not one this injector writes. */
   | { readonly state: 'unknown-status' }
   /** Its annotations (or its namespace's) would be refused now. */
@@ -28,8 +30,8 @@ function annotationsOf(pod: unknown): Record<string, string> {
 
 /**
  * Returns how the proxy of a pod carrying the status annotation compares with today's config
- * (the config hash it was injected with against the one its annotations give now), or undefined
- * when the pod has no status annotation.
+ * (the config hash it was injected with against the one its annotations give now, and for a stale
+ * one what differs), or undefined when the pod has no status annotation.
  */
 export function proxyDrift(
   pod: unknown,
@@ -47,7 +49,7 @@ export function proxyDrift(
   const resolved = resolveSettings(annotations, namespace, config, runtime, settings);
   if (!resolved.ok) return { state: 'invalid-annotations', errors: resolved.errors };
   const expectedHash = hashProxyConfig(resolved.proxy, runtime.version, settings);
-  return expectedHash === status.configHash
-    ? { state: 'current', status, configHash: expectedHash }
-    : { state: 'stale', status, expectedHash };
+  if (expectedHash === status.configHash) return { state: 'current', status, configHash: expectedHash };
+  const comparison = isObject(pod) ? compareProxy(pod as JsonObject, status, ctx, config, runtime, settings) : { ok: false as const, problem: 'it is not an object' };
+  return { state: 'stale', status, expectedHash, comparison };
 }

@@ -14,8 +14,9 @@ import {
 import { DOWNWARD_ENV } from './bootstrap.ts';
 import { escapeEnvReferences } from './env-expansion.ts';
 import { renderInitFlags, type BootstrapRequest } from './init-flags.ts';
+import { overrideMounts, overrideVolumes } from './override-volume.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
-import type { CaptureMode, Container, EffectiveProxyConfig, Volume } from './types.ts';
+import type { Container, EffectiveProxyConfig, Volume } from './types.ts';
 import { resourceRequirements } from './sidecar.ts';
 
 /** What the bootstrap needs from the admission: the workload's name and the config hash. */
@@ -47,19 +48,22 @@ export function buildInitContainer(proxy: EffectiveProxyConfig, facts: Admission
     // (the downward API cannot give them as one variable), the rest from here.
     env: DOWNWARD_ENV.map(({ name, fieldPath }) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
     resources: resourceRequirements(proxy.initResources),
-    ...(proxy.captureMode === 'cni' ? unprivileged() : privileged()),
+    ...(proxy.captureMode === 'cni' ? unprivileged(proxy) : privileged(proxy)),
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 }
 
-/** The mounts of envoy-init in both modes: the bootstrap it writes and the labels it reads. */
-const BOOTSTRAP_MOUNTS = [
-  { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR },
-  { name: PODINFO_VOLUME_NAME, mountPath: PODINFO_DIR, readOnly: true },
-];
+/** The mounts of envoy-init in both modes: the bootstrap it writes, the labels and the bootstrap override it reads. */
+function bootstrapMounts(proxy: EffectiveProxyConfig): NonNullable<Container['volumeMounts']> {
+  return [
+    { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR },
+    { name: PODINFO_VOLUME_NAME, mountPath: PODINFO_DIR, readOnly: true },
+    ...overrideMounts(proxy),
+  ];
+}
 
 /** `init` mode: envoy-init installs the capture itself, so it needs root in the pod's network namespace. */
-function privileged(): Pick<Container, 'securityContext' | 'volumeMounts'> {
+function privileged(proxy: EffectiveProxyConfig): Pick<Container, 'securityContext' | 'volumeMounts'> {
   return {
     securityContext: {
       // iptables needs root in the pod's network namespace, but only NET_ADMIN and NET_RAW:
@@ -77,7 +81,7 @@ function privileged(): Pick<Container, 'securityContext' | 'volumeMounts'> {
       seccompProfile: { type: 'RuntimeDefault' },
     },
     // iptables takes the xtables lock in /run; an emptyDir keeps the root filesystem read-only.
-    volumeMounts: [{ name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' }, ...BOOTSTRAP_MOUNTS],
+    volumeMounts: [{ name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' }, ...bootstrapMounts(proxy)],
   };
 }
 
@@ -87,7 +91,7 @@ function privileged(): Pick<Container, 'securityContext' | 'volumeMounts'> {
  * everything Pod Security `restricted` asks for. Not UID/GID 1337: the capture lets the proxy's
  * traffic through, so the check would pass without any capture.
  */
-function unprivileged(): Pick<Container, 'securityContext' | 'volumeMounts'> {
+function unprivileged(proxy: EffectiveProxyConfig): Pick<Container, 'securityContext' | 'volumeMounts'> {
   return {
     securityContext: {
       runAsUser: INIT_UNPRIVILEGED_UID,
@@ -99,16 +103,17 @@ function unprivileged(): Pick<Container, 'securityContext' | 'volumeMounts'> {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    volumeMounts: [...BOOTSTRAP_MOUNTS],
+    volumeMounts: bootstrapMounts(proxy),
   };
 }
 
 /** Returns the volumes the injected containers need (no xtables lock where envoy-init runs no iptables). */
-export function buildVolumes(mode: CaptureMode = 'init'): Volume[] {
+export function buildVolumes(proxy: EffectiveProxyConfig): Volume[] {
   return [
-    ...(mode === 'init' ? [{ name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} }] : []),
+    ...(proxy.captureMode === 'init' ? [{ name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} }] : []),
     // Outlives container restarts (envoy's, and envoy-init's within one sandbox): the bootstrap stays.
     { name: BOOTSTRAP_VOLUME_NAME, emptyDir: {} },
     { name: PODINFO_VOLUME_NAME, downwardAPI: { items: [{ path: PODINFO_LABELS_FILE, fieldRef: { fieldPath: 'metadata.labels' } }] } },
+    ...overrideVolumes(proxy),
   ];
 }

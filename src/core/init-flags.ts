@@ -20,11 +20,17 @@ export interface InitFlag<T = any> {
   readonly syntax: ValueType<T>;
   readonly at: PathLens<EffectiveProxyConfig, T>;
   readonly doc: string;
+  /** Left out when its value is the empty text. */
+  readonly onlyWhenSet?: boolean;
 }
 
 const initFlagsOf = perTable((table): readonly InitFlag[] => [
   ...FIXED_VALUES.map((f) => ({ name: f.flag, syntax: f.syntax, at: f.at, doc: f.doc })),
-  ...table.flatMap((s) => (s.pod?.flag === undefined ? [] : [{ name: s.pod.flag, syntax: s.pod.syntax, at: s.pod.at, doc: s.doc.description }])),
+  ...table.flatMap((s) =>
+    s.pod?.flag === undefined
+      ? []
+      : [{ name: s.pod.flag, syntax: s.pod.syntax, at: s.pod.at, doc: s.doc.description, ...(s.pod.flagOnlyWhenSet === true ? { onlyWhenSet: true } : {}) }],
+  ),
 ]);
 
 /** Returns every flag of the proxy config envoy-init takes from the injector, in the order they are rendered. */
@@ -112,7 +118,10 @@ export const BOOTSTRAP_FLAGS: readonly BootstrapFlag[] = [
 
 /** Returns the `init-iptables` flags that make envoy-init apply `proxy`'s capture and render `bootstrap`. */
 export function renderInitFlags(proxy: EffectiveProxyConfig, bootstrap: BootstrapRequest | null, table: SettingsTable = SETTINGS): string[] {
-  const flags = initFlags(table).map((flag) => `--${flag.name}=${flag.syntax.format(flag.at.get(proxy))}`);
+  const flags = initFlags(table).flatMap((flag) => {
+    const value = flag.syntax.format(flag.at.get(proxy));
+    return value === '' && flag.onlyWhenSet === true ? [] : [`--${flag.name}=${value}`];
+  });
   if (bootstrap === null) return flags;
   for (const flag of BOOTSTRAP_FLAGS) {
     const value = bootstrap[flag.field];

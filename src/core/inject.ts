@@ -11,9 +11,9 @@ import type { AdmissionContext, InjectorConfig, InjectorRuntime, JsonObject } fr
 export interface InjectionResult {
   readonly decision: Decision;
   readonly warnings: readonly Warning[];
-  /** JSON Patch for the request object; empty unless the pod is injected. */
+  /** JSON Patch for the request object; empty unless the pod is injected (or its order restored). */
   readonly patch: readonly Operation[];
-  /** The injected pod (only when injected). */
+  /** The injected pod (only when injected, or reordered). */
   readonly pod?: JsonObject;
   /** What the injection added (only when injected). */
   readonly plan?: InjectionPlan;
@@ -28,7 +28,8 @@ export function injectPod(
   runtime: InjectorRuntime,
   settings: SettingsTable = SETTINGS,
 ): InjectionResult {
-  const { decision, warnings, pod, injection } = decide(object, ctx, config, runtime, settings);
+  const { decision, warnings, pod, injection, reordering } = decide(object, ctx, config, runtime, settings);
+  if (decision.action === 'reorder' && reordering !== undefined) return { decision, warnings, patch: reordering.patch, pod: reordering.pod };
   if (decision.action !== 'inject' || pod === undefined || injection === undefined) return { decision, warnings, patch: [] };
   const { plan, status } = injection;
   return { decision, warnings, patch: createPatch(pod, plan), pod: applyPlan(pod, plan), plan, status };

@@ -11,6 +11,7 @@ import {
   annotationKey,
   annotationOf,
   defaultOf,
+  perTable,
   podSettings,
   type Setting,
   type SettingSource,
@@ -108,6 +109,84 @@ export function resolveSettings(
   config: InjectorConfig,
   runtime: InjectorRuntime,
   table: SettingsTable = SETTINGS,
+): SettingsResult {
+  // The result is a function of the texts in play (and, for a namespace's, the namespace's name),
+  // so the results of recent combinations are kept: the replicas of a workload share theirs.
+  const key = textsKey(podAnnotations, namespace, table);
+  if (key.length > MAX_MEMO_KEY_LENGTH) return resolveTexts(podAnnotations, namespace, config, runtime, table);
+  const memo = memoOf(table, config, runtime);
+  const known = memo.get(key);
+  if (known !== undefined) return known;
+  // Shared by every pod of the combination from now on: frozen, so none can change it for the others.
+  const result = deepFreeze(resolveTexts(podAnnotations, namespace, config, runtime, table));
+  memo.set(key, result);
+  if (memo.size > MEMO_SIZE) memo.delete(memo.keys().next().value as string);
+  return result;
+}
+
+/** Combinations of annotation texts whose resolved settings are kept, per config (first in, first out). */
+const MEMO_SIZE = 256;
+/** Longer keys (huge annotation values) are resolved every time rather than kept. */
+const MAX_MEMO_KEY_LENGTH = 2_048;
+const MEMOS = new WeakMap<SettingsTable, WeakMap<InjectorConfig, WeakMap<InjectorRuntime, Map<string, SettingsResult>>>>();
+function memoOf(table: SettingsTable, config: InjectorConfig, runtime: InjectorRuntime): Map<string, SettingsResult> {
+  let byConfig = MEMOS.get(table);
+  if (byConfig === undefined) MEMOS.set(table, (byConfig = new WeakMap()));
+  let byRuntime = byConfig.get(config);
+  if (byRuntime === undefined) byConfig.set(config, (byRuntime = new WeakMap()));
+  let memo = byRuntime.get(runtime);
+  if (memo === undefined) byRuntime.set(runtime, (memo = new Map()));
+  return memo;
+}
+
+/** The annotation keys of a table's pod settings, in its order. */
+const annotationKeysOf = perTable((table) =>
+  podSettings(table).flatMap((s) => (s.pod?.annotation === undefined ? [] : [annotationKey(s.pod.annotation)])),
+);
+
+/**
+ * Returns what resolveSettings reads of the annotations, as one string: each setting's own and
+ * inherited text (length-prefixed, so no two combinations meet), and the namespace's name when
+ * it gives one.
+ */
+function textsKey(
+  podAnnotations: Readonly<Record<string, string>>,
+  namespace: NamespaceDefaults | undefined,
+  table: SettingsTable,
+): string {
+  let key = '';
+  let inherited = false;
+  for (const annotation of annotationKeysOf(table)) {
+    const own = podAnnotations[annotation];
+    if (own !== undefined) {
+      key += `p${own.length}:${own}`;
+      continue;
+    }
+    const fromNamespace = namespace?.annotations[annotation];
+    if (fromNamespace !== undefined) {
+      inherited = true;
+      key += `n${fromNamespace.length}:${fromNamespace}`;
+    } else key += '-';
+  }
+  if (inherited) key += `@${namespace?.name ?? ''}`;
+  return key;
+}
+
+/** Freezes the plain data of a result (the settings table's entries it refers to are frozen already or left alone). */
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const [key, child] of Object.entries(value)) if (key !== 'setting') deepFreeze(child);
+  return value;
+}
+
+/** resolveSettings without the memo. */
+function resolveTexts(
+  podAnnotations: Readonly<Record<string, string>>,
+  namespace: NamespaceDefaults | undefined,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  table: SettingsTable,
 ): SettingsResult {
   const errors: AnnotationError[] = [];
   const configured = configValues(table, config, runtime);

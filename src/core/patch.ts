@@ -48,8 +48,14 @@ export function applyPlan(pod: PodView, plan: InjectionPlan): JsonObject {
   return { ...raw, metadata: { ...metadata, annotations: { ...annotations, ...plan.annotations } }, spec };
 }
 
+/**
+ * What of a pod decides the shape of its patch: which parents exist. The webhook's fast path
+ * (fast-patch.ts) keys its templates on exactly these, so createPatch reads nothing else.
+ */
+export type PatchShape = Pick<PodView, 'hasMetadata' | 'hasAnnotations' | 'hasInitContainers' | 'hasVolumes'>;
+
 /** Returns the JSON Patch that turns the pod into `applyPlan(pod, plan)`. */
-export function createPatch(pod: PodView, plan: InjectionPlan): Operation[] {
+export function createPatch(pod: PatchShape, plan: InjectionPlan): Operation[] {
   const ops: Operation[] = [];
   const annotationEntries = Object.entries(plan.annotations);
   if (annotationEntries.length > 0) {

@@ -2,14 +2,16 @@
 // files envoy-init writes, and — for `bootstrap -f` and the tests — the same read from a pod object,
 // where what only the running pod knows is filled in as far as the object tells. Pure.
 import { isIP } from 'node:net';
-import { BOOTSTRAP_FILES, INIT_CONTAINER_NAME } from '../constants.ts';
-import { DOWNWARD_ENV, formatBootstrapFile, renderPodBootstrap, type PodIdentity } from './bootstrap.ts';
+import { BOOTSTRAP_FILES, INIT_CONTAINER_NAME, OVERRIDE_KEY } from '../constants.ts';
+import { layerBootstrap, type Fragment } from './bootstrap-override.ts';
+import { parseFragmentText } from './fragment-text.ts';
+import { adsSdsResources, DOWNWARD_ENV, formatBootstrapFile, renderPodBootstrap, type PodIdentity } from './bootstrap.ts';
 import { expandEnvReferences } from './env-expansion.ts';
 import { parseInitArgv, parseInitFlags, type BootstrapRequest, type InitInputs } from './init-flags.ts';
 import type { PodView } from './pod.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
 import { drainScript, holdScript } from './sidecar.ts';
-import type { Ipv6Mode, JsonObject } from './types.ts';
+import type { EffectiveProxyConfig, Ipv6Mode, JsonObject } from './types.ts';
 
 /** One file envoy-init writes into its bootstrap directory. */
 export interface BootstrapFile {
@@ -17,23 +19,44 @@ export interface BootstrapFile {
   readonly content: string;
 }
 
+/** How messages name the pod's override: the ConfigMap envoy-init reads it from. */
+export const podOverrideSource = (configMap: string): string => `ConfigMap ${configMap} (key ${OVERRIDE_KEY})`;
+
+/** The fragments beneath the generated bootstrap, weakest first: the cluster's, then the pod's (its text as given). */
+export function overrideFragments(proxy: EffectiveProxyConfig, podOverride: { readonly text: string; readonly source: string } | undefined): Fragment[] {
+  const fragments: Fragment[] = [];
+  if (proxy.bootstrapOverride !== null) fragments.push({ source: 'proxy.bootstrapOverride', value: proxy.bootstrapOverride });
+  if (proxy.bootstrapOverrideConfigMap !== null) {
+    // The caller reads the ConfigMap's file (envoy-init) or is given it (`bootstrap --override`).
+    if (podOverride === undefined) throw new Error(`the text of ${podOverrideSource(proxy.bootstrapOverrideConfigMap)} is needed`);
+    fragments.push({ source: podOverride.source, value: parseFragmentText(podOverride.text, podOverride.source) });
+  }
+  return fragments;
+}
+
 /**
  * Returns the bootstrap and every file envoy-init writes beside it (the classic sidecar's hooks,
- * whatever the pod: they cost nothing unused), from its flags, the pod's facts and its IPv6.
+ * whatever the pod: they cost nothing unused), from its flags, the pod's facts and its IPv6 — with
+ * the user's fragments merged beneath it (the pod's as `podOverride`'s text, when its flags name a
+ * ConfigMap). Throws BootstrapOverrideError naming every problem of the fragments.
  */
 export function renderBootstrapFiles(
   inputs: InitInputs & { readonly bootstrap: BootstrapRequest },
   pod: PodIdentity,
   ipv6: boolean,
   injectorVersion: string,
+  podOverride?: { readonly text: string; readonly source: string },
 ): { readonly bootstrap: JsonObject; readonly files: readonly BootstrapFile[] } {
-  const bootstrap = renderPodBootstrap(inputs, pod, ipv6, injectorVersion);
+  const generated = renderPodBootstrap(inputs, pod, ipv6, injectorVersion);
+  const bootstrap = layerBootstrap(generated, overrideFragments(inputs.proxy, podOverride));
   return {
     bootstrap,
     files: [
       { name: BOOTSTRAP_FILES.bootstrap, content: formatBootstrapFile(bootstrap) },
       { name: BOOTSTRAP_FILES.hold, content: holdScript() },
       { name: BOOTSTRAP_FILES.drain, content: drainScript() },
+      // What the ADS connection's TLS reads from the mounted ConfigMap and Secret (file-based SDS).
+      ...adsSdsResources(inputs.proxy).map((r) => ({ name: r.file, content: formatBootstrapFile(r.content) })),
     ],
   };
 }

@@ -3,7 +3,7 @@
 import { INJECT_ANNOTATION, INJECT_LABEL, PROXY_PORTS } from '../constants.ts';
 
 /** What a decision does with the pod. */
-export type Action = 'inject' | 'skip' | 'deny';
+export type Action = 'inject' | 'skip' | 'deny' | 'reorder';
 
 const ports = PROXY_PORTS.join(', ');
 
@@ -55,6 +55,17 @@ export const REASONS = {
     sentence:
       'The pod asks for a native sidecar, but the API server is older than Kubernetes 1.29: it would drop the sidecar\'s restartPolicy and refuse the pod.',
   },
+  // re-invocation: an injected pod whose init containers another webhook put out of order (reorder.ts)
+  'envoy-init-not-last': {
+    action: 'reorder',
+    sentence:
+      'Another webhook added init containers after envoy-init, which would run with traffic captured and no proxy: envoy-init is moved last again.',
+  },
+  'envoy-not-after-envoy-init': {
+    action: 'reorder',
+    sentence:
+      'Another webhook put init containers between envoy-init and envoy, which would run with traffic captured before the proxy starts: envoy is moved right after envoy-init again.',
+  },
   'exec-too-large': {
     action: 'deny',
     sentence: 'An injected container would get an argument or environment string larger than Linux lets a program start with (128 KiB each, 1 MiB in all), so it could never run.',
@@ -105,6 +116,7 @@ export const WARNINGS = {
   'unknown-annotation': 'Ignored unknown annotation {annotation}.{suggestion}',
   'more-unknown-annotations': 'Ignored {count} more unknown {prefix} annotations.',
   'native-sidecar-unsupported': 'Pod asks for a native sidecar, but this cluster lacks them (needs 1.29+): it would never start.',
+  'namespace-defaults-unknown': "Namespace {namespace}'s envoy-injector.io defaults could not be read: injected with the config's.",
 } as const;
 
 export type WarningCode = keyof typeof WARNINGS;

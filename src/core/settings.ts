@@ -11,7 +11,7 @@
 // file has one list of keys, and the README's config table and annotation table come from one place.
 import { DOMAIN, INJECT_ANNOTATION, PORTS, PROXY_GID, PROXY_PORTS, PROXY_UID, STATUS_ANNOTATION } from '../constants.ts';
 import { pathLenses, type Draft, type PathLens } from './lens.ts';
-import type { AdsConfig, CaptureMode, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, NativeSidecarMode } from './types.ts';
+import type { AdsConfig, AdsTls, CaptureMode, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, JsonObject, NativeSidecarMode } from './types.ts';
 import * as v from './value-types.ts';
 import type { ValueType } from './value-types.ts';
 
@@ -39,6 +39,8 @@ export interface PodSetting<C, E> {
   readonly accepted?: string;
   /** The `init-iptables` flag (without `--`) that carries it to envoy-init. */
   readonly flag?: string;
+  /** Whether the flag is left out when its value is the empty text (what every pod would otherwise carry for nothing). */
+  readonly flagOnlyWhenSet?: boolean;
   /** Whether it enters the config hash: false only for what cannot change the injected proxy. */
   readonly hashed: boolean;
   /** How `explain` names it, and shows a value. */
@@ -104,6 +106,7 @@ export interface PodSpec<C, E> {
   readonly annotation?: string;
   readonly accepted?: string;
   readonly flag?: string;
+  readonly flagOnlyWhenSet?: boolean;
   readonly hashed?: boolean;
   readonly explain: string | { readonly label: string; readonly show: (value: E) => string };
   readonly syntax?: ValueType<E>;
@@ -159,6 +162,7 @@ export function setting<C, E>(spec: SettingSpec<C, E>): Setting<C, E> {
       ...(pod.annotation === undefined ? {} : { annotation: pod.annotation }),
       ...(pod.accepted === undefined ? {} : { accepted: pod.accepted }),
       ...(pod.flag === undefined ? {} : { flag: pod.flag }),
+      ...(pod.flagOnlyWhenSet === undefined ? {} : { flagOnlyWhenSet: pod.flagOnlyWhenSet }),
       hashed: pod.hashed ?? true,
       explain,
     },
@@ -169,36 +173,32 @@ const configAt = pathLenses<InjectorConfig>();
 const proxyAt = pathLenses<EffectiveProxyConfig>();
 
 /**
- * The ADS address and its TLS choice, kept together as `ads` (null without an address) in the config
- * and in the effective config alike. The address comes first in the table, so `tls` finds `ads` set.
+ * The effective ADS config is null without an address; its TLS choices belong to it. The address
+ * comes first in the table, so the others find `ads` set (and are dropped when there is none). The
+ * config keeps all four apart (`proxy.ads.*`): a config CA applies to whatever address a namespace
+ * or pod names.
  */
-function adsLenses<S>(
-  path: readonly string[],
-  holder: (draft: Draft<S>) => { ads?: Draft<AdsConfig> | null },
-  read: (source: S) => AdsConfig | null,
-): { address: PathLens<S, string | null>; tls: PathLens<S, boolean> } {
-  return {
-    address: {
-      path: [...path, 'address'],
-      get: (source) => read(source)?.address ?? null,
-      set: (draft, value) => {
-        const parent = holder(draft);
-        parent.ads = value === null ? null : { tls: false, ...parent.ads, address: value };
-      },
+const proxyAds = {
+  address: {
+    path: ['ads', 'address'],
+    get: (source: EffectiveProxyConfig) => source.ads?.address ?? null,
+    set: (draft: Draft<EffectiveProxyConfig>, value: string | null) => {
+      draft.ads = value === null ? null : { tls: false, caConfigMap: null, clientCertSecret: null, ...draft.ads, address: value };
     },
-    tls: {
-      path: [...path, 'tls'],
-      get: (source) => read(source)?.tls ?? false,
-      set: (draft, value) => {
-        const parent = holder(draft);
-        if (parent.ads !== null && parent.ads !== undefined) parent.ads = { ...parent.ads, tls: value };
-      },
-    },
-  };
-}
+  } satisfies PathLens<EffectiveProxyConfig, string | null>,
+  ...adsTlsLenses(),
+};
 
-const configAds = adsLenses<InjectorConfig>(['proxy', 'ads'], (draft) => (draft.proxy ??= {}), (source) => source.proxy.ads);
-const proxyAds = adsLenses<EffectiveProxyConfig>(['ads'], (draft) => draft, (source) => source.ads);
+function adsTlsLenses(): { [K in keyof AdsTls]: PathLens<EffectiveProxyConfig, AdsTls[K]> } {
+  const lens = <K extends keyof AdsTls>(key: K, none: AdsTls[K]): PathLens<EffectiveProxyConfig, AdsTls[K]> => ({
+    path: ['ads', key],
+    get: (source) => source.ads?.[key] ?? none,
+    set: (draft, value) => {
+      if (draft.ads !== null && draft.ads !== undefined) draft.ads = { ...draft.ads, [key]: value };
+    },
+  });
+  return { tls: lens('tls', false), caConfigMap: lens('caConfigMap', null), clientCertSecret: lens('clientCertSecret', null) };
+}
 
 const ports = 'comma-separated ports, at most 256';
 const resolveNativeSidecar = (mode: NativeSidecarMode, runtime: InjectorRuntime): boolean =>
@@ -558,18 +558,81 @@ export const SETTING = {
     },
   }),
   proxyAdsAddress: setting({
-    config: configAds.address,
+    config: configAt('proxy', 'ads', 'address'),
     syntax: v.optionalHostPort,
     default: null,
-    doc: 'The xDS control plane (`host:port`) the proxy gets its listeners and clusters from; none: the static passthrough bootstrap.',
-    pod: { at: proxyAds.address, flag: 'ads-address', explain: 'xDS control plane (ADS)' },
+    doc: 'The xDS control plane (`host:port`) the proxy gets its listeners and clusters from; none: the static passthrough bootstrap. See [ADS](#ads-an-xds-control-plane).',
+    pod: {
+      at: proxyAds.address,
+      annotation: 'ads-address',
+      accepted: '`host:port` of an xDS control plane, or empty for none (the static passthrough bootstrap)',
+      flag: 'ads-address',
+      explain: { label: 'xDS control plane (ADS)', show: (address: string | null) => address ?? 'none' },
+    },
   }),
   proxyAdsTls: setting({
-    config: configAds.tls,
+    config: configAt('proxy', 'ads', 'tls'),
     syntax: v.boolean,
     default: false,
-    doc: "TLS to the control plane, checked against the proxy image's system CAs and the host name.",
+    doc: "TLS to the control plane, checked against the proxy image's system CAs (or `proxy.ads.caConfigMap`) and the host name; implied by `caConfigMap` and `clientCertSecret`.",
     pod: { at: proxyAds.tls, flag: 'ads-tls', explain: 'ADS over TLS' },
+  }),
+  proxyAdsCaConfigMap: setting({
+    config: configAt('proxy', 'ads', 'caConfigMap'),
+    syntax: v.optionalResourceName,
+    default: null,
+    doc: "A ConfigMap, published in every namespace with ADS pods, whose key `ca.crt` holds the CAs the control plane's certificate is checked against (instead of the image's system CAs); mounted read-only into `envoy`, and reloaded when it changes. Implies TLS.",
+    pod: { at: proxyAds.caConfigMap, flag: 'ads-ca-configmap', explain: { label: 'ADS server CA', show: (name: string | null) => (name === null ? 'system CAs' : `ConfigMap ${name} (ca.crt)`) } },
+  }),
+  proxyAdsClientCertSecret: setting({
+    config: configAt('proxy', 'ads', 'clientCertSecret'),
+    syntax: v.optionalResourceName,
+    default: null,
+    doc: 'A Secret of the pod\'s namespace (type `kubernetes.io/tls`: `tls.crt`, `tls.key`) the proxy presents to the control plane (mTLS); mounted read-only into `envoy`, which reloads it when the kubelet updates the mount (a rotated certificate). Implies TLS.',
+    pod: { at: proxyAds.clientCertSecret, flag: 'ads-client-cert-secret', explain: { label: 'ADS client certificate', show: (name: string | null) => (name === null ? 'none' : `Secret ${name} (tls.crt, tls.key)`) } },
+  }),
+  proxyMounts: setting({
+    config: configAt('proxy', 'mounts'),
+    syntax: v.proxyMounts,
+    default: [],
+    doc: 'Read-only Secret and ConfigMap volumes of the proxy: `secret/NAME=/abs/path,configmap/NAME=/abs/path` (see [Proxy mounts](#proxy-mounts)).',
+    pod: {
+      at: proxyAt('mounts'),
+      annotation: 'proxy-mounts',
+      accepted: `comma-separated \`secret/NAME=/abs/path\` or \`configmap/NAME=/abs/path\` (at most ${v.MAX_PROXY_MOUNTS}; absolute normalized paths, none under ${v.RESERVED_MOUNT_PATHS.join(', ')} or each other)`,
+      explain: 'proxy mounts',
+    },
+  }),
+  // The user's own Envoy configuration (SPEC.md §4a): merged beneath the generated bootstrap by envoy-init.
+  proxyBootstrapOverrideConfigMap: setting({
+    config: configAt('proxy', 'bootstrapOverrideConfigMap'),
+    syntax: v.optionalObjectName,
+    default: null,
+    doc: "A ConfigMap every injected pod loads from its own namespace as its bootstrap override (key `envoy.yaml`), unless its annotation names another; usually left empty and set per namespace or pod by annotation (see [Your own Envoy configuration](#your-own-envoy-configuration)).",
+    pod: {
+      at: proxyAt('bootstrapOverrideConfigMap'),
+      annotation: 'bootstrap-override',
+      accepted:
+        "the name of a ConfigMap in the pod's namespace whose key `envoy.yaml` holds a bootstrap fragment, merged beneath the generated bootstrap (empty: none; see [Your own Envoy configuration](#your-own-envoy-configuration))",
+      flag: 'bootstrap-override-configmap',
+      flagOnlyWhenSet: true,
+      explain: { label: 'bootstrap override ConfigMap', show: (name: string | null) => (name === null ? 'none' : `${name} (key envoy.yaml)`) },
+    },
+  }),
+  proxyBootstrapOverride: setting({
+    config: configAt('proxy', 'bootstrapOverride'),
+    syntax: v.bootstrapFragment,
+    default: null,
+    doc: "A cluster-wide bootstrap fragment (a YAML mapping: a partial Envoy v3 Bootstrap) merged beneath every pod's own override and the generated bootstrap; checked strictly against Envoy's protos at start; at most 16 KiB as JSON, since it travels in every pod's envoy-init flags (see [Your own Envoy configuration](#your-own-envoy-configuration)).",
+    pod: {
+      at: proxyAt('bootstrapOverride'),
+      flag: 'bootstrap-override',
+      flagOnlyWhenSet: true,
+      explain: {
+        label: 'cluster-wide bootstrap fragment',
+        show: (value: JsonObject | null) => (value === null ? 'none' : `${Object.keys(value).join(', ')} (proxy.bootstrapOverride)`),
+      },
+    },
   }),
   captureMode: setting({
     config: configAt('capture', 'mode'),

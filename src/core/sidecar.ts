@@ -64,10 +64,12 @@ export function holdScript(port: number = PORTS.readiness, timeoutSeconds: numbe
 /**
  * Returns the classic sidecar's preStop script, run with the drain seconds as its argument. The
  * kubelet sends SIGTERM to the app and to Envoy together, and Envoy exits at once on SIGTERM; this
- * hook runs first and keeps Envoy serving the app's in-flight requests for that long: it fails
- * Envoy's health (so /ready answers 503 DRAINING and the pod leaves its Services), starts a graceful
- * drain of the inbound listeners (HTTP connections are asked to close; `skip_exit` keeps Envoy
- * running for the app's outbound calls), then waits, after which the kubelet sends SIGTERM.
+ * hook runs first and keeps Envoy up for that long while the app shuts down: it fails Envoy's
+ * health (so /ready answers 503 DRAINING), starts a graceful drain of the inbound listeners (which
+ * tells HTTP connections of an HTTP connection manager to close — a control plane's inbound HTTP
+ * listeners; the injected tcp_proxy passthrough ignores it and its connections stay open until the
+ * app closes them; `skip_exit` keeps Envoy running for the app's outbound calls), then waits, after
+ * which the kubelet sends SIGTERM. README "What the drain does" says what it cannot do.
  */
 export function drainScript(adminPort: number = PORTS.admin): string {
   return [
@@ -102,7 +104,8 @@ export function envoyArgs(proxy: EffectiveProxyConfig): string[] {
     // Hot restart needs shared memory and a second process; pods restart containers instead.
     '--disable-hot-restart',
     // The graceful drain the preStop hook starts (and listener updates from a control plane) lasts
-    // this long; `immediate` asks every HTTP connection to close at once rather than gradually.
+    // this long; `immediate` asks every HTTP connection of an HTTP connection manager to close at
+    // once rather than gradually (tcp_proxy connections are not drained by Envoy at all).
     '--drain-time-s',
     String(proxy.drainSeconds),
     '--drain-strategy',

@@ -10,6 +10,12 @@ export interface InjectionStatus {
   readonly initContainers: readonly string[];
   readonly containers: readonly string[];
   readonly volumes: readonly string[];
+  /**
+   * The annotations injection added besides this one (kubectl.kubernetes.io/default-container, set
+   * only where the pod had none), so that uninject removes those and never the pod's own. Undefined
+   * in a status written before it was recorded.
+   */
+  readonly annotations?: readonly string[];
   readonly configHash: string;
 }
 
@@ -60,6 +66,7 @@ export function renderStatus(status: InjectionStatus): string {
     initContainers: status.initContainers,
     containers: status.containers,
     volumes: status.volumes,
+    ...(status.annotations === undefined ? {} : { annotations: status.annotations }),
     configHash: status.configHash,
   });
 }
@@ -73,11 +80,14 @@ export function parseStatus(text: string): InjectionStatus | undefined {
     const names = (x: unknown): x is string[] => Array.isArray(x) && x.every((n) => typeof n === 'string');
     if (typeof v['version'] !== 'string' || typeof v['configHash'] !== 'string') return undefined;
     if (!names(v['initContainers']) || !names(v['containers']) || !names(v['volumes'])) return undefined;
+    const annotations = v['annotations'];
+    if (annotations !== undefined && !names(annotations)) return undefined;
     return {
       version: v['version'],
       initContainers: v['initContainers'],
       containers: v['containers'],
       volumes: v['volumes'],
+      ...(annotations === undefined ? {} : { annotations }),
       configHash: v['configHash'],
     };
   } catch {

@@ -21,12 +21,27 @@ export interface ProxyResources {
   readonly limits: ResourceList;
 }
 
+/** How the proxy authenticates the control plane, and itself to it. */
+export interface AdsTls {
+  /** Whether the connection to the control plane uses TLS (implied by a CA or a client certificate). */
+  readonly tls: boolean;
+  /** ConfigMap of the pod's namespace whose `ca.crt` the control plane's certificate is checked against; null: the image's system CAs. */
+  readonly caConfigMap: string | null;
+  /** Secret of the pod's namespace whose `tls.crt`/`tls.key` the proxy presents (mTLS), reloaded on rotation; null: none. */
+  readonly clientCertSecret: string | null;
+}
+
 /** Where the proxy gets its listeners and clusters beyond the static bootstrap. */
-export interface AdsConfig {
+export interface AdsConfig extends AdsTls {
   /** `host:port` of the xDS control plane (gRPC over HTTP/2). */
   readonly address: string;
-  /** Whether the connection to the control plane uses TLS (system trust store). */
-  readonly tls: boolean;
+}
+
+/** A read-only volume of the proxy's (`proxy-mounts`): a Secret or ConfigMap of the pod's namespace at an absolute path. */
+export interface ProxyMount {
+  readonly kind: 'secret' | 'configmap';
+  readonly name: string;
+  readonly path: string;
 }
 
 /** What the traffic capture of one pod redirects; rendered as `envoy-init` flags. */
@@ -77,7 +92,13 @@ export interface EffectiveProxyConfig extends ProxySettings {
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   readonly accessLog: boolean;
   readonly ads: AdsConfig | null;
+  /** Read-only Secret/ConfigMap volumes of the proxy's (`proxy-mounts`). */
+  readonly mounts: readonly ProxyMount[];
   readonly traffic: TrafficPolicy;
+  /** The ConfigMap of the pod's namespace (key `envoy.yaml`) whose bootstrap fragment envoy-init merges, or null. */
+  readonly bootstrapOverrideConfigMap: string | null;
+  /** The cluster-wide bootstrap fragment (`proxy.bootstrapOverride`), merged beneath the pod's, or null. */
+  readonly bootstrapOverride: JsonObject | null;
 }
 
 /**
@@ -130,8 +151,12 @@ export interface InjectorConfig {
   readonly proxy: Omit<ProxySettings, 'nativeSidecar'> & {
     readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
     readonly accessLog: boolean;
-    readonly ads: AdsConfig | null;
+    /** The control plane: an address (null: none, unless a namespace or pod names one) and how to trust it. */
+    readonly ads: AdsTls & { readonly address: string | null };
+    readonly mounts: readonly ProxyMount[];
     readonly ipv6: Ipv6Mode;
+    readonly bootstrapOverrideConfigMap: string | null;
+    readonly bootstrapOverride: JsonObject | null;
   };
   readonly capture: {
     readonly mode: CaptureMode;
@@ -183,6 +208,11 @@ export interface AdmissionContext {
    * are the defaults of its pods). The webhook does not know them yet; the CLI takes them by flag.
    */
   readonly namespaceAnnotations?: Readonly<Record<string, string>>;
+  /**
+   * Set when the namespace's annotations should be known but could not be read (the webhook's cache
+   * missed it and the read failed): the pod gets the config's defaults, with a warning saying so.
+   */
+  readonly namespaceAnnotationsUnknown?: boolean;
   /** Kind of the workload owning the pod template, when the CLI injects one (e.g. `CronJob`). */
   readonly workloadKind?: string;
 }

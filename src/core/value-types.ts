@@ -2,7 +2,11 @@
 // a config file or an init-iptables flag, and written back the same way. Each pairs a parser of
 // values.ts (which stay the primitives) with its inverse, so a value written by `format` always
 // parses back to itself (test/settings.test.ts checks it for every setting).
-import { type AllOr, type Ipv6Mode, type LogLevel } from './types.ts';
+import { checkFragments } from './bootstrap-override.ts';
+import { formatProxyMounts, parseProxyMounts } from './proxy-mounts.ts';
+import { type AllOr, type Ipv6Mode, type JsonObject, type LogLevel, type ProxyMount } from './types.ts';
+
+export { MAX_PROXY_MOUNTS, RESERVED_MOUNT_PATHS } from './proxy-mounts.ts';
 import {
   parseAllOrCidrList,
   parseAllOrPortList,
@@ -153,4 +157,70 @@ export const optionalHostPort: ValueType<string | null> = {
   },
   format: (value) => value ?? '',
   hint: 'HOST:PORT',
+};
+
+const SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** The name of a ConfigMap or Secret (a DNS subdomain), or empty for none (null). */
+export const optionalResourceName: ValueType<string | null> = {
+  parse: (text) => {
+    const value = text.trim();
+    if (value === '') return ok(null);
+    return SUBDOMAIN.test(value) ? ok(value) : bad('a ConfigMap or Secret name (lower-case letters, digits, - and .), or empty for none');
+  },
+  format: (value) => value ?? '',
+  hint: 'NAME',
+};
+
+/** The proxy's mounts: `secret/NAME=/abs/path,configmap/NAME=/abs/path`. */
+export const proxyMounts: ValueType<readonly ProxyMount[]> = {
+  parse: parseProxyMounts,
+  format: formatProxyMounts,
+  hint: 'KIND/NAME=PATH,...',
+  list: true,
+};
+
+/** A Kubernetes object name, or the empty text for none (null). */
+export const optionalObjectName: ValueType<string | null> = {
+  parse: (text) => (text.trim() === '' ? ok(null) : objectName.parse(text)),
+  format: (value) => value ?? '',
+  hint: 'NAME',
+};
+
+/**
+ * The largest cluster-wide bootstrap fragment, as compact JSON: it travels in every injected pod's
+ * envoy-init args (bytes stored in etcd and sent on every watch), far below Linux's 128 KiB per argument.
+ */
+export const MAX_FRAGMENT_BYTES = 16 * 1024;
+
+/** Checks a bootstrap fragment: a mapping that reads as a partial Bootstrap, with no clash with the injector's own. */
+function checkedFragment(value: unknown, source: string): Parsed<JsonObject | null> {
+  if (value === null) return ok(null);
+  const { problems } = checkFragments([{ source, value }]);
+  if (problems.length > 0) return bad(`a partial Envoy Bootstrap without clashes: ${problems.join('; ')}`);
+  const bytes = Buffer.byteLength(JSON.stringify(value));
+  if (bytes > MAX_FRAGMENT_BYTES) {
+    return bad(`a fragment of at most ${MAX_FRAGMENT_BYTES} bytes of JSON (it travels in every injected pod), got ${bytes}: put larger configuration in a ConfigMap per namespace`);
+  }
+  return ok(value as JsonObject);
+}
+
+/**
+ * A bootstrap fragment: a YAML mapping in the config file, JSON text in the environment and in
+ * envoy-init's flag (compact JSON), empty for none (null).
+ */
+export const bootstrapFragment: ValueType<JsonObject | null> = {
+  parse: (text) => {
+    if (text.trim() === '') return ok(null);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return bad('a JSON object (a partial Envoy Bootstrap)');
+    }
+    return typeof value === 'object' && value !== null ? checkedFragment(value, 'the fragment') : bad('a JSON object (a partial Envoy Bootstrap)');
+  },
+  format: (value) => (value === null ? '' : JSON.stringify(value)),
+  fromYaml: (value) => (Array.isArray(value) ? bad('a mapping (a partial Envoy Bootstrap)') : checkedFragment(value, 'the fragment')),
+  hint: 'JSON',
 };

@@ -6,7 +6,10 @@ import { closeSync, fsyncSync, fchmodSync, openSync, readFileSync, renameSync, r
 import { join } from 'node:path';
 import { DOWNWARD_ENV, type PodIdentity } from '../core/bootstrap.ts';
 import type { BootstrapRequest, InitInputs } from '../core/init-flags.ts';
-import { renderBootstrapFiles } from '../core/pod-bootstrap.ts';
+import { OVERRIDE_VOLUME_NAME } from '../constants.ts';
+import { BootstrapOverrideError } from '../core/bootstrap-override.ts';
+import { OVERRIDE_FILE } from '../core/override-volume.ts';
+import { podOverrideSource, renderBootstrapFiles } from '../core/pod-bootstrap.ts';
 import { parseDownwardMap } from './downward.ts';
 import { InitIptablesError } from './failures.ts';
 
@@ -75,6 +78,24 @@ export function readPodIdentity(
 }
 
 /**
+ * Reads the pod's override fragment from its ConfigMap's mounted file, when its flags name one;
+ * fails with one line naming the ConfigMap. (With `optional: false` the kubelet does not start a
+ * pod whose ConfigMap or key is missing; this covers a volume that is not mounted or not readable.)
+ */
+function readPodOverride(configMap: string | null, file: string): { text: string; source: string } | undefined {
+  if (configMap === null) return undefined;
+  const source = podOverrideSource(configMap);
+  try {
+    return { text: readFileSync(file, 'utf8'), source };
+  } catch (error) {
+    throw new InitIptablesError({
+      kind: 'bootstrap-override',
+      message: `cannot read the bootstrap override ${source} at ${file}: ${reasonOf(error)} (does the ConfigMap exist in the pod's namespace with that key, and is the ${OVERRIDE_VOLUME_NAME} volume mounted?)`,
+    });
+  }
+}
+
+/**
  * Writes `content` to `path` atomically: into a temporary file beside it (a fixed name, so a run
  * killed halfway leaves nothing a rerun does not overwrite), flushed, given its mode whatever the
  * umask, then renamed over the old file. A reader sees the old file or the new one, never a part.
@@ -113,6 +134,7 @@ export function writeBootstrap(
   ipv6: boolean,
   injectorVersion: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  overrideFile: string = OVERRIDE_FILE,
 ): WrittenBootstrap {
   const { dir } = inputs.bootstrap;
   try {
@@ -122,7 +144,15 @@ export function writeBootstrap(
     fail(`${dir}: ${reasonOf(error)} (is the envoy-bootstrap volume mounted?)`);
   }
   const pod = readPodIdentity(inputs.bootstrap, env);
-  const { files } = renderBootstrapFiles(inputs, pod, ipv6, injectorVersion);
+  const podOverride = readPodOverride(inputs.proxy.bootstrapOverrideConfigMap, overrideFile);
+  let files: readonly { name: string; content: string }[];
+  try {
+    files = renderBootstrapFiles(inputs, pod, ipv6, injectorVersion, podOverride).files;
+  } catch (error) {
+    if (!(error instanceof BootstrapOverrideError)) throw error;
+    // One line: every problem, each naming its fragment and path.
+    throw new InitIptablesError({ kind: 'bootstrap-override', message: `cannot merge the bootstrap override: ${error.message}` });
+  }
   for (const file of files) {
     const path = join(dir, file.name);
     try {

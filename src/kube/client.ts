@@ -1,6 +1,8 @@
 // Access to the Kubernetes API: a KubeConfig from the pod's service account, $KUBECONFIG or
 // ~/.kube/config — or none, so that running without a cluster never waits on a default address.
+import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
+import { UsageError } from '../errors.ts';
 import { findKubeConfigSources } from './sources.ts';
 
 /** Returns a KubeConfig when one is available here (in-cluster or a kubeconfig file), else undefined. */
@@ -24,6 +26,43 @@ export function loadKubeConfig(env: Readonly<Record<string, string | undefined>>
     kc.loadFromCluster();
   }
   return kc.getCurrentCluster() === null ? undefined : kc;
+}
+
+/** Which kubeconfig a command uses: kubectl's `--kubeconfig` and `--context`, or their defaults. */
+export interface KubeConfigChoice {
+  readonly kubeconfig?: string | undefined;
+  readonly context?: string | undefined;
+}
+
+/**
+ * Returns the KubeConfig a command asked for (`--kubeconfig FILE`, else $KUBECONFIG, then
+ * ~/.kube/config, then the pod's service account; `--context NAME`, else the current context), or
+ * throws a UsageError saying what is missing.
+ */
+export function chooseKubeConfig(choice: KubeConfigChoice, env: Readonly<Record<string, string | undefined>> = process.env): KubeConfig {
+  let kc: KubeConfig | undefined;
+  if (choice.kubeconfig !== undefined) {
+    if (!existsSync(choice.kubeconfig)) throw new UsageError(`--kubeconfig: no such file ${choice.kubeconfig}`);
+    kc = new KubeConfig();
+    try {
+      kc.loadFromFile(choice.kubeconfig);
+    } catch (error) {
+      throw new UsageError(`--kubeconfig ${choice.kubeconfig}: not a kubeconfig (${(error as Error).message.split('\n')[0]})`);
+    }
+  } else {
+    try {
+      kc = loadKubeConfig(env);
+    } catch (error) {
+      throw new UsageError(`cannot read the kubeconfig: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  if (kc === undefined) throw new UsageError('no cluster configured: set KUBECONFIG or pass --kubeconfig');
+  if (choice.context !== undefined) {
+    if (kc.getContextObject(choice.context) === null) throw new UsageError(`--context: the kubeconfig has no context ${JSON.stringify(choice.context)}`);
+    kc.setCurrentContext(choice.context);
+  }
+  if (kc.getCurrentCluster() === null) throw new UsageError('the kubeconfig has no current cluster');
+  return kc;
 }
 
 /** Rejects after `ms` unless `promise` settles first. */

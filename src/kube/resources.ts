@@ -45,6 +45,8 @@ export interface KubeResources {
   listPods(namespace: string | undefined, labelSelector?: string): Promise<JsonObject[]>;
   /** Every node's kubelet version (only these two fields are kept of each page). */
   listNodeKubelets(): Promise<NodeKubelet[]>;
+  /** The ConfigMap, or undefined when it does not exist (only `check` reads ConfigMaps, with the admin's kubeconfig). */
+  getConfigMap?(namespace: string, name: string): Promise<JsonObject | undefined>;
 }
 
 async function orUndefined(read: Promise<JsonObject>): Promise<JsonObject | undefined> {
@@ -120,6 +122,8 @@ export function createKubeResources(kc: KubeConfig, timeoutMs: number = KUBE_REQ
         configuration,
         timeoutMs,
       ),
+    getConfigMap: (namespace, name) =>
+      orUndefined(callRaw(`reading ConfigMap ${namespace}/${name}`, (o) => core.readNamespacedConfigMap({ namespace, name }, o), undefined, timeoutMs)),
     getService: (namespace, name) =>
       orUndefined(callRaw(`reading Service ${namespace}/${name}`, (o) => core.readNamespacedService({ namespace, name }, o), undefined, timeoutMs)),
     listEndpointSlices: (namespace, service) =>

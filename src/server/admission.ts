@@ -1,12 +1,19 @@
 // One admission: decode the review, run the core, build the response. No HTTP here.
 import { Buffer } from 'node:buffer';
+import type { Operation } from 'fast-json-patch';
 import { injectPod, type InjectionResult } from '../core/inject.ts';
+import type { Action } from '../core/reasons.ts';
 import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime, JsonObject } from '../core/types.ts';
-import { decodeReview, encodeReview, type DecodedReview, type ReviewResponse } from './review.ts';
+import { createFastPatcher, type FastPatcher } from '../core/fast-patch.ts';
+import type { NamespaceDefaultsLookup } from '../kube/namespace-cache.ts';
+import { decodeReview, encodeAllowedReviewText, encodeReview, type DecodedReview, type ReviewResponse } from './review.ts';
 
 /** Result label of an admission, as counted in metrics and logged. */
-export type AdmissionResult = 'injected' | 'skipped' | 'denied' | 'error';
+export type AdmissionResult = 'injected' | 'reordered' | 'skipped' | 'denied' | 'error';
+
+/** The result label of each decision. */
+export const RESULT_OF_ACTION: Readonly<Record<Action, AdmissionResult>> = { inject: 'injected', reorder: 'reordered', skip: 'skipped', deny: 'denied' };
 
 /** What the transport logs and counts about one admission. */
 export interface AdmissionOutcome {
@@ -39,16 +46,36 @@ const WHO = 'envoy-injector';
  */
 export const WARNING_LIMITS = { maxLength: 256, maxCount: 8 } as const;
 
+/** Control characters, which the API server refuses in a warning. */
+const CONTROL_CHARACTERS = /\p{Cc}/gu;
+
+/** Returns one warning as sent: prefixed, on one line, at most WARNING_LIMITS.maxLength characters. */
+function warningLine(text: string): string {
+  const line = `${WHO}: ${text}`.replace(CONTROL_CHARACTERS, ' ');
+  // Characters are counted as code points; a line of fewer UTF-16 units than the limit is short enough.
+  if (line.length <= WARNING_LIMITS.maxLength) return line;
+  const chars = Array.from(line);
+  return chars.length <= WARNING_LIMITS.maxLength ? line : `${chars.slice(0, WARNING_LIMITS.maxLength - 1).join('')}…`;
+}
+
 /** Returns the warnings as sent to the client: prefixed, one line each, within WARNING_LIMITS. */
 export function formatWarnings(messages: readonly string[]): string[] {
-  const line = (text: string): string => {
-    const chars = Array.from(`${WHO}: ${text}`.replace(/\p{Cc}/gu, ' '));
-    return chars.length <= WARNING_LIMITS.maxLength ? chars.join('') : `${chars.slice(0, WARNING_LIMITS.maxLength - 1).join('')}…`;
-  };
+  const line = warningLine;
   if (messages.length <= WARNING_LIMITS.maxCount) return messages.map(line);
   const shown = messages.slice(0, WARNING_LIMITS.maxCount - 1).map(line);
   const more = messages.length - shown.length;
   return [...shown, line(`${more} more warnings; run "envoy-injector explain -f" on the manifest to see them all.`)];
+}
+
+/** Returns who an admission is about, as logged: within the lengths a valid name could have. */
+function recordIdentity(review: DecodedReview) {
+  return {
+    uid: review.uid,
+    namespace: shorten(review.context.namespace, 63),
+    pod: shorten(podName(review.object), 253),
+    kind: shorten(review.context.kind, 128),
+    operation: shorten(review.context.operation, 32),
+  };
 }
 
 function podName(object: unknown): string {
@@ -62,17 +89,34 @@ function podName(object: unknown): string {
  * Answers one AdmissionReview body. Throws ReviewDecodeError for a body that is not a review; any
  * other failure is answered as `allowed: false` with the uid and a message without internals.
  */
-export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRuntime): AdmissionOutcome {
-  const review: DecodedReview = decodeReview(body);
+export function admit(
+  body: unknown,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  namespace?: NamespaceDefaultsLookup,
+): AdmissionOutcome {
+  return admitDecoded(withNamespace(decodeReview(body), namespace), config, runtime);
+}
+
+/**
+ * Adds what the namespace cache knows of the pod's namespace (SPEC.md §4b) to a decoded review's
+ * context, for the core: its annotations, or that they are unknown.
+ */
+function withNamespace(decoded: DecodedReview, namespace: NamespaceDefaultsLookup | undefined): DecodedReview {
+  if (namespace === undefined) return decoded;
+  return {
+    ...decoded,
+    context: namespace.known
+      ? { ...decoded.context, namespaceAnnotations: namespace.annotations }
+      : { ...decoded.context, namespaceAnnotationsUnknown: true },
+  };
+}
+
+/** Answers one decoded AdmissionReview (see admit). */
+function admitDecoded(review: DecodedReview, config: InjectorConfig, runtime: InjectorRuntime): AdmissionOutcome {
   // What is logged: the API server validates names only after mutating admission, so a pod name
   // may be anything; kept to the lengths a valid name could have.
-  const base = {
-    uid: review.uid,
-    namespace: shorten(review.context.namespace, 63),
-    pod: shorten(podName(review.object), 253),
-    kind: shorten(review.context.kind, 128),
-    operation: shorten(review.context.operation, 32),
-  };
+  const base = recordIdentity(review);
   let injection: InjectionResult;
   try {
     injection = injectPod(review.object, review.context, config, runtime);
@@ -117,11 +161,111 @@ export function admit(body: unknown, config: InjectorConfig, runtime: InjectorRu
   return {
     ...base,
     review: encoded,
-    result: decision.action === 'inject' ? 'injected' : decision.action === 'skip' ? 'skipped' : 'denied',
+    result: RESULT_OF_ACTION[decision.action],
     reasons: decision.reasons.map((r) => r.code),
     warnings: injection.warnings.map((w) => w.code),
     patchOperations: injection.patch.length,
     patchBytes: typeof patch === 'string' ? Buffer.byteLength(patch, 'base64') : 0,
     injection,
+  };
+}
+
+/**
+ * Returns the namespace whose defaults an AdmissionReview body needs — a Pod's creation — read
+ * without decoding the review (admit does that, and refuses what is malformed), or undefined.
+ */
+export function namespaceToLookUp(body: unknown): string | undefined {
+  const request = (body as { request?: unknown } | null)?.request as Record<string, unknown> | undefined;
+  if (typeof request !== 'object' || request === null) return undefined;
+  const kind = request['kind'] as Record<string, unknown> | undefined;
+  if (request['operation'] !== 'CREATE' || kind?.['kind'] !== 'Pod' || (kind['group'] ?? '') !== '' || request['subResource']) return undefined;
+  const namespace = request['namespace'];
+  return typeof namespace === 'string' && namespace !== '' ? namespace : undefined;
+}
+
+/** Which path answered an admission: a cached template, a template rendered for it, or `admit`. */
+export type AnswerPath = 'hit' | 'miss' | 'reference';
+
+/** What the transport logs and counts about one admission: the outcome without its objects. */
+export type AdmissionRecord = Omit<AdmissionOutcome, 'review' | 'injection'> & { readonly path: AnswerPath };
+
+/** One admission answered: what to log and count, and the AdmissionReview to send as JSON text. */
+export interface AdmissionAnswer {
+  readonly record: AdmissionRecord;
+  readonly body: string;
+  /** The patch as operations, when the reference path answered (logged at debug level). */
+  readonly patch?: readonly Operation[];
+}
+
+/** The fast path of the server: one template cache per (config, runtime) the app runs with. */
+export function createAdmissionFastPath(config: InjectorConfig, runtime: InjectorRuntime): FastPatcher {
+  return createFastPatcher(config, runtime);
+}
+
+/**
+ * Answers one AdmissionReview body, as `admit` does, byte for byte: an injected pod from the fast
+ * path's templates when `fast` is given and knows the pod, anything else (skips, denials, errors,
+ * keys it cannot cache) by `admit`. Throws ReviewDecodeError for a body that is not a review.
+ */
+export function answerAdmission(
+  body: unknown,
+  config: InjectorConfig,
+  runtime: InjectorRuntime,
+  fast?: FastPatcher,
+  namespace?: NamespaceDefaultsLookup,
+): AdmissionAnswer {
+  // The namespace's annotations go into the context both paths read: the fast path's template key
+  // holds every setting's text in play, the namespace's among them.
+  const review = withNamespace(decodeReview(body), namespace);
+  if (fast !== undefined) {
+    let result: ReturnType<FastPatcher['inject']> | undefined;
+    try {
+      result = fast.inject(review.object, review.context);
+    } catch {
+      // The reference path meets the same failure and answers it (allowed: false, logged).
+      result = undefined;
+    }
+    if (result?.handled === true) {
+      const { injection } = result;
+      return {
+        record: {
+          ...recordIdentity(review),
+          result: 'injected',
+          reasons: injection.decision.reasons.map((r) => r.code),
+          warnings: injection.warnings.map((w) => w.code),
+          patchOperations: injection.patchOperations,
+          patchBytes: injection.patchBytes,
+          path: injection.cache,
+        },
+        body: encodeAllowedReviewText(
+          review.apiVersion,
+          review.uid,
+          injection.patchBase64,
+          formatWarnings(injection.warnings.map((w) => w.message)),
+        ),
+      };
+    }
+  }
+  const { review: encoded, injection, ...outcome } = admitDecoded(review, config, runtime);
+  return {
+    record: { ...outcome, path: 'reference' },
+    body: JSON.stringify(encoded),
+    ...(injection !== undefined && injection.patch.length > 0 ? { patch: injection.patch } : {}),
+  };
+}
+
+/** Returns the fields of an admission's log line (SPEC.md §8), the request's own bindings aside. */
+export function admissionLogLine(record: AdmissionRecord, durationMs: number): Record<string, unknown> {
+  return {
+    uid: record.uid,
+    namespace: record.namespace,
+    pod: record.pod,
+    kind: record.kind,
+    operation: record.operation,
+    decision: record.result,
+    reasons: record.reasons,
+    warnings: record.warnings,
+    patchOperations: record.patchOperations,
+    durationMs,
   };
 }

@@ -9,10 +9,14 @@ import { shorten } from '../core/reasons.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
 import { secureContextOptions } from '../tls/material.ts';
 import { createAdmissionLimit, createPeerLimit, OVERLOAD_RETRY_AFTER_SECONDS, peerOf, type AdmissionLimit, type RefusalReason } from './admission-limit.ts';
-import { admit, type AdmissionOutcome } from './admission.ts';
+import type { NamespaceCache } from '../kube/namespace-cache.ts';
+import { admissionLogLine, answerAdmission, createAdmissionFastPath, namespaceToLookUp } from './admission.ts';
 import { BodyTimeoutError, toHttpError } from './errors.ts';
 import type { InjectorMetrics } from './metrics.ts';
 import { decodeReview, encodeReview } from './review.ts';
+
+/** What fastify itself sends JSON as. */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 /** Route of the benchmark's baseline (see AppDeps.benchBaseline); never registered in production. */
 export const BENCH_BASELINE_PATH = '/bench/baseline';
@@ -33,6 +37,8 @@ export interface AppDeps {
   readonly readiness?: () => Readiness;
   /** Liveness beyond "the process answers": false after a fault it must be restarted for; alive when absent. */
   readonly liveness?: () => Readiness;
+  /** The namespace watch cache (SPEC.md §4b); without it pods get no namespace defaults. */
+  readonly namespaces?: Pick<NamespaceCache, 'defaultsFor'>;
   /** This instance's metrics (see metrics.ts), served at /metrics; without them there is no /metrics. */
   readonly metrics?: InjectorMetrics;
   /** The admission slots (default: server.maxConcurrentAdmissions of them); tests pass one to hold slots. */
@@ -264,25 +270,28 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     app.get(PATHS.metrics, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
   }
 
+  // Injected pods are answered from patch templates (fast-patch.ts), except at debug level, where
+  // the reference path answers everything so that each patch can be logged as operations.
+  const fastPath = createAdmissionFastPath(config, runtime);
   app.post(PATHS.mutate, bounded, async (request, reply) => {
     const started = process.hrtime.bigint();
-    const outcome = admit(request.body, config, runtime);
+    // From the cache (synchronous); only a miss waits, for one bounded read.
+    const name = deps.namespaces === undefined ? undefined : namespaceToLookUp(request.body);
+    const namespace = name === undefined ? undefined : await deps.namespaces?.defaultsFor(name);
+    const debug = logger.isLevelEnabled('debug');
+    const answer = answerAdmission(request.body, config, runtime, debug ? undefined : fastPath, namespace);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const log = request.log.child({ uid: outcome.uid, namespace: outcome.namespace, pod: outcome.pod });
-    const line = {
-      kind: outcome.kind,
-      operation: outcome.operation,
-      decision: outcome.result,
-      reasons: outcome.reasons,
-      warnings: outcome.warnings,
-      patchOperations: outcome.patchOperations,
-      durationMs: Math.round(durationSeconds * 1e6) / 1e3,
-    };
-    if (outcome.result === 'error') log.error({ ...line, err: outcome.error }, 'admission failed');
-    else log.info(line, 'admission');
-    if (outcome.patchOperations > 0 && logger.isLevelEnabled('debug')) log.debug({ patch: outcome.injection?.patch }, 'patch');
-    deps.metrics?.recordAdmission(outcome, durationSeconds);
-    return reply.code(200).send(outcome.review);
+    const { record } = answer;
+    // One log call: the request's bindings, the admission's identity and its decision (SPEC.md §8).
+    const line = admissionLogLine(record, Math.round(durationSeconds * 1e6) / 1e3);
+    if (record.result === 'error') request.log.error({ ...line, err: record.error }, 'admission failed');
+    else request.log.info(line, 'admission');
+    if (debug && answer.patch !== undefined) {
+      request.log.debug({ uid: record.uid, namespace: record.namespace, pod: record.pod, patch: answer.patch }, 'patch');
+    }
+    deps.metrics?.recordAdmission(record, durationSeconds);
+    // Written as the text it already is: no serializer.
+    return reply.code(200).type(JSON_CONTENT_TYPE).send(answer.body);
   });
 
   if (deps.benchBaseline === true) {

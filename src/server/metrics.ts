@@ -3,11 +3,12 @@
 // README's "Metrics" table; label values come only from fixed sets, so cardinality stays bounded.
 import { createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RESYNC_REASONS, type ResyncReason } from '../kube/namespace-cache.ts';
 import { defaultProxyConfig } from '../core/overrides.ts';
-import { REASONS, WARNINGS, type Action } from '../core/reasons.ts';
+import { REASONS, WARNINGS } from '../core/reasons.ts';
 import { canonicalJson, hashProxyConfig } from '../core/status.ts';
 import type { InjectorConfig, InjectorRuntime } from '../core/types.ts';
-import type { AdmissionOutcome, AdmissionResult } from './admission.ts';
+import { RESULT_OF_ACTION, type AdmissionOutcome, type AdmissionResult, type AnswerPath } from './admission.ts';
 import type { RefusalReason } from './admission-limit.ts';
 
 /** Prefix of every metric the injector defines (Node process metrics keep their usual names). */
@@ -34,8 +35,6 @@ const REQUEST_ERROR_STATUSES: readonly number[] = [400, 408, 413, 415, 500, 503]
 /** Reasons a bound refuses a request for (app.ts). */
 const REFUSAL_REASONS: readonly RefusalReason[] = ['overloaded', 'peer-limit', 'body-timeout'];
 
-const RESULT_OF_ACTION: Readonly<Record<Action, AdmissionResult>> = { inject: 'injected', skip: 'skipped', deny: 'denied' };
-
 /** The certificates whose expiry is exported, each read when /metrics is scraped. */
 export interface CertificateExpiryGetters {
   /** notAfter of the certificate the webhook serves with, or undefined while none is loaded. */
@@ -51,12 +50,17 @@ export interface MetricsOptions {
   readonly configLoadedAt?: Date;
   /** Expiry getters; TLS modes that reload their certificates return the current one. */
   readonly certificates?: CertificateExpiryGetters;
+  /** The namespace watch cache, read at every scrape; without it its metrics have no series. */
+  readonly namespaceCache?: { ageSeconds(): number | undefined; size(): number };
   /** Whether to export Node process metrics (CPU, memory, event loop, GC); default true. */
   readonly processMetrics?: boolean;
 }
 
-/** What the transport reports to the metrics about one admission. */
-export type AdmissionSample = Pick<AdmissionOutcome, 'result' | 'reasons' | 'warnings' | 'patchBytes'>;
+/** What the transport reports to the metrics about one admission (and, from the webhook, which path answered it). */
+export type AdmissionSample = Pick<AdmissionOutcome, 'result' | 'reasons' | 'warnings' | 'patchBytes'> & { readonly path?: AnswerPath };
+
+/** The paths an admission can be answered by (fast-patch.ts, admission.ts). */
+const ANSWER_PATHS: readonly AnswerPath[] = ['hit', 'miss', 'reference'];
 
 /** The injector's metrics: the registry to scrape and the hooks the transport calls. */
 export interface InjectorMetrics {
@@ -67,6 +71,8 @@ export interface InjectorMetrics {
   recordAdmission(sample: AdmissionSample, durationSeconds: number): void;
   /** Counts one request rejected before it was an admission (not JSON, too large, not a review). */
   recordRequestError(statusCode: number): void;
+  /** Counts one (re)fill of the namespace cache, by why: start, expired (410 Gone) or error. */
+  recordNamespaceResync(reason: ResyncReason): void;
   /** Counts one request refused by a bound (admission slots, the per-peer bound, the body deadline). */
   recordRefusal(reason: RefusalReason): void;
   /** Sets the config info gauge and load timestamp (at start, and again if the config is reloaded). */
@@ -121,6 +127,12 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
     labelNames: ['status'],
     registers,
   });
+  const answers = new Counter({
+    name: `${METRIC_PREFIX}fast_path_total`,
+    help: 'AdmissionReviews answered, by path: hit (a cached patch template), miss (a template rendered and cached for it) or reference (decide and render in full: skips, denials, errors, debug logging, keys not cached).',
+    labelNames: ['path'],
+    registers,
+  });
   const refused = new Counter({
     name: `${METRIC_PREFIX}requests_refused_total`,
     help: 'Requests refused by a bound before admission, by reason: overloaded (no admission slot), peer-limit (too many in progress from one address), body-timeout (body not received in time).',
@@ -161,8 +173,37 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
     },
   });
 
+  const cache = options.namespaceCache;
+  new Gauge({
+    name: `${METRIC_PREFIX}namespace_cache_age_seconds`,
+    help: 'Seconds since the namespace watch cache last heard from the API server (a list or a watch event); no series without a cluster.',
+    registers,
+    collect() {
+      this.reset();
+      const age = cache?.ageSeconds();
+      if (age !== undefined) this.set(age);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}namespace_cache_namespaces`,
+    help: 'Namespaces in the namespace watch cache.',
+    registers,
+    collect() {
+      this.reset();
+      if (cache !== undefined) this.set(cache.size());
+    },
+  });
+  const resyncs = new Counter({
+    name: `${METRIC_PREFIX}namespace_cache_resyncs_total`,
+    help: 'Full lists of the namespace watch cache, by reason: start, expired (the watch answered 410 Gone) or error (after a backoff).',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const reason of RESYNC_REASONS) resyncs.inc({ reason }, 0);
+
   const resultReasons = new Map<AdmissionResult, Set<string>>([
     ['injected', new Set()],
+    ['reordered', new Set()],
     ['skipped', new Set()],
     ['denied', new Set()],
     ['error', new Set([INTERNAL_ERROR_REASON])],
@@ -180,17 +221,38 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
   for (const code of warningCodes) warnings.inc({ code }, 0);
   for (const status of REQUEST_ERROR_STATUSES) requestErrors.inc({ status: String(status) }, 0);
   for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0);
+  for (const path of ANSWER_PATHS) answers.inc({ path }, 0);
+
+  // Every label combination is known ahead, so each series' child is bound once here rather than
+  // looked up by its labels (hashing them) on every admission.
+  const unknownAdmission = (result: string) => admissions.labels({ result, reason: UNKNOWN_LABEL });
+  const admissionChildren = new Map(
+    [...resultReasons].map(([result, reasons]) => [
+      result,
+      { reasons: new Map([...reasons].map((reason) => [reason, admissions.labels({ result, reason })])), unknown: unknownAdmission(result) },
+    ]),
+  );
+  const unknownResult = { reasons: new Map<string, ReturnType<typeof admissions.labels>>(), unknown: unknownAdmission(UNKNOWN_LABEL) };
+  const durationChildren = new Map([...results].map((result) => [result, duration.labels({ result })]));
+  const warningChildren = new Map([...warningCodes].map((code) => [code, warnings.labels({ code })]));
+  const pathChildren = new Map(ANSWER_PATHS.map((path) => [path, answers.labels({ path })]));
 
   const metrics: InjectorMetrics = {
     registry,
     contentType: registry.contentType,
     recordAdmission(sample, durationSeconds) {
-      const result = bounded(sample.result, results) as AdmissionResult;
-      const known = resultReasons.get(result) ?? new Set<string>();
-      admissions.inc({ result, reason: bounded(sample.reasons[0] ?? UNKNOWN_LABEL, known) });
-      duration.observe({ result }, durationSeconds);
+      const children = admissionChildren.get(sample.result) ?? unknownResult;
+      (children.reasons.get(sample.reasons[0] ?? UNKNOWN_LABEL) ?? children.unknown).inc();
+      (durationChildren.get(sample.result) ?? duration.labels({ result: UNKNOWN_LABEL })).observe(durationSeconds);
       if (sample.patchBytes > 0) patchSize.observe(sample.patchBytes);
-      for (const code of new Set(sample.warnings)) warnings.inc({ code: bounded(code, warningCodes) });
+      const codes = sample.warnings;
+      for (let i = 0; i < codes.length; i++) {
+        const code = codes[i]!;
+        // Counted once per admission, however often the code occurs in it.
+        if (codes.indexOf(code) !== i) continue;
+        (warningChildren.get(code) ?? warnings.labels({ code: UNKNOWN_LABEL })).inc();
+      }
+      if (sample.path !== undefined) pathChildren.get(sample.path)?.inc();
     },
     recordRequestError(statusCode) {
       // HTTP error statuses are a small fixed range, so the label stays bounded.
@@ -214,6 +276,9 @@ export function createMetrics(options: MetricsOptions): InjectorMetrics {
         1,
       );
       configLoaded.set(loadedAt.getTime() / 1000);
+    },
+    recordNamespaceResync(reason) {
+      resyncs.inc({ reason: bounded(reason, new Set(RESYNC_REASONS)) });
     },
     render: () => registry.metrics(),
   };

@@ -129,3 +129,21 @@ export function encodeReview(apiVersion: ReviewVersion, uid: string, response: R
   if (response.status !== undefined) body['status'] = { ...response.status };
   return { apiVersion, kind: 'AdmissionReview', response: body };
 }
+
+/** The start of an allowed answer in each version, up to the uid. */
+const ALLOWED_PREFIX: Readonly<Record<ReviewVersion, string>> = {
+  'admission.k8s.io/v1': '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":',
+  'admission.k8s.io/v1beta1': '{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","response":{"uid":',
+};
+
+/**
+ * Returns, as JSON text, the AdmissionReview allowing request `uid` with an already encoded patch:
+ * the same bytes as JSON.stringify(encodeReview(apiVersion, uid, {allowed: true, patch, warnings})).
+ */
+export function encodeAllowedReviewText(apiVersion: ReviewVersion, uid: string, patchBase64: string, warnings: readonly string[]): string {
+  let text = `${ALLOWED_PREFIX[apiVersion]}${JSON.stringify(uid)},"allowed":true`;
+  // Base64 needs no escaping in JSON.
+  if (patchBase64 !== '') text += `,"patchType":"JSONPatch","patch":"${patchBase64}"`;
+  if (warnings.length > 0) text += `,"warnings":${JSON.stringify(warnings)}`;
+  return `${text}}}`;
+}

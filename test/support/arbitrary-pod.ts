@@ -23,6 +23,7 @@ import {
   PODINFO_VOLUME_NAME,
   STATUS_ANNOTATION,
   XTABLES_LOCK_VOLUME_NAME,
+  OVERRIDE_VOLUME_NAME,
 } from '../../src/constants.ts';
 import { admissionContext as contextOf } from '../../src/core/context.ts';
 import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../../src/core/types.ts';
@@ -31,7 +32,7 @@ import { TEST_VERSION, testConfig } from './config.ts';
 type Obj = Record<string, any>;
 
 /** The volumes the injection adds (README "Names"): a pod of its own with one of them is refused. */
-export const INJECTED_VOLUMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME];
+export const INJECTED_VOLUMES: readonly string[] = [XTABLES_LOCK_VOLUME_NAME, BOOTSTRAP_VOLUME_NAME, PODINFO_VOLUME_NAME, OVERRIDE_VOLUME_NAME];
 
 // ---------------------------------------------------------------------------------------------
 // Override annotation values: what each setting must accept and refuse (README "Per-pod overrides").
@@ -58,6 +59,9 @@ export const OVERRIDE_SETTINGS = [
   'hold-application-until-proxy-starts',
   'drain-seconds',
   'ipv6',
+  'proxy-mounts',
+  'ads-address',
+  'bootstrap-override',
 ] as const;
 export type OverrideSetting = (typeof OVERRIDE_SETTINGS)[number];
 const overrideAnnotation = (setting: OverrideSetting): string => `${DOMAIN}/${setting}`;
@@ -86,6 +90,12 @@ export const OVERRIDE_VALUES: { readonly [S in OverrideSetting]: { readonly vali
   'hold-application-until-proxy-starts': { valid: ['true', 'false'], invalid: ['no', '0'] },
   'drain-seconds': { valid: ['0', '5', '3600', '45'], invalid: ['3601', '-1', '5s'] },
   ipv6: { valid: ['auto', 'true', 'false', 'TRUE', ' Auto '], invalid: ['yes', 'on', '1', '', 'dual'] },
+  'proxy-mounts': {
+    valid: ['', 'secret/web-tls=/etc/web/tls', 'configmap/lua=/etc/envoy-lua, secret/a.b=/var/run/a'],
+    invalid: ['secret/web-tls=etc/tls', 'secret/x=/etc/envoy-bootstrap/x', 'volume/x=/x', 'secret/X=/x', 'secret/a=/x,configmap/b=/x/y', 'secret/a=/x/../y', 'secret/a=/x/'],
+  },
+  'ads-address': { valid: ['', 'xds.cp.svc:15012', '[fd00::20]:15012'], invalid: ['xds', 'xds:', 'xds:99999', '[fd00::20]'] },
+  'bootstrap-override': { valid: ['web-envoy', 'grpc-web.v2', ''], invalid: ['Web-Envoy', 'a_b', '-x', 'envoy.yaml/'] },
 };
 
 /** Numeric values of every quantity the generators and test configs use (cores, bytes). */
@@ -140,6 +150,19 @@ export function setups(): Setup[] {
         ENVOY_INJECTOR_PROXY_RESOURCES_REQUESTS_CPU: '',
       }),
       runtime: runtime(false),
+    },
+    // CNI mode (SPEC.md §4c): an unprivileged envoy-init, no xtables-lock volume, --capture-mode=cni.
+    { name: 'CNI mode, classic sidecar', config: testConfig({ ENVOY_INJECTOR_CAPTURE_MODE: 'cni' }), runtime: runtime(false) },
+    {
+      name: 'CNI mode, native sidecar, ADS with a CA ConfigMap, bootstrap override ConfigMap',
+      config: testConfig({
+        ENVOY_INJECTOR_CAPTURE_MODE: 'cni',
+        ENVOY_INJECTOR_NATIVE_SIDECAR: 'true',
+        ENVOY_INJECTOR_PROXY_ADS_ADDRESS: 'xds.mesh.svc:18000',
+        ENVOY_INJECTOR_PROXY_ADS_CA_CONFIG_MAP: 'xds-ca',
+        ENVOY_INJECTOR_PROXY_BOOTSTRAP_OVERRIDE_CONFIG_MAP: 'envoy-extra',
+      }),
+      runtime: runtime(true),
     },
   ];
 }
@@ -424,6 +447,8 @@ export interface ExpectedProxy {
   readonly nativeSidecar: boolean;
   readonly hold: boolean;
   readonly drainSeconds: number;
+  /** Where envoy mounts the `proxy-mounts` volumes, in order. */
+  readonly mountPaths: readonly string[];
   readonly requests: { cpu?: string; memory?: string };
   readonly limits: { cpu?: string; memory?: string };
   readonly traffic: Readonly<Record<string, string>>;
@@ -540,6 +565,7 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
     nativeSidecar: bool(given['native-sidecar'], nativeDefault),
     hold: bool(given['hold-application-until-proxy-starts'], config.proxy.holdApplicationUntilProxyStarts),
     drainSeconds: num(given['drain-seconds'], config.proxy.drainSeconds),
+    mountPaths: (given['proxy-mounts'] ?? '').split(',').filter((item) => item.trim() !== '').map((item) => item.trim().split('=')[1] ?? ''),
     requests,
     limits,
     traffic,

@@ -6,6 +6,9 @@ import {
   BOOTSTRAP_DIR,
   BOOTSTRAP_VOLUME_NAME,
   INIT_CONTAINER_NAME,
+  OVERRIDE_DIR,
+  OVERRIDE_KEY,
+  OVERRIDE_VOLUME_NAME,
   PODINFO_DIR,
   PODINFO_LABELS_FILE,
   PODINFO_VOLUME_NAME,
@@ -14,7 +17,7 @@ import {
   STATUS_ANNOTATION,
 } from '../../src/constants.ts';
 import { DOWNWARD_ENV, type PodIdentity } from '../../src/core/bootstrap.ts';
-import { initInputsOf, renderBootstrapFiles } from '../../src/core/pod-bootstrap.ts';
+import { initInputsOf, podOverrideSource, renderBootstrapFiles } from '../../src/core/pod-bootstrap.ts';
 import { readPod } from '../../src/core/pod.ts';
 import { parseStatus } from '../../src/core/status.ts';
 import { assertBootstrapContract, assertEnvoyContainer, assertValidBootstrap } from './envoy-proto-check.ts';
@@ -37,7 +40,7 @@ export function runningPodIdentity(pod: Obj): PodIdentity {
  * Returns the bootstrap the injected pod's envoy-init writes (its own flags, read from the pod as
  * envoy-init parses them), for a running pod with `identity` and IPv6 as given.
  */
-export function bootstrapOf(pod: Obj, options: { ipv6?: boolean; identity?: PodIdentity; version?: string } = {}): Obj {
+export function bootstrapOf(pod: Obj, options: { ipv6?: boolean; identity?: PodIdentity; version?: string; overrideText?: string } = {}): Obj {
   const read = readPod(pod);
   assert.ok(read.ok, 'the injected pod reads as a pod');
   const inputs = initInputsOf(read.pod);
@@ -45,11 +48,14 @@ export function bootstrapOf(pod: Obj, options: { ipv6?: boolean; identity?: PodI
   const { bootstrap } = inputs.inputs;
   assert.ok(bootstrap, 'envoy-init is asked to render the bootstrap');
   const identity = options.identity ?? runningPodIdentity(pod);
-  return renderBootstrapFiles({ ...inputs.inputs, bootstrap }, identity, options.ipv6 ?? true, options.version ?? '0.0.0-test').bootstrap as Obj;
+  // A pod naming an override ConfigMap gets its envoy.yaml as given (an empty fragment otherwise).
+  const configMap = inputs.inputs.proxy.bootstrapOverrideConfigMap;
+  const podOverride = configMap === null ? undefined : { text: options.overrideText ?? '{}', source: podOverrideSource(configMap) };
+  return renderBootstrapFiles({ ...inputs.inputs, bootstrap }, identity, options.ipv6 ?? true, options.version ?? '0.0.0-test', podOverride).bootstrap as Obj;
 }
 
 /** Asserts the invariants of an injected pod; returns its bootstrap for further checks. */
-export function checkInjectedPod(pod: Obj): Obj {
+export function checkInjectedPod(pod: Obj, options: { overrideText?: string } = {}): Obj {
   const spec = pod['spec'];
   const init: Obj[] = spec['initContainers'] ?? [];
   const containers: Obj[] = spec['containers'];
@@ -130,10 +136,22 @@ export function checkInjectedPod(pod: Obj): Obj {
   // Envoy would start with what envoy-init renders, in a pod with IPv6 or without: strict against
   // its v3 protos, the rules they cannot express, the injector's contract, and a command line Envoy
   // accepts.
-  const bootstrap = bootstrapOf(pod);
+  // The override ConfigMap: a volume of its key only, not optional, that only envoy-init reads.
+  const configMap = inputs.inputs.proxy.bootstrapOverrideConfigMap;
+  const override = volumes.find((v) => v['name'] === OVERRIDE_VOLUME_NAME);
+  if (configMap === null) assert.equal(override, undefined, 'no override volume without an override');
+  else {
+    // The API server adds defaultMode (0644) to what the injector wrote.
+    const { defaultMode, ...written } = override?.['configMap'] ?? {};
+    assert.ok(defaultMode === undefined || defaultMode === 0o644, `defaultMode ${defaultMode}`);
+    assert.deepEqual(written, { name: configMap, items: [{ key: OVERRIDE_KEY, path: OVERRIDE_KEY }], optional: false });
+    assert.ok(mounts.some((m) => m['name'] === OVERRIDE_VOLUME_NAME && m['mountPath'] === OVERRIDE_DIR && m['readOnly'] === true), 'envoy-init reads the override');
+  }
+
+  const bootstrap = bootstrapOf(pod, options);
   assertValidBootstrap(bootstrap);
   assertBootstrapContract(bootstrap);
-  const ipv4Only = bootstrapOf(pod, { ipv6: false });
+  const ipv4Only = bootstrapOf(pod, { ...options, ipv6: false });
   assertValidBootstrap(ipv4Only);
   assertBootstrapContract(ipv4Only);
   assert.ok(!JSON.stringify(ipv4Only).includes('"::'), 'a pod without IPv6 gets no IPv6 address in its bootstrap');

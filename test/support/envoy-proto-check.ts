@@ -16,7 +16,8 @@ import { bootstrapRuleViolations } from './envoy-proto-rules.ts';
 
 type Obj = Record<string, any>;
 
-export const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
+export { BOOTSTRAP_TYPE } from '../../src/envoy/validate.ts';
+import { BOOTSTRAP_TYPE } from '../../src/envoy/validate.ts';
 
 /** Asserts `bootstrap` is valid for Envoy (protos and rules); returns the messages it holds. */
 export function assertValidBootstrap(bootstrap: unknown): readonly MessageNode[] {

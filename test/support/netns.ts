@@ -3,7 +3,7 @@
 // for Envoy, the app and a remote server, and clients that connect as a chosen UID/GID.
 //
 // Needs root (it creates namespaces and runs iptables). Not root: every test using it FAILS with
-// a message saying so, unless ENVOY_INJECTOR_NETNS_TESTS=skip asks to skip them, which node:test
+// a message saying so, unless NETNS_TESTS=skip asks to skip them, which node:test
 // then reports as skipped with the reason. Root without iptables, ip, python3 or setpriv: FAIL.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +17,7 @@ export const REPO = new URL('../../', import.meta.url).pathname;
 const MAIN = new URL('../../src/main.ts', import.meta.url).pathname;
 
 /** Set to `skip` to skip (loudly) the tests that need root when not running as root. */
-export const SKIP_ENV = 'ENVOY_INJECTOR_NETNS_TESTS';
+export const SKIP_ENV = 'NETNS_TESTS';
 
 /** Programs the tests run; `.ci/run` installs them on a fresh Debian machine. */
 const REQUIRED_PROGRAMS = [
