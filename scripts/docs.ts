@@ -13,6 +13,7 @@ import { OTHER_INIT_FLAGS } from '../src/iptables/options.ts';
 import { COMMANDS, EXIT_CODES } from '../src/cli.ts';
 import { CERTS_COMMAND } from '../src/cli/certs.ts';
 import { CHECK_COMMAND } from '../src/cli/check.ts';
+import { CNI_NODE_COMMAND } from '../src/cni/agent.ts';
 import type { CommandSpec, FlagSpec } from '../src/cli/flags.ts';
 
 const README = new URL('../README.md', import.meta.url);
@@ -65,7 +66,7 @@ export function readmeSections(table: SettingsTable = SETTINGS): Record<string, 
       ...BOOTSTRAP_FLAGS.map((flag) => row([`\`--${flag.name}=${flag.syntax.hint}\``, code(flag.default), flag.doc])),
       ...OTHER_INIT_FLAGS.map((flag) => row([`\`${flag.flag}\``, flag.default === '' ? '' : code(flag.default), flag.doc])),
     ].join('\n'),
-    'cli-flags': commandTables([...COMMANDS.filter((c) => c.name !== 'help'), CHECK_COMMAND, CERTS_COMMAND]),
+    'cli-flags': commandTables([...COMMANDS.filter((c) => c.name !== 'help'), CHECK_COMMAND, CERTS_COMMAND, CNI_NODE_COMMAND]),
     'exit-codes': ['| exit | meaning |', '|---|---|', ...EXIT_CODES.map((e) => row([String(e.code), e.meaning]))].join('\n'),
     'check-findings': [
       '| code | level | meaning |',

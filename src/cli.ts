@@ -12,13 +12,13 @@ import { closest } from './core/suggest.ts';
 import { ConfigError, InjectorError, UsageError } from './errors.ts';
 import { VERSION } from './version.ts';
 
-/** The exit codes every command follows (init-iptables adds its own above 2, see its --help). */
+/** The exit codes every command follows (init-iptables adds its own above 2, see its --help and the README). */
 export const EXIT_CODES = [
   { code: 0, meaning: 'Success: done, and nothing was denied or failed.' },
   {
     code: 1,
     meaning:
-      'A negative outcome: inject: a workload is denied; explain: a workload would be denied; bootstrap: the pod would not be injected; uninject: a pod cannot be uninjected; check: a check failed. Also a cluster that cannot be reached, or an unexpected error.',
+      'A negative outcome: inject: a workload is denied; explain: a workload would be denied; bootstrap: the pod would not be injected; uninject: a pod cannot be uninjected; check: a check failed; cni: the plugin refused the pod (its CNI error result on standard output); cni-node: the uninstall failed. Also a cluster that cannot be reached, or an unexpected error.',
   },
   { code: 2, meaning: 'Usage: an unknown command or flag, a flag the command does not take, a bad flag value, an input that cannot be read or parsed, or an invalid config.' },
 ] as const;
@@ -154,9 +154,11 @@ const EXTERNAL_COMMANDS: Record<string, { summary: string; load: () => Promise<{
   check: { summary: 'Check an installation through the kubeconfig.', load: () => import('./cli/check.ts') },
   certs: { summary: 'Write a CA and serving certificate.', load: () => import('./cli/certs.ts') },
   'init-iptables': { summary: "Install a pod's traffic capture (what the envoy-init container runs).", load: () => import('./iptables/cli.ts') },
+  cni: { summary: 'The chained CNI plugin envoy-injector-cni of CNI mode (run by the container runtime).', load: () => import('./cni/plugin.ts') },
+  'cni-node': { summary: "CNI mode's node agent (DaemonSet envoy-injector-node): installs the plugin.", load: () => import('./cni/agent.ts') },
 };
 
-const ORDER = ['serve', 'inject', 'uninject', 'explain', 'bootstrap', 'check', 'certs', 'init-iptables', 'version', 'help'];
+const ORDER = ['serve', 'inject', 'uninject', 'explain', 'bootstrap', 'check', 'certs', 'init-iptables', 'cni', 'cni-node', 'version', 'help'];
 const commandNames = () => ORDER;
 
 /** Returns the help of the command line: its commands, and the exit codes. */

@@ -75,6 +75,11 @@ export const LEGACY_BOOTSTRAP_ENV = 'ENVOY_BOOTSTRAP';
 /** UID and GID the proxy runs as; traffic from this UID/GID is never redirected. */
 export const PROXY_UID = 1337;
 export const PROXY_GID = 1337;
+/**
+ * UID and GID of envoy-init in CNI mode: non-root, and not the proxy's (whose traffic the capture
+ * lets through, so its check of the capture could not fail).
+ */
+export const INIT_UNPRIVILEGED_UID = 1338;
 
 /** Envoy's ports (SPEC.md §2). */
 export const PORTS = {

@@ -67,10 +67,40 @@ test('labelled namespaces: Pod Security that refuses envoy-init, and invalid def
   ).filter((f) => f.check === 'namespaces');
   assert.deepEqual(
     findings.map((f) => f.code),
-    ['namespaces-labelled', 'pod-security-enforced', 'namespace-annotation-invalid', 'namespaces-excluded'],
+    ['namespaces-labelled', 'pod-security-enforced', 'capture-modes-admitted', 'namespace-annotation-invalid', 'namespaces-excluded'],
   );
-  assert.match(findings[2]?.message ?? '', /^api: invalid defaults for its pods, .*envoy-injector\.io\/log-level="verbose" on namespace api \(accepted: one of trace/);
-  assert.doesNotMatch(findings[2]?.message ?? '', /drain-seconds/, 'a valid default is not reported');
+  assert.match(findings[1]?.message ?? '', /^shop enforces Pod Security "restricted": every injected pod is refused there, .*use capture\.mode cni/);
+  assert.equal(findings[2]?.message, 'both capture modes are admitted in: api');
+  assert.match(findings[3]?.message ?? '', /^api: invalid defaults for its pods, .*envoy-injector\.io\/log-level="verbose" on namespace api \(accepted: one of trace/);
+  assert.doesNotMatch(findings[3]?.message ?? '', /drain-seconds/, 'a valid default is not reported');
+});
+
+test('labelled namespaces in capture mode cni: which mode each admits, nothing refused (SPEC.md §4c)', () => {
+  const namespace = (name: string, labels: Record<string, string>) => ({ metadata: { name, labels: { 'envoy-injector.io/inject': 'enabled', ...labels } } });
+  const cni = testConfig({ ENVOY_INJECTOR_CAPTURE_MODE: 'cni' });
+  const findings = assessInstallation(
+    {
+      ...nothing,
+      labelledNamespaces: [
+        namespace('shop', { 'pod-security.kubernetes.io/enforce': 'restricted' }),
+        namespace('api', { 'pod-security.kubernetes.io/enforce': 'baseline' }),
+        namespace('web', { 'pod-security.kubernetes.io/warn': 'restricted' }),
+      ],
+    },
+    cni,
+    testRuntime,
+    { now },
+  ).filter((f) => f.check === 'namespaces');
+  assert.deepEqual(
+    findings.map((f) => [f.code, f.level]),
+    [
+      ['namespaces-labelled', 'ok'],
+      ['pod-security-cni-only', 'ok'],
+      ['capture-modes-admitted', 'info'],
+    ],
+  );
+  assert.equal(findings[1]?.message, 'injected pods are admitted in capture mode cni only (the mode in use) in: api (baseline), shop (restricted)');
+  assert.equal(findings[2]?.message, 'both capture modes are admitted in: web');
 });
 
 test('pods: one not injected although it would be now is a failure; a summary per namespace', () => {

@@ -163,6 +163,7 @@ test('check: a healthy installation', async () => {
       'OK    Service envoy-injector/envoy-injector: 2 ready endpoints',
       'OK    nativeSidecar auto: API server v1.31.0, every kubelet ≥ 1.29 (2 nodes): native sidecars',
       'OK    1 namespace labelled envoy-injector.io/inject=enabled: shop',
+      'INFO  both capture modes are admitted in: shop',
       'INFO  labelled but excluded (never injected): kube-system',
       'OK    default: 1 running pod: 1 injected',
       'OK    legacy: 1 running pod: 0 injected, 1 skipped by design',
@@ -377,9 +378,10 @@ test('check: labelled namespaces whose Pod Security level refuses envoy-init are
   for (const line of namespaceLines) assert.ok(run.stdout.includes(`${line}\n`), `printed: ${line}`);
   assert.deepEqual(namespaceLines, [
     'OK    3 namespaces labelled envoy-injector.io/inject=enabled: batch, payments, shop',
-    'WARN  payments enforces Pod Security "baseline": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set pod-security.kubernetes.io/enforce=privileged on the namespace (or exempt it in the API server\'s PodSecurity configuration), or stop injecting there',
-    'WARN  shop enforces Pod Security "restricted": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set pod-security.kubernetes.io/enforce=privileged on the namespace (or exempt it in the API server\'s PodSecurity configuration), or stop injecting there',
-    'INFO  batch: kubectl prints a Pod Security warning for every injected pod (pod-security.kubernetes.io/warn=restricted): envoy-init runs as root with NET_ADMIN and NET_RAW',
+    'WARN  payments enforces Pod Security "baseline": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW in capture mode init; use capture.mode cni (README "CNI mode"), set pod-security.kubernetes.io/enforce=privileged on the namespace (or exempt it in the API server\'s PodSecurity configuration), or stop injecting there',
+    'WARN  shop enforces Pod Security "restricted": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW in capture mode init; use capture.mode cni (README "CNI mode"), set pod-security.kubernetes.io/enforce=privileged on the namespace (or exempt it in the API server\'s PodSecurity configuration), or stop injecting there',
+    'INFO  batch: kubectl prints a Pod Security warning for every injected pod (pod-security.kubernetes.io/warn=restricted): envoy-init runs as root with NET_ADMIN and NET_RAW in capture mode init (capture mode cni would not warn)',
+    'INFO  both capture modes are admitted in: batch',
     'INFO  labelled but excluded (never injected): kube-system',
   ]);
   assert.equal(run.code, 0, 'warnings only');

@@ -16,12 +16,12 @@ test('flags: the injector flags, the CLI-only flags, and one clear error for eac
   const ok = parseInitArgs(['--exclude-inbound-ports=9090', '--ipv6', 'false', '--backend=legacy', '--dry-run']);
   assert.ok(ok.ok && !ok.help);
   const { inputs, ...rest } = ok.options;
-  assert.deepEqual(rest, { policy: { ...DEFAULT_TRAFFIC_POLICY, excludeInboundPorts: [9090], ipv6: 'false' }, dryRun: true, backend: 'legacy' });
+  assert.deepEqual(rest, { policy: { ...DEFAULT_TRAFFIC_POLICY, excludeInboundPorts: [9090], ipv6: 'false' }, dryRun: true, remove: false, check: false, backend: 'legacy' });
   assert.deepEqual(inputs.proxy.traffic, ok.options.policy, 'the policy is the proxy config\'s');
   assert.equal(inputs.bootstrap, null, 'no bootstrap without --bootstrap-dir');
   const none = parseInitArgs([]);
   assert.ok(none.ok && !none.help);
-  assert.deepEqual({ ...none.options, inputs: undefined }, { policy: DEFAULT_TRAFFIC_POLICY, inputs: undefined, dryRun: false, backend: 'auto' });
+  assert.deepEqual({ ...none.options, inputs: undefined }, { policy: DEFAULT_TRAFFIC_POLICY, inputs: undefined, dryRun: false, remove: false, check: false, backend: 'auto' });
   const rendering = parseInitArgs(['--bootstrap-dir=/etc/envoy-bootstrap', '--workload-name=web', '--config-hash=cafe', '--ads-tls=true', '--ads-address=xds:18000']);
   assert.ok(rendering.ok && !rendering.help);
   assert.deepEqual(rendering.options.inputs.bootstrap, { dir: '/etc/envoy-bootstrap', podLabelsPath: null, workloadName: 'web', configHash: 'cafe' });
@@ -36,6 +36,8 @@ test('flags: the injector flags, the CLI-only flags, and one clear error for eac
     ['bad IPv6 choice', ['--ipv6=yes'], /^--ipv6="yes": expected "auto", "true" or "false"$/],
     ['relative bootstrap directory', ['--bootstrap-dir=envoy'], /^--bootstrap-dir="envoy": expected an absolute path$/],
     ['bad backend', ['--backend=iptables'], /^--backend="iptables": expected one of auto, nft, legacy$/],
+    ['bad capture mode', ['--capture-mode=ebpf'], /^--capture-mode="ebpf": expected one of init, cni$/],
+    ['two actions', ['--remove', '--check'], /^--dry-run, --remove and --check exclude each other$/],
     ['positional', ['extra'], /Unexpected argument 'extra'/],
     ['missing value', ['--ipv6'], /--ipv6/],
   ];

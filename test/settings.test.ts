@@ -80,6 +80,7 @@ test('every field of the effective proxy config is a setting or a fixed value, a
     nativeSidecar: false,
     holdApplicationUntilProxyStarts: false,
     drainSeconds: 0,
+    captureMode: 'init',
     initImage: '',
     initResources: { requests: { cpu: '', memory: '' }, limits: { cpu: '', memory: '' } },
     imagePullPolicy: 'Always',
@@ -111,7 +112,7 @@ test('every field of the effective proxy config is a setting or a fixed value, a
 /** Texts of the syntaxes flags use; each flag is round-tripped with every one it accepts. */
 const SAMPLES = [
   '', '*', '0', '1', '80', '15006', '80,443,8080', '1337', '2147483647', '10.0.0.0/8', '10.0.0.0/8,fd00::/8', '169.254.169.254',
-  'true', 'false', 'auto', 'debug', 'xds.cp.svc:18000', '[fd00::9]:15012', 'xds-ca',
+  'true', 'false', 'auto', 'debug', 'xds.cp.svc:18000', '[fd00::9]:15012', 'xds-ca', 'init', 'cni',
   '{"stats_flush_interval":"5s"}', '{"static_resources":{"clusters":[{"name":"collector"}]}}',
 ];
 

@@ -11,7 +11,7 @@ import { decide } from '../core/decide.ts';
 import { formatDifference, type ProxyDifference } from '../core/differences.ts';
 import { proxyDrift, type ProxyDrift } from '../core/drift.ts';
 import { formatAnnotationErrors, resolveSettings } from '../core/overrides.ts';
-import type { InjectorConfig, InjectorRuntime, Json, JsonObject } from '../core/types.ts';
+import type { CaptureMode, InjectorConfig, InjectorRuntime, Json, JsonObject } from '../core/types.ts';
 import type { InstallationObjects } from '../kube/installation.ts';
 import { describeOlderKubelets, NATIVE_SIDECAR_MIN_MINOR, type KubeletSurvey } from '../kube/version.ts';
 import { webhookCaBundles } from '../tls/ca-bundle.ts';
@@ -124,35 +124,51 @@ const REFUSING_POD_SECURITY_LEVELS: readonly string[] = ['baseline', 'restricted
 const POD_SECURITY_LABEL = 'pod-security.kubernetes.io';
 
 /**
- * Returns what the Pod Security labels of injected namespaces mean for injected pods: Pod Security
- * admission checks the pod after the webhooks mutated it, and envoy-init runs as root with NET_ADMIN
- * and NET_RAW, which `baseline` (those capabilities) and `restricted` (root too) forbid. `enforce`
- * refuses every injected pod (warn); `warn` only makes kubectl print a warning (info).
+ * Returns which capture mode each labelled namespace's Pod Security admits, and what that means for
+ * the mode in use: Pod Security admission checks the pod after the webhooks mutated it; in init mode
+ * envoy-init runs as root with NET_ADMIN and NET_RAW, which `baseline` (those capabilities) and
+ * `restricted` (root too) forbid, while in cni mode it runs unprivileged and passes both. `enforce`
+ * refusing the mode in use is a warn; `warn` only makes kubectl print a warning (info).
  */
-export function podSecurityFindings(namespaces: readonly JsonObject[]): Finding[] {
+export function podSecurityFindings(namespaces: readonly JsonObject[], mode: CaptureMode = 'init'): Finding[] {
   const enforced: Finding[] = [];
   const warned: Finding[] = [];
+  const cniOnly: string[] = [];
+  const either: string[] = [];
   for (const ns of [...namespaces].sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
     const labels = stringMap(metadataOf(ns)['labels']);
     const enforce = labels[`${POD_SECURITY_LABEL}/enforce`];
     const warn = labels[`${POD_SECURITY_LABEL}/warn`];
     if (enforce !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(enforce)) {
-      enforced.push(
-        finding(
-          'pod-security-enforced',
-          `${nameOf(ns)} enforces Pod Security "${enforce}": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW; set ${POD_SECURITY_LABEL}/enforce=privileged on the namespace (or exempt it in the API server's PodSecurity configuration), or stop injecting there`,
-        ),
-      );
-    } else if (warn !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(warn)) {
+      if (mode === 'cni') cniOnly.push(`${nameOf(ns)} (${enforce})`);
+      else {
+        enforced.push(
+          finding(
+            'pod-security-enforced',
+            `${nameOf(ns)} enforces Pod Security "${enforce}": every injected pod is refused there, since envoy-init runs as root with NET_ADMIN and NET_RAW in capture mode init; use capture.mode cni (README "CNI mode"), set ${POD_SECURITY_LABEL}/enforce=privileged on the namespace (or exempt it in the API server's PodSecurity configuration), or stop injecting there`,
+          ),
+        );
+      }
+      continue;
+    }
+    either.push(nameOf(ns));
+    if (mode === 'init' && warn !== undefined && REFUSING_POD_SECURITY_LEVELS.includes(warn)) {
       warned.push(
         finding(
           'pod-security-warned',
-          `${nameOf(ns)}: kubectl prints a Pod Security warning for every injected pod (${POD_SECURITY_LABEL}/warn=${warn}): envoy-init runs as root with NET_ADMIN and NET_RAW`,
+          `${nameOf(ns)}: kubectl prints a Pod Security warning for every injected pod (${POD_SECURITY_LABEL}/warn=${warn}): envoy-init runs as root with NET_ADMIN and NET_RAW in capture mode init (capture mode cni would not warn)`,
         ),
       );
     }
   }
-  return [...enforced, ...warned];
+  return [
+    ...enforced,
+    ...warned,
+    ...(cniOnly.length === 0
+      ? []
+      : [finding('pod-security-cni-only', `injected pods are admitted in capture mode cni only (the mode in use) in: ${cniOnly.join(', ')}`)]),
+    ...(either.length === 0 ? [] : [finding('capture-modes-admitted', `both capture modes are admitted in: ${either.join(', ')}`)]),
+  ];
 }
 
 /** What `check` learnt about native sidecars and the nodes' kubelets (nothing with `nativeSidecar: false`). */
@@ -359,7 +375,7 @@ export function assessInstallation(
   if (active.length === 0) add('no-namespace-labelled', `no namespace is labelled envoy-injector.io/inject=enabled: only pods labelled so are injected`);
   else add('namespaces-labelled', `${active.length} namespace${active.length === 1 ? '' : 's'} labelled envoy-injector.io/inject=enabled: ${active.join(', ')}`);
   const activeObjects = objects.labelledNamespaces.filter((ns) => !excluded(nameOf(ns)));
-  findings.push(...podSecurityFindings(activeObjects));
+  findings.push(...podSecurityFindings(activeObjects, config.capture.mode));
   findings.push(...namespaceAnnotationFindings(activeObjects, config, runtime));
   if (ignored.length > 0) add('namespaces-excluded', `labelled but excluded (never injected): ${ignored.join(', ')}`);
 

@@ -101,12 +101,23 @@ export const FINDINGS = {
   'pod-security-enforced': {
     check: 'namespaces',
     level: 'warn',
-    sentence: 'A labelled namespace enforces a Pod Security level that refuses every injected pod (envoy-init needs root with NET_ADMIN and NET_RAW).',
+    sentence:
+      'A labelled namespace enforces a Pod Security level that refuses every pod injected in capture mode init, the mode in use (envoy-init needs root with NET_ADMIN and NET_RAW); capture mode cni would be admitted.',
   },
   'pod-security-warned': {
     check: 'namespaces',
     level: 'info',
-    sentence: 'A labelled namespace has kubectl print a Pod Security warning for every injected pod.',
+    sentence: 'A labelled namespace has kubectl print a Pod Security warning for every pod injected in capture mode init, the mode in use.',
+  },
+  'pod-security-cni-only': {
+    check: 'namespaces',
+    level: 'ok',
+    sentence: 'A labelled namespace enforces a Pod Security level that admits injected pods in capture mode cni only — the mode in use.',
+  },
+  'capture-modes-admitted': {
+    check: 'namespaces',
+    level: 'info',
+    sentence: 'The labelled namespaces whose Pod Security admits injected pods in either capture mode (init or cni).',
   },
   'namespace-annotation-invalid': {
     check: 'namespaces',

@@ -5,6 +5,7 @@ import {
   BOOTSTRAP_DIR,
   BOOTSTRAP_VOLUME_NAME,
   INIT_CONTAINER_NAME,
+  INIT_UNPRIVILEGED_UID,
   PODINFO_DIR,
   PODINFO_LABELS_FILE,
   PODINFO_VOLUME_NAME,
@@ -47,6 +48,23 @@ export function buildInitContainer(proxy: EffectiveProxyConfig, facts: Admission
     // (the downward API cannot give them as one variable), the rest from here.
     env: DOWNWARD_ENV.map(({ name, fieldPath }) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
     resources: resourceRequirements(proxy.initResources),
+    ...(proxy.captureMode === 'cni' ? unprivileged(proxy) : privileged(proxy)),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+/** The mounts of envoy-init in both modes: the bootstrap it writes, the labels and the bootstrap override it reads. */
+function bootstrapMounts(proxy: EffectiveProxyConfig): NonNullable<Container['volumeMounts']> {
+  return [
+    { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR },
+    { name: PODINFO_VOLUME_NAME, mountPath: PODINFO_DIR, readOnly: true },
+    ...overrideMounts(proxy),
+  ];
+}
+
+/** `init` mode: envoy-init installs the capture itself, so it needs root in the pod's network namespace. */
+function privileged(proxy: EffectiveProxyConfig): Pick<Container, 'securityContext' | 'volumeMounts'> {
+  return {
     securityContext: {
       // iptables needs root in the pod's network namespace, but only NET_ADMIN and NET_RAW:
       // everything else is dropped, and runAsNonRoot is set explicitly so a pod-level
@@ -62,21 +80,37 @@ export function buildInitContainer(proxy: EffectiveProxyConfig, facts: Admission
       // it a node whose kubelet does not default seccomp runs the container unconfined.
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    volumeMounts: [
-      // iptables takes the xtables lock in /run; an emptyDir keeps the root filesystem read-only.
-      { name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' },
-      { name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR },
-      { name: PODINFO_VOLUME_NAME, mountPath: PODINFO_DIR, readOnly: true },
-      ...overrideMounts(proxy),
-    ],
-    terminationMessagePolicy: 'FallbackToLogsOnError',
+    // iptables takes the xtables lock in /run; an emptyDir keeps the root filesystem read-only.
+    volumeMounts: [{ name: XTABLES_LOCK_VOLUME_NAME, mountPath: '/run' }, ...bootstrapMounts(proxy)],
   };
 }
 
-/** Returns the volumes the injected containers need. */
+/**
+ * `cni` mode (SPEC.md §4c): the node's CNI plugin installed the capture before any container ran,
+ * so envoy-init only renders the bootstrap and checks the capture with an ordinary connection —
+ * everything Pod Security `restricted` asks for. Not UID/GID 1337: the capture lets the proxy's
+ * traffic through, so the check would pass without any capture.
+ */
+function unprivileged(proxy: EffectiveProxyConfig): Pick<Container, 'securityContext' | 'volumeMounts'> {
+  return {
+    securityContext: {
+      runAsUser: INIT_UNPRIVILEGED_UID,
+      runAsGroup: INIT_UNPRIVILEGED_UID,
+      runAsNonRoot: true,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: bootstrapMounts(proxy),
+  };
+}
+
+/** Returns the volumes the injected containers need (no xtables lock where envoy-init runs no iptables). */
 export function buildVolumes(proxy: EffectiveProxyConfig): Volume[] {
   return [
-    { name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} },
+    ...(proxy.captureMode === 'init' ? [{ name: XTABLES_LOCK_VOLUME_NAME, emptyDir: {} }] : []),
     // Outlives container restarts (envoy's, and envoy-init's within one sandbox): the bootstrap stays.
     { name: BOOTSTRAP_VOLUME_NAME, emptyDir: {} },
     { name: PODINFO_VOLUME_NAME, downwardAPI: { items: [{ path: PODINFO_LABELS_FILE, fieldRef: { fieldPath: 'metadata.labels' } }] } },

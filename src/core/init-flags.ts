@@ -173,6 +173,8 @@ export function parseInitFlags(
 /** Options of init-iptables that only a person gives (never rendered by the injector): they do not change what is rendered. */
 const OTHER_OPTIONS = {
   'dry-run': { type: 'boolean' },
+  remove: { type: 'boolean' },
+  check: { type: 'boolean' },
   backend: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -181,6 +183,8 @@ const OTHER_OPTIONS = {
 export interface InitArgv {
   readonly flags: Readonly<Record<string, string>>;
   readonly dryRun: boolean;
+  readonly remove: boolean;
+  readonly check: boolean;
   readonly backend: string | undefined;
   readonly help: boolean;
 }
@@ -201,6 +205,8 @@ export function parseInitArgv(args: readonly string[], table: SettingsTable = SE
   return {
     flags,
     dryRun: values['dry-run'] === true,
+    remove: values['remove'] === true,
+    check: values['check'] === true,
     backend: typeof values['backend'] === 'string' ? values['backend'] : undefined,
     help: values['help'] === true,
   };

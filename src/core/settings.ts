@@ -11,7 +11,7 @@
 // file has one list of keys, and the README's config table and annotation table come from one place.
 import { DOMAIN, INJECT_ANNOTATION, PORTS, PROXY_GID, PROXY_PORTS, PROXY_UID, STATUS_ANNOTATION } from '../constants.ts';
 import { pathLenses, type Draft, type PathLens } from './lens.ts';
-import type { AdsConfig, AdsTls, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, JsonObject, NativeSidecarMode } from './types.ts';
+import type { AdsConfig, AdsTls, CaptureMode, EffectiveProxyConfig, InjectorConfig, InjectorRuntime, Ipv6Mode, JsonObject, NativeSidecarMode } from './types.ts';
 import * as v from './value-types.ts';
 import type { ValueType } from './value-types.ts';
 
@@ -631,6 +631,20 @@ export const SETTING = {
       explain: {
         label: 'cluster-wide bootstrap fragment',
         show: (value: JsonObject | null) => (value === null ? 'none' : `${Object.keys(value).join(', ')} (proxy.bootstrapOverride)`),
+      },
+    },
+  }),
+  captureMode: setting({
+    config: configAt('capture', 'mode'),
+    syntax: v.oneOf('init', 'cni'),
+    default: 'init',
+    doc: "Who installs the pods' traffic capture: `init`, envoy-init as root with NET_ADMIN and NET_RAW; `cni`, the node agent's CNI plugin, envoy-init then unprivileged (passes Pod Security `restricted`) and only checking it. See [CNI mode](#cni-mode).",
+    pod: {
+      at: proxyAt('captureMode'),
+      flag: 'capture-mode',
+      explain: {
+        label: 'traffic capture installed by',
+        show: (mode: CaptureMode) => (mode === 'cni' ? "the node's CNI plugin (cni)" : 'envoy-init (init)'),
       },
     },
   }),

@@ -85,6 +85,8 @@ export interface ProxySettings {
 
 /** The fully resolved proxy configuration of one pod: config defaults plus its overrides. */
 export interface EffectiveProxyConfig extends ProxySettings {
+  /** Who installs the pod's capture: envoy-init itself (`init`) or the node's CNI plugin (`cni`). */
+  readonly captureMode: CaptureMode;
   readonly initImage: string;
   readonly initResources: ProxyResources;
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
@@ -98,6 +100,13 @@ export interface EffectiveProxyConfig extends ProxySettings {
   /** The cluster-wide bootstrap fragment (`proxy.bootstrapOverride`), merged beneath the pod's, or null. */
   readonly bootstrapOverride: JsonObject | null;
 }
+
+/**
+ * Who installs a pod's traffic capture (SPEC.md §4c): `init`, envoy-init as root with NET_ADMIN and
+ * NET_RAW; `cni`, the node agent's chained CNI plugin before any container runs, envoy-init then
+ * unprivileged and only checking it.
+ */
+export type CaptureMode = 'init' | 'cni';
 
 /** `auto` asks the API server its version at start (≥ 1.29 → native). */
 export type NativeSidecarMode = 'auto' | 'true' | 'false';
@@ -148,6 +157,9 @@ export interface InjectorConfig {
     readonly ipv6: Ipv6Mode;
     readonly bootstrapOverrideConfigMap: string | null;
     readonly bootstrapOverride: JsonObject | null;
+  };
+  readonly capture: {
+    readonly mode: CaptureMode;
   };
   readonly init: {
     readonly image: string;

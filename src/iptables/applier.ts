@@ -16,6 +16,7 @@ import {
   RESTORE_ARGS,
   countRules,
   renderIptablesRules,
+  renderRemoval,
   type IpFamily,
 } from './rules.ts';
 import { countSavedRules, findExistingCapture, holdsCapture, parseIptablesSave, summarizeCapture } from './save.ts';
@@ -257,4 +258,53 @@ export async function applyCapture(options: InitOptions, decision: Ipv6Decision,
   }
   for (const block of applied) out.rules(block);
   print(`traffic capture installed with ${backend} (${applied.length === 2 ? 'IPv4 and IPv6' : 'IPv4'})`);
+}
+
+/**
+ * Removes every capture chain and jump from both backends and families (CNI DEL), and the ::6
+ * passthrough address; touches nothing else. A backend or family that cannot be used here has
+ * nothing of ours to remove. Returns one line per family and backend it changed.
+ */
+export async function removeCapture(): Promise<string[]> {
+  checkPrivileges();
+  const removed: string[] = [];
+  for (const backend of BACKENDS) {
+    for (const family of [4, 6] as const) {
+      const program = resolveProgram(family, backend, 'save');
+      // Without -t: listing the tables that exist never creates a legacy nat table.
+      const saved = await runTool(program, []);
+      if (saved.code !== 0) continue;
+      const input = renderRemoval(findExistingCapture(parseIptablesSave(saved.stdout)));
+      if (input === null) continue;
+      const restore = resolveProgram(family, backend, 'restore');
+      const result = await runTool(restore, RESTORE_ARGS, input);
+      if (result.code !== 0) throw new InitIptablesError(classifyToolFailure(restore, result));
+      removed.push(`removed the IPv${family} capture (${backend})`);
+    }
+  }
+  const facts = readIpv6Facts();
+  if (facts.addresses.some((a) => a.interface === 'lo' && a.address === INBOUND_PASSTHROUGH_SOURCE_V6)) {
+    const result = await runTool('ip', ['-6', 'addr', 'del', `${INBOUND_PASSTHROUGH_SOURCE_V6}/128`, 'dev', 'lo']);
+    if (result.code === 0) removed.push(`removed ${INBOUND_PASSTHROUGH_SOURCE_V6}/128 from lo`);
+  }
+  return removed;
+}
+
+/**
+ * Checks that this namespace holds exactly the capture of `policy` (CNI CHECK): in the backend
+ * holding it, IPv4, and IPv6 where ip6tables holds any of it. Throws InitIptablesError when not.
+ */
+export async function checkInstalledCapture(policy: TrafficPolicy): Promise<string> {
+  checkPrivileges();
+  const probes = await Promise.all(BACKENDS.map((backend) => probeBackend(backend, [4, 6])));
+  const holder = probes.find((p) => p.usable && p.holdsCapture);
+  if (holder === undefined) throw new InitIptablesError({ kind: 'failed', message: 'no capture is installed in this network namespace' });
+  verify(4, policy, await saveNat(4, holder.backend));
+  let families = 'IPv4';
+  const v6 = await runTool(resolveProgram(6, holder.backend, 'save'), ['-t', 'nat']);
+  if (v6.code === 0 && holdsCapture(parseIptablesSave(v6.stdout))) {
+    verify(6, policy, parseIptablesSave(v6.stdout));
+    families = 'IPv4 and IPv6';
+  }
+  return `the capture is installed as the policy says (${holder.backend}, ${families})`;
 }

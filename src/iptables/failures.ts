@@ -23,6 +23,8 @@ export const FAILURE_KINDS = {
   bootstrap: 9,
   /** The pod's bootstrap override (its ConfigMap's envoy.yaml) is missing, not YAML, or clashes with the injector's bootstrap. */
   'bootstrap-override': 10,
+  /** CNI mode: the capture the node's CNI plugin installs is not in place (envoy-init's check). */
+  'not-captured': 11,
 } as const;
 
 /** One cause of failure (a key of FAILURE_KINDS). */

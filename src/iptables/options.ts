@@ -13,6 +13,10 @@ export interface InitOptions {
   readonly inputs: InitInputs;
   /** Print the restore input for a fresh pod namespace and touch nothing. */
   readonly dryRun: boolean;
+  /** Remove the capture instead of installing it (what the CNI plugin's DEL runs). */
+  readonly remove: boolean;
+  /** Check that exactly this policy's capture is installed, changing nothing (the CNI plugin's CHECK). */
+  readonly check: boolean;
   readonly backend: BackendRequest;
 }
 
@@ -26,6 +30,8 @@ export type ParsedInitArgs =
 export const OTHER_INIT_FLAGS: readonly { readonly flag: string; readonly default: string; readonly doc: string }[] = [
   { flag: '--backend=auto|nft|legacy', default: 'auto', doc: 'The iptables backend; auto: the one already holding rules in this namespace, else nft.' },
   { flag: '--dry-run', default: '', doc: 'Print the restore input for a fresh pod namespace (IPv4, then IPv6 unless --ipv6=false) and change nothing (no bootstrap is written either); needs no privileges.' },
+  { flag: '--check', default: '', doc: 'Check that exactly the capture of the policy flags is installed and change nothing (what the CNI plugin runs on CHECK).' },
+  { flag: '--remove', default: '', doc: 'Remove the capture (every chain and jump of ours, both backends and families, and ::6 from lo) and change nothing else (what the CNI plugin runs on DEL).' },
   { flag: '-h, --help', default: '', doc: 'Show this help.' },
 ];
 
@@ -91,6 +97,9 @@ export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
   }
   if (argv.help) return { ok: true, help: true };
 
+  if ([argv.dryRun, argv.remove, argv.check].filter(Boolean).length > 1) {
+    return { ok: false, error: '--dry-run, --remove and --check exclude each other' };
+  }
   const backend = argv.backend ?? 'auto';
   if (!(BACKEND_REQUESTS as readonly string[]).includes(backend)) {
     return { ok: false, error: `--backend=${JSON.stringify(backend)}: expected one of ${BACKEND_REQUESTS.join(', ')}` };
@@ -101,6 +110,6 @@ export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
   return {
     ok: true,
     help: false,
-    options: { policy: parsed.proxy.traffic, inputs, dryRun: argv.dryRun, backend: backend as BackendRequest },
+    options: { policy: parsed.proxy.traffic, inputs, dryRun: argv.dryRun, remove: argv.remove, check: argv.check, backend: backend as BackendRequest },
   };
 }

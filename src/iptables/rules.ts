@@ -243,3 +243,20 @@ export function renderDryRun(policy: TrafficPolicy): string {
     .map((family) => `# IPv${family}: ${RESTORE_PROGRAM[family]} ${RESTORE_ARGS.join(' ')}\n${renderIptablesRules(policy, family)}`)
     .join('');
 }
+
+/**
+ * Returns the restore input that removes a capture from one family's nat table: the jumps into our
+ * chains (each as `iptables-save` printed it), then our chains, emptied and deleted. Nothing that is
+ * not ours is touched (`--noflush`). Null when there is nothing to remove.
+ */
+export function renderRemoval(existing: ExistingCapture): string | null {
+  if (existing.chains.length === 0 && existing.jumps.length === 0) return null;
+  const lines = [
+    '*nat',
+    ...existing.chains.map((chain) => `:${chain} - [0:0]`),
+    ...existing.jumps.map((jump) => jump.replace(/^-A /, '-D ')),
+    ...existing.chains.map((chain) => `-X ${chain}`),
+    'COMMIT',
+  ];
+  return `${lines.join('\n')}\n`;
+}

@@ -151,6 +151,19 @@ export function setups(): Setup[] {
       }),
       runtime: runtime(false),
     },
+    // CNI mode (SPEC.md §4c): an unprivileged envoy-init, no xtables-lock volume, --capture-mode=cni.
+    { name: 'CNI mode, classic sidecar', config: testConfig({ ENVOY_INJECTOR_CAPTURE_MODE: 'cni' }), runtime: runtime(false) },
+    {
+      name: 'CNI mode, native sidecar, ADS with a CA ConfigMap, bootstrap override ConfigMap',
+      config: testConfig({
+        ENVOY_INJECTOR_CAPTURE_MODE: 'cni',
+        ENVOY_INJECTOR_NATIVE_SIDECAR: 'true',
+        ENVOY_INJECTOR_PROXY_ADS_ADDRESS: 'xds.mesh.svc:18000',
+        ENVOY_INJECTOR_PROXY_ADS_CA_CONFIG_MAP: 'xds-ca',
+        ENVOY_INJECTOR_PROXY_BOOTSTRAP_OVERRIDE_CONFIG_MAP: 'envoy-extra',
+      }),
+      runtime: runtime(true),
+    },
   ];
 }
 

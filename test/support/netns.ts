@@ -243,6 +243,31 @@ except OSError as e:
     print("ERROR %s" % type(e).__name__, end="")
 `;
 
+/** Starts a stand-in server (see SERVER) in namespace `ns`; resolves once it listens. */
+export async function startStandIn(ns: string, listeners: readonly Listener[], identity?: { uid: number; gid: number }): Promise<ChildProcess> {
+  const config = JSON.stringify({ listeners, ...(identity ?? {}) });
+  const child = spawn('ip', ['netns', 'exec', ns, pythonExecutable(), '-c', SERVER, config], { stdio: ['pipe', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      if (out.includes('READY')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`stand-in server in ${ns} exited (${code}): ${err}`)));
+  });
+  return child;
+}
+
+/** Connects from namespace `ns` (see CLIENT) and returns the reply, or `ERROR <kind>`. */
+export function connectIn(
+  ns: string,
+  target: { host: string; port: number; uid?: number; gid?: number; bind?: string; timeout?: number },
+): Promise<string> {
+  return sh('ip', ['netns', 'exec', ns, pythonExecutable(), '-c', CLIENT, JSON.stringify(target)]);
+}
+
 /** A listener of a stand-in server. */
 export interface Listener {
   readonly port: number;
