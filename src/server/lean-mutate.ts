@@ -114,6 +114,13 @@ export function createLeanMutate(transport: MutateTransport): (request: Incoming
       const answer = transport.answerError(error, log, peer, url);
       finish(answer.statusCode, answer.headers, JSON.stringify(answer.body));
     };
+    // A body that could not be read or parsed closes its connection (the client may still be
+    // sending), as fastify's body reader does: that header comes first.
+    const failBody = (error: unknown) => {
+      if (done) return;
+      const answer = transport.answerError(error, log, peer, url);
+      finish(answer.statusCode, { connection: 'close', ...answer.headers }, JSON.stringify(answer.body));
+    };
 
     const chunks: Buffer[] = [];
     let received = 0;
@@ -125,7 +132,7 @@ export function createLeanMutate(transport: MutateTransport): (request: Incoming
     // The body deadline runs from the headers, as in the fastify route (app.ts).
     const deadline = setTimeout(() => {
       stopReading();
-      fail(new BodyTimeoutError(bodyTimeoutMs));
+      failBody(new BodyTimeoutError(bodyTimeoutMs));
     }, bodyTimeoutMs);
     response.once('close', () => clearTimeout(deadline));
     function onData(chunk: Buffer) {
@@ -133,7 +140,7 @@ export function createLeanMutate(transport: MutateTransport): (request: Incoming
       if (received > bodyLimitBytes) {
         stopReading();
         clearTimeout(deadline);
-        fail(bodyError('FST_ERR_CTP_BODY_TOO_LARGE'));
+        failBody(bodyError('FST_ERR_CTP_BODY_TOO_LARGE'));
         return;
       }
       chunks.push(chunk);
@@ -141,14 +148,14 @@ export function createLeanMutate(transport: MutateTransport): (request: Incoming
     function onEnd() {
       stopReading();
       clearTimeout(deadline);
-      if (received !== expected) return fail(bodyError('FST_ERR_CTP_INVALID_CONTENT_LENGTH'));
-      if (received === 0) return fail(bodyError('FST_ERR_CTP_EMPTY_JSON_BODY'));
+      if (received !== expected) return failBody(bodyError('FST_ERR_CTP_INVALID_CONTENT_LENGTH'));
+      if (received === 0) return failBody(bodyError('FST_ERR_CTP_EMPTY_JSON_BODY'));
       let body: unknown;
       try {
         const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, received).toString('utf8');
         body = secureJsonParse.parse(text, undefined, PARSE_OPTIONS);
       } catch {
-        return fail(bodyError('FST_ERR_CTP_INVALID_JSON_BODY'));
+        return failBody(bodyError('FST_ERR_CTP_INVALID_JSON_BODY'));
       }
       // An admission slot, taken once the body is complete and parsed, until the answer.
       releaseSlot = limit.tryAcquire();
@@ -167,7 +174,7 @@ export function createLeanMutate(transport: MutateTransport): (request: Incoming
       // What fastify's body reader does with a failed stream: a client error (HTTP 400 unless it has a 4xx).
       const status = (error as { statusCode?: unknown }).statusCode;
       if (!(typeof status === 'number' && status >= 400)) Object.assign(error, { statusCode: 400 });
-      fail(error);
+      failBody(error);
     });
   };
 }
