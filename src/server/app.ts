@@ -1,5 +1,7 @@
 // The HTTP(S) transport: bytes, headers, status codes and the AdmissionReview envelope. Builds the
 // fastify instance without listening; only main.ts listens.
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -12,11 +14,9 @@ import { createAdmissionLimit, createPeerLimit, OVERLOAD_RETRY_AFTER_SECONDS, pe
 import type { NamespaceCache } from '../kube/namespace-cache.ts';
 import { admissionLogLine, answerAdmission, createAdmissionFastPath, namespaceToLookUp } from './admission.ts';
 import { BodyTimeoutError, toHttpError } from './errors.ts';
+import { createLeanMutate, isLeanMutate, JSON_CONTENT_TYPE, type ErrorAnswer, type MutateTransport, type RequestLog } from './lean-mutate.ts';
 import type { InjectorMetrics } from './metrics.ts';
 import { decodeReview, encodeReview } from './review.ts';
-
-/** What fastify itself sends JSON as. */
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 /** Route of the benchmark's baseline (see AppDeps.benchBaseline); never registered in production. */
 export const BENCH_BASELINE_PATH = '/bench/baseline';
@@ -48,6 +48,12 @@ export interface AppDeps {
    * and answers `allowed: true` without injecting. `serve` never sets it.
    */
   readonly benchBaseline?: boolean;
+  /**
+   * Whether POST /mutate in the API server's shape is answered by the lean route (lean-mutate.ts)
+   * in front of fastify; default true. False leaves every request to fastify's /mutate route, the
+   * reference the lean route is tested against (test/lean-mutate.test.ts).
+   */
+  readonly leanMutate?: boolean;
 }
 
 /** Routes outside every bound: probes and scrapes must answer when the webhook is saturated. */
@@ -61,16 +67,25 @@ function refusalLog(metrics: InjectorMetrics | undefined) {
   let since: Partial<Record<RefusalReason, number>> = {};
   let lastLine = 0;
   return {
-    record(request: FastifyRequest, reason: RefusalReason, status: number): void {
+    record(log: RequestLog, peer: string, url: string, reason: RefusalReason, status: number): void {
       metrics?.recordRequestError(status);
       metrics?.recordRefusal(reason);
       since[reason] = (since[reason] ?? 0) + 1;
       const now = Date.now();
       if (now - lastLine < 1_000) return;
-      request.log.warn({ refused: since, peer: peerOf(request.socket.remoteAddress), path: shorten(request.url, 64) }, 'requests refused');
+      log.warn({ refused: since, peer, path: shorten(url, 64) }, 'requests refused');
       since = {};
       lastLine = now;
     },
+  };
+}
+
+/** fastify's default request ids (`req-1`, `req-2`, … in base 36), one sequence for both /mutate routes. */
+function requestIds(): () => string {
+  let next = 0;
+  return () => {
+    next = (next + 1) & 0x7fffffff;
+    return `req-${next.toString(36)}`;
   };
 }
 
@@ -104,8 +119,28 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     headersTimeout: requestTimeoutMs,
     connectionsCheckingInterval: connectionsCheckingInterval(requestTimeoutMs),
   };
+  const nextRequestId = requestIds();
+  // Set once the app's pieces exist (below); until then every request goes to fastify.
+  let lean: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
+  const { bodyLimitBytes } = config.server;
   const app = Fastify({
     loggerInstance: logger,
+    genReqId: nextRequestId,
+    // The server fastify would create (lib/server.js: the same options and timeouts), with a
+    // listener that gives POST /mutate in the API server's shape to the lean route and every other
+    // request to fastify.
+    serverFactory: (handler, options) => {
+      const listener = (request: IncomingMessage, response: ServerResponse) => {
+        if (lean !== undefined && isLeanMutate(request, bodyLimitBytes)) lean(request, response);
+        else handler(request, response);
+      };
+      const opts = options as unknown as { https?: object; http?: object; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number };
+      const server = opts.https === undefined ? createHttpServer(opts.http ?? {}, listener) : createHttpsServer(opts.https, listener);
+      server.keepAliveTimeout = opts.keepAliveTimeout;
+      server.requestTimeout = opts.requestTimeout;
+      server.setTimeout(opts.connectionTimeout);
+      return server;
+    },
     // One line per admission is logged by the route itself (SPEC.md §8).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
@@ -154,25 +189,45 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const releases = new WeakMap<FastifyRequest, () => void>();
   const peerReleases = new WeakMap<FastifyRequest, () => void>();
 
-  const refuse = (request: FastifyRequest, reply: FastifyReply, reason: 'overloaded' | 'peer-limit', message: string) => {
-    refusals.record(request, reason, 503);
+  // The refusals and error answers of both /mutate routes (this app's and lean-mutate.ts).
+  const refusal = (log: RequestLog, peer: string, url: string, reason: 'overloaded' | 'peer-limit', message: string): ErrorAnswer => {
+    refusals.record(log, peer, url, reason, 503);
     // Closed after the answer: the body was not read, and a connection kept alive would have to
     // drain it first.
-    return reply
-      .code(503)
-      .header('retry-after', String(OVERLOAD_RETRY_AFTER_SECONDS))
-      .header('connection', 'close')
-      .type('application/json')
-      .send({ error: reason === 'overloaded' ? 'overloaded' : 'too-many-requests-from-peer', message });
+    return {
+      statusCode: 503,
+      headers: { 'retry-after': String(OVERLOAD_RETRY_AFTER_SECONDS), connection: 'close' },
+      body: { error: reason === 'overloaded' ? 'overloaded' : 'too-many-requests-from-peer', message },
+    };
   };
+  const refusePeer = (log: RequestLog, peer: string, url: string) =>
+    refusal(log, peer, url, 'peer-limit', `too many requests in progress from ${peer} (server.maxRequestsPerPeer=${peers.max}); retry later`);
+  const refuseOverloaded = (log: RequestLog, peer: string, url: string) =>
+    refusal(log, peer, url, 'overloaded', `too many admissions in progress (server.maxConcurrentAdmissions=${limit.max}); retry later`);
+  const answerError = (error: unknown, log: RequestLog, peer: string, url: string): ErrorAnswer => {
+    const mapped = toHttpError(error, config.server);
+    if (error instanceof BodyTimeoutError) {
+      // Counted and logged with the other refusals (at most a line a second), not one line each.
+      refusals.record(log, peer, url, 'body-timeout', mapped.statusCode);
+      return { statusCode: mapped.statusCode, headers: { connection: 'close' }, body: mapped.body };
+    }
+    deps.metrics?.recordRequestError(mapped.statusCode);
+    if (mapped.serverFault) log.error({ err: error, path: url }, 'request failed');
+    else log.warn({ path: url, status: mapped.statusCode, error: mapped.body.error }, 'request rejected');
+    return { statusCode: mapped.statusCode, headers: {}, body: mapped.body };
+  };
+  const sendAnswer = (reply: FastifyReply, answer: ErrorAnswer) => {
+    void reply.code(answer.statusCode);
+    for (const [name, value] of Object.entries(answer.headers)) void reply.header(name, value);
+    return reply.type('application/json').send(answer.body);
+  };
+  const peerOfRequest = (request: FastifyRequest) => peerOf(request.socket.remoteAddress);
 
   app.addHook('onRequest', async (request, reply) => {
     if (UNBOUNDED_ROUTES.has(request.routeOptions.url ?? '')) return undefined;
     const peer = peerOf(request.socket.remoteAddress);
     const release = peers.tryAcquire(peer);
-    if (release === undefined) {
-      return refuse(request, reply, 'peer-limit', `too many requests in progress from ${peer} (server.maxRequestsPerPeer=${peers.max}); retry later`);
-    }
+    if (release === undefined) return sendAnswer(reply, refusePeer(request.log, peer, request.url));
     // Given back once the answer is on its way (onSend below: not when the client has read it,
     // or a burst of answers waiting for their sockets would count against their peer), or when
     // the socket goes away first (client gone, timeout).
@@ -219,9 +274,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const bounded = {
     preHandler: async (request: FastifyRequest, reply: FastifyReply) => {
       const release = limit.tryAcquire();
-      if (release === undefined) {
-        return refuse(request, reply, 'overloaded', `too many admissions in progress (server.maxConcurrentAdmissions=${limit.max}); retry later`);
-      }
+      if (release === undefined) return sendAnswer(reply, refuseOverloaded(request.log, peerOfRequest(request), request.url));
       releases.set(request, release);
       reply.raw.once('close', release);
       return undefined;
@@ -236,16 +289,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((error, request, reply) => {
-    const mapped = toHttpError(error, config.server);
-    if (error instanceof BodyTimeoutError) {
-      // Counted and logged with the other refusals (at most a line a second), not one line each.
-      refusals.record(request, 'body-timeout', mapped.statusCode);
-      return void reply.code(mapped.statusCode).header('connection', 'close').type('application/json').send(mapped.body);
-    }
-    deps.metrics?.recordRequestError(mapped.statusCode);
-    if (mapped.serverFault) request.log.error({ err: error, path: request.url }, 'request failed');
-    else request.log.warn({ path: request.url, status: mapped.statusCode, error: mapped.body.error }, 'request rejected');
-    void reply.code(mapped.statusCode).type('application/json').send(mapped.body);
+    void sendAnswer(reply, answerError(error, request.log, peerOfRequest(request), request.url));
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -273,26 +317,48 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // Injected pods are answered from patch templates (fast-patch.ts), except at debug level, where
   // the reference path answers everything so that each patch can be logged as operations.
   const fastPath = createAdmissionFastPath(config, runtime);
-  app.post(PATHS.mutate, bounded, async (request, reply) => {
+  // One admission of a parsed body, for both /mutate routes: its answer as text, logged and counted.
+  const answer = async (body: unknown, log: RequestLog): Promise<string> => {
     const started = process.hrtime.bigint();
     // From the cache (synchronous); only a miss waits, for one bounded read.
-    const name = deps.namespaces === undefined ? undefined : namespaceToLookUp(request.body);
+    const name = deps.namespaces === undefined ? undefined : namespaceToLookUp(body);
     const namespace = name === undefined ? undefined : await deps.namespaces?.defaultsFor(name);
     const debug = logger.isLevelEnabled('debug');
-    const answer = answerAdmission(request.body, config, runtime, debug ? undefined : fastPath, namespace);
+    const answered = answerAdmission(body, config, runtime, debug ? undefined : fastPath, namespace);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const { record } = answer;
+    const { record } = answered;
     // One log call: the request's bindings, the admission's identity and its decision (SPEC.md §8).
     const line = admissionLogLine(record, Math.round(durationSeconds * 1e6) / 1e3);
-    if (record.result === 'error') request.log.error({ ...line, err: record.error }, 'admission failed');
-    else request.log.info(line, 'admission');
-    if (debug && answer.patch !== undefined) {
-      request.log.debug({ uid: record.uid, namespace: record.namespace, pod: record.pod, patch: answer.patch }, 'patch');
+    if (record.result === 'error') log.error({ ...line, err: record.error }, 'admission failed');
+    else log.info(line, 'admission');
+    if (debug && answered.patch !== undefined) {
+      log.debug({ uid: record.uid, namespace: record.namespace, pod: record.pod, patch: answered.patch }, 'patch');
     }
     deps.metrics?.recordAdmission(record, durationSeconds);
+    return answered.body;
+  };
+  app.post(PATHS.mutate, bounded, async (request, reply) => {
+    const text = await answer(request.body, request.log);
     // Written as the text it already is: no serializer.
-    return reply.code(200).type(JSON_CONTENT_TYPE).send(answer.body);
+    return reply.code(200).type(JSON_CONTENT_TYPE).send(text);
   });
+
+  if (deps.leanMutate !== false) {
+    const transport: MutateTransport = {
+      bodyLimitBytes,
+      bodyTimeoutMs,
+      logger,
+      limit,
+      peers,
+      nextRequestId,
+      closing: () => closing,
+      refusePeer,
+      refuseOverloaded,
+      answerError,
+      answer,
+    };
+    lean = createLeanMutate(transport);
+  }
 
   if (deps.benchBaseline === true) {
     // The same transport, limits and envelope as /mutate, without the core: what the benchmark compares with.

@@ -41,7 +41,7 @@ export async function removeCertificates(): Promise<void> {
 export async function startServer(
   env: Record<string, string> = {},
   logger: Logger = pino({ level: 'silent' }),
-  extra: Pick<AppDeps, 'admissionLimit'> = {},
+  extra: Pick<AppDeps, 'admissionLimit' | 'leanMutate'> = {},
 ): Promise<TestServer> {
   const tls = await sharedCertificates();
   const config = testConfig(env);
