@@ -17,7 +17,7 @@ import { renderInitFlags, type BootstrapRequest } from './init-flags.ts';
 import { overrideMounts, overrideVolumes } from './override-volume.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
 import type { Container, EffectiveProxyConfig, Volume } from './types.ts';
-import { resourceRequirements } from './sidecar.ts';
+import { resourceRequirements, restrictedSecurityContext } from './sidecar.ts';
 
 /** What the bootstrap needs from the admission: the workload's name and the config hash. */
 export interface AdmissionFacts {
@@ -93,16 +93,7 @@ function privileged(proxy: EffectiveProxyConfig): Pick<Container, 'securityConte
  */
 function unprivileged(proxy: EffectiveProxyConfig): Pick<Container, 'securityContext' | 'volumeMounts'> {
   return {
-    securityContext: {
-      runAsUser: INIT_UNPRIVILEGED_UID,
-      runAsGroup: INIT_UNPRIVILEGED_UID,
-      runAsNonRoot: true,
-      privileged: false,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    securityContext: restrictedSecurityContext(INIT_UNPRIVILEGED_UID, INIT_UNPRIVILEGED_UID),
     volumeMounts: bootstrapMounts(proxy),
   };
 }

@@ -156,20 +156,28 @@ export function buildSidecar(proxy: EffectiveProxyConfig): Container {
         }
       : {}),
     ...(Object.keys(lifecycle).length > 0 ? { lifecycle } : {}),
-    securityContext: {
-      runAsUser: PROXY_UID,
-      runAsGroup: PROXY_GID,
-      runAsNonRoot: true,
-      privileged: false,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-      // The runtime's default syscall filter (Envoy needs nothing it blocks); Pod Security
-      // `restricted` asks for it too.
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    securityContext: restrictedSecurityContext(PROXY_UID, PROXY_GID),
     // Read-only: only envoy-init writes the bootstrap and the hooks.
     volumeMounts: [{ name: BOOTSTRAP_VOLUME_NAME, mountPath: BOOTSTRAP_DIR, readOnly: true }],
     terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+/**
+ * The securityContext of a container that passes Pod Security `restricted`: non-root as uid/gid,
+ * no capabilities, no privilege escalation, read-only root, and the runtime's default syscall
+ * filter (neither Envoy nor envoy-init's capture check needs anything it blocks). Shared by
+ * `envoy` and the unprivileged `envoy-init` of cni mode.
+ */
+export function restrictedSecurityContext(uid: number, gid: number): NonNullable<Container['securityContext']> {
+  return {
+    runAsUser: uid,
+    runAsGroup: gid,
+    runAsNonRoot: true,
+    privileged: false,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
   };
 }
