@@ -23,8 +23,8 @@ import { VERSION } from './version.ts';
  * exited after SIGTERM. Written synchronously nothing is left to flush at exit, and the first
  * EPIPE turns logging off (pino's broken-pipe handling) instead of blocking.
  */
-export function createLogger(config: InjectorConfig): Logger {
-  return pino({ level: config.logLevel, base: { service: 'envoy-injector', version: VERSION } }, pino.destination({ dest: 1, sync: true }));
+export function createLogger(config: InjectorConfig, dest: number | string = 1): Logger {
+  return pino({ level: config.logLevel, base: { service: 'envoy-injector', version: VERSION } }, pino.destination({ dest, sync: true }));
 }
 
 /** What startInjector needs besides the config. */

@@ -51,6 +51,22 @@ describeApiServers('namespace defaults, proxy mounts and ADS volumes through a r
     return result.pod as Obj;
   }
 
+  /**
+   * Waits until every admission line written so far has been read: the lines come over a pipe,
+   * in order, and may lag behind the API server's answer. A marker admission (a dry run in `probe`)
+   * written after them is waited for instead of a fixed delay.
+   */
+  let markers = 0;
+  async function linesSettled(): Promise<void> {
+    const name = `marker-${++markers}`;
+    const response = await api().request('POST', '/api/v1/namespaces/probe/pods?dryRun=All', pod(name));
+    assert.equal(response.status, 201, response.body?.message);
+    await waitFor(`the admission line of ${name}`, () => webhook?.admissions('probe').some((l) => l['pod'] === name), {
+      timeoutMs: 30_000,
+      detail: () => webhook?.tail(10) ?? '',
+    });
+  }
+
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'envtest-namespaces-'));
     webhook = await startServe(
@@ -98,6 +114,7 @@ describeApiServers('namespace defaults, proxy mounts and ADS volumes through a r
     const mounts = (envoyOf(stored)['volumeMounts'] as Obj[]).filter((m) => m['name'] !== 'kube-api-access' && !String(m['name']).startsWith('kube-api-access-'));
     assert.deepEqual(mounts, envoyOf(want)['volumeMounts'], "envoy's mounts, read-only, as injected");
     // Injected once (a reinvocation after the ServiceAccount plugin finds it injected and adds nothing).
+    await linesSettled();
     assert.deepEqual(webhook?.admissions('shop').map((l) => l['decision']).filter((d) => d === 'injected'), ['injected']);
   });
 
@@ -125,6 +142,7 @@ describeApiServers('namespace defaults, proxy mounts and ADS volumes through a r
       return response.status === 201 && initArgs(response.body).includes('--exclude-outbound-ports=6379');
     }, { timeoutMs: 30_000, detail: () => webhook?.tail(10) ?? '' });
     // Seen from the cache: no read of a namespace it already holds, and no problem logged.
+    await linesSettled();
     assert.ok(!webhook?.lines.some((l) => String(l['msg']).startsWith('namespace cache:')), 'no namespace cache problem');
   });
 });

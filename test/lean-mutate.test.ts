@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isLeanMutate } from '../src/server/lean-mutate.ts';
+import fc from 'fast-check';
+import secureJsonParse from 'secure-json-parse';
+import { isLeanMutate, mayHoldPoisonedKeys } from '../src/server/lean-mutate.ts';
 import { captureLogger } from './support/fake-apiserver-cluster.ts';
 import { removeCertificates, startServer, type TestServer } from './support/https-server.ts';
 import { httpsGet, openTls, readUntilClosed, requestHead } from './support/raw-https.ts';
@@ -58,6 +60,16 @@ const CASES: readonly Case[] = [
   { name: 'hostile envelope: uid an object', body: json({ ...reviewFor(POD), request: { ...(reviewFor(POD)['request'] as object), uid: { toString: 1 } } }), lean: true },
   { name: 'hostile envelope: kind a number', body: json({ ...reviewFor(POD), kind: 7 }), lean: true },
   { name: 'JSON that is not an object', body: '[1,2,3]', lean: true },
+  // The lean route skips secure-json-parse's scans when no poisoned key can be there: escapes of
+  // the letters, a byte-order mark and the API server's own escapes of < > & must all still agree.
+  { name: '__proto__ spelled with escapes', body: '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","_\\u005f\\u0070roto__":{"x":1}}', lean: true },
+  { name: 'constructor spelled with escapes', body: '{"\\u0063onstructo\\u0072":{"prototype":{"x":1}}}', lean: true },
+  { name: 'byte-order mark before the review', body: `\ufeff${json(reviewFor(POD, { uid: 'u-10' }))}`, lean: true },
+  {
+    name: "the API server's escapes of < > &",
+    body: json(reviewFor({ ...POD, metadata: { ...POD.metadata, annotations: { note: 'a<b>&c' } } }, { uid: 'u-11' })).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`),
+    lean: true,
+  },
   { name: 'slow body cut off by the deadline', body: json(reviewFor(POD, { uid: 'u-8' })), send: 40, lean: true },
   { name: 'wrong content type', headers: { 'content-type': 'text/plain' }, body: 'hello', lean: false },
   { name: 'oversized by its Content-Length', body: 'x'.repeat(BODY_LIMIT + 1), send: 0, lean: false },
@@ -91,8 +103,9 @@ async function counters(server: TestServer): Promise<string[]> {
     .filter((line) => line.startsWith('envoy_injector_') && !/duration|latency|seconds/.test(line));
 }
 
+// As text (key order kept), so that the lines are the same bytes but for their time and duration.
 const logged = (lines: Record<string, unknown>[]) =>
-  lines.filter((l) => !String(l['msg']).startsWith('Server listening')).map(({ time: _t, durationMs: _d, ...rest }) => rest);
+  lines.filter((l) => !String(l['msg']).startsWith('Server listening')).map(({ time: _t, durationMs: _d, ...rest }) => JSON.stringify(rest));
 
 after(removeCertificates);
 
@@ -133,4 +146,47 @@ test('each request gets the same bytes, log records and metric changes from the 
     await lean.close();
     await reference.close();
   }
+});
+
+/** JSON text of nested objects with the given keys, each character of a key escaped where `escape` says. */
+type Tree = { readonly entries: readonly (readonly [string, Tree | number])[] };
+function serialize(tree: Tree, escape: (i: number) => number): string {
+  let n = 0;
+  const key = (k: string) =>
+    [...k]
+      .map((ch) => {
+        const how = escape(n++);
+        if (how === 0) return JSON.stringify(ch).slice(1, -1);
+        const hex = ch.charCodeAt(0).toString(16).padStart(4, '0');
+        return `\\u${how === 1 ? hex : hex.toUpperCase()}`;
+      })
+      .join('');
+  const walk = (t: Tree): string => `{${t.entries.map(([k, v]) => `"${key(k)}":${typeof v === 'number' ? v : walk(v)}`).join(',')}}`;
+  return walk(tree);
+}
+
+test('JSON.parse stands in for secure-json-parse only where no poisoned key can be', { timeout: TEST_TIMEOUT_MS }, () => {
+  const PARSE = { protoAction: 'error', constructorAction: 'error' } as const;
+  const keyOf = fc.oneof(fc.constantFrom('__proto__', 'constructor', 'prototype', 'proto', '_', 'x<&>'), fc.string({ maxLength: 6 }));
+  const { tree } = fc.letrec<{ tree: Tree }>((tie) => ({
+    tree: fc.record({ entries: fc.array(fc.tuple(keyOf, fc.oneof({ depthSize: 'small' }, fc.integer(), tie('tree'))), { maxLength: 4 }) }),
+  }));
+  let poisoned = 0;
+  fc.assert(
+    fc.property(tree, fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 64 }), fc.boolean(), (t, escapes, bom) => {
+      const text = `${bom ? '\ufeff' : ''}${serialize(t, (i) => escapes[i % escapes.length]!)}`;
+      let reference: unknown;
+      try {
+        reference = secureJsonParse.parse(text, undefined, PARSE);
+      } catch {
+        poisoned += 1;
+        assert.equal(mayHoldPoisonedKeys(text), true, text);
+        return;
+      }
+      if (!mayHoldPoisonedKeys(text)) assert.deepEqual(JSON.parse(text), reference, text);
+    }),
+    { numRuns: 3_000 },
+  );
+  assert.ok(poisoned > 100, `poisoned texts were generated (${poisoned})`);
+  assert.equal(mayHoldPoisonedKeys('{"a":"\\u0026"}'), false, "the API server's escapes alone need no scan");
 });

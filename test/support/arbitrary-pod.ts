@@ -456,7 +456,7 @@ export interface ExpectedProxy {
 
 /** What the model says must happen to a pod. */
 export interface Expectation {
-  readonly action: 'inject' | 'skip' | 'deny';
+  readonly action: 'inject' | 'skip' | 'deny' | 'reorder';
   readonly reasons: readonly string[];
   /** Warning codes, in any order. */
   readonly warnings: readonly string[];
@@ -511,6 +511,13 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
     skips.push('already-injected');
   }
   if (names.some((n) => OTHER_MESH_CONTAINERS.includes(n))) skips.push('other-mesh-present');
+  // Re-invocation (SPEC.md §3): a pod of ours — its status annotation valid, and the generated one
+  // says a classic sidecar — whose envoy-init has init containers after it gets them moved before it.
+  if (skips[0] === 'already-injected' && annotations[STATUS_ANNOTATION] === VALID_STATUS) {
+    const initNames = initContainers.map((c) => c['name'] as string);
+    const at = initNames.indexOf(INIT_CONTAINER_NAME);
+    if (at !== -1 && at !== initNames.length - 1) return { action: 'reorder', reasons: ['envoy-init-not-last'], warnings, invalidAnnotations: [] };
+  }
   if (skips.length > 0) {
     // Only the deciding (first) reason can warn, and only where the user would not expect the skip.
     const first = skips[0]!;
