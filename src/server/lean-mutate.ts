@@ -39,7 +39,9 @@ export interface RequestLog {
 /**
  * The lean route's logger of one request: the lines fastify's request.log writes — the `reqId`
  * binding first, then the call's fields — written by the process logger itself. A pino child per
- * request (what fastify makes) cost half as much again as the admission's log line (BENCHMARKS.md).
+ * request (what fastify makes) cost ~30 k instructions, about two thirds of the admission's log
+ * line itself (BENCHMARKS.md, issue 15e). Same bytes for plain objects of named fields, which is
+ * every call made here; not for an Error as `fields` or a field named `reqId`.
  */
 export function requestLog(logger: Logger, reqId: string): RequestLog {
   return {
@@ -54,7 +56,7 @@ export function requestLog(logger: Logger, reqId: string): RequestLog {
  * Whether secure-json-parse's checks for poisoned keys could find anything in `text`. Its two
  * regular expressions match a key `__proto__` or `constructor` spelled with literal letters or
  * `\u005X`, `\u006X`, `\u007X` escapes of them; it also drops a leading byte-order mark. Without any
- * of these, JSON.parse alone gives what it gives, minus two scans of the whole body (a tenth of a
+ * of these, JSON.parse alone gives what it gives, minus two scans of the whole body (~5 % of a
  * large review's parse).
  */
 export function mayHoldPoisonedKeys(text: string): boolean {
