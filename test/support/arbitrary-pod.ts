@@ -257,7 +257,8 @@ const overrides = fc
   )
   .map((entries) => Object.fromEntries(entries) as Record<string, string>);
 
-const VALID_STATUS = JSON.stringify({ version: '0.0.1', initContainers: ['envoy-init'], containers: ['envoy'], volumes: [XTABLES_LOCK_VOLUME_NAME], configHash: 'abc' });
+/** The status annotation of a classic-sidecar injection, as the generators write it. */
+export const VALID_STATUS = JSON.stringify({ version: '0.0.1', initContainers: ['envoy-init'], containers: ['envoy'], volumes: [XTABLES_LOCK_VOLUME_NAME], configHash: 'abc' });
 const otherAnnotations = fc.dictionary(
   fc.constantFrom('example.com/owner', 'a/b~c', 'prometheus.io/scrape', 'constructor', 'toString', `${DOMAIN}/injekt`, `${DOMAIN}/proxy-cpus`, `${DOMAIN}/nonsense`, KUBECTL_DEFAULT_CONTAINER_ANNOTATION),
   fc.string({ maxLength: 8 }),
@@ -512,7 +513,7 @@ export function expectOutcome(generated: GeneratedPod, ctx: AdmissionContext, se
   }
   if (names.some((n) => OTHER_MESH_CONTAINERS.includes(n))) skips.push('other-mesh-present');
   // Re-invocation (SPEC.md §3): a pod of ours — its status annotation valid, and the generated one
-  // says a classic sidecar — whose envoy-init has init containers after it gets them moved before it.
+  // says a classic sidecar — whose envoy-init has init containers after it gets envoy-init moved last.
   if (skips[0] === 'already-injected' && annotations[STATUS_ANNOTATION] === VALID_STATUS) {
     const initNames = initContainers.map((c) => c['name'] as string);
     const at = initNames.indexOf(INIT_CONTAINER_NAME);
