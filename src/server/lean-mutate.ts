@@ -64,19 +64,22 @@ export class RequestLogger implements RequestLog {
 }
 
 /**
- * Whether secure-json-parse's checks for poisoned keys could find anything in `text`. Its two
- * regular expressions match a key `__proto__` or `constructor` spelled with literal letters or
- * `\u005X`, `\u006X`, `\u007X` escapes of them; it also drops a leading byte-order mark. Without any
- * of these, JSON.parse alone gives what it gives, minus two scans of the whole body (~5 % of a
- * large review's parse).
+ * What secure-json-parse's checks for poisoned keys look for, as one regular expression: its two
+ * expressions match a key `__proto__` or `constructor` spelled with literal letters or with
+ * `\u005X`, `\u006X`, `\u007X` escapes of them, so every such key holds a literal name or one of
+ * these escapes. One pass of one expression: searching for each literal with String#includes cost
+ * 65 µs on the large review (1,500 env var names, each with underscores the search stopped at),
+ * this ~20 µs (BENCHMARKS.md, issue 15f).
+ */
+const POISON_CANDIDATE = /__proto__|constructor|\\u00[5-7]/;
+
+/**
+ * Whether secure-json-parse's checks for poisoned keys could find anything in `text`: a key spelled
+ * as above, or a leading byte-order mark (which it drops). Without any of these, JSON.parse alone
+ * gives what it gives, minus two scans of the whole body.
  */
 export function mayHoldPoisonedKeys(text: string): boolean {
-  if (text.charCodeAt(0) === 0xfeff || text.includes('__proto__') || text.includes('constructor')) return true;
-  for (let at = text.indexOf('\\u00'); at !== -1; at = text.indexOf('\\u00', at + 1)) {
-    const digit = text.charCodeAt(at + 4);
-    if (digit >= 0x35 /* 5 */ && digit <= 0x37 /* 7 */) return true;
-  }
-  return false;
+  return text.charCodeAt(0) === 0xfeff || POISON_CANDIDATE.test(text);
 }
 
 /** A refusal or an error, as both routes send it. */
