@@ -130,12 +130,15 @@ function readContainers(
 
 /** Reads a container's resources leniently (the API server validated them), as far as QoS needs. */
 function readResources(resources: Json | undefined): ProxyResources {
+  // Built by assignment, not by spreading literals: this runs for every container of every admission.
   const list = (value: Json | undefined) => {
-    const map = isObject(value) ? value : {};
-    return {
-      ...(typeof map['cpu'] === 'string' ? { cpu: map['cpu'] } : {}),
-      ...(typeof map['memory'] === 'string' ? { memory: map['memory'] } : {}),
-    };
+    const out: { cpu?: string; memory?: string } = {};
+    if (isObject(value)) {
+      const { cpu, memory } = value;
+      if (typeof cpu === 'string') out.cpu = cpu;
+      if (typeof memory === 'string') out.memory = memory;
+    }
+    return out;
   };
   return isObject(resources) ? { requests: list(resources['requests']), limits: list(resources['limits']) } : { requests: {}, limits: {} };
 }

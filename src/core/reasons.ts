@@ -155,11 +155,16 @@ export function warning<C extends WarningCode>(code: C, ...values: WarningValues
 /** Longest user-supplied value quoted in a message; longer ones are shortened with an ellipsis. */
 const MAX_QUOTED_LENGTH = 40;
 
+/** A control character (\p{Cc}: U+0000–U+001F, U+007F–U+009F), which shorten replaces. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 /**
  * Returns `value` fit to quote in a one-line message: at most 40 characters, control characters
  * shown as spaces (a warning with a control character would be dropped by the API server).
  */
 export function shorten(value: string, max: number = MAX_QUOTED_LENGTH): string {
+  // Most values (every name of a pod the API server sends) are short and printable: as they are.
+  if (value.length <= max && !CONTROL_CHARACTER.test(value)) return value;
   // Only the head is read: a value may be megabytes long. `max` characters take at most 2 × max
   // UTF-16 units (surrogate pairs), so a head one character longer tells whether it is cut.
   const head = value.length > 2 * max + 2 ? value.slice(0, 2 * max + 2) : value;
