@@ -16,6 +16,8 @@ declare module 'autocannon' {
     connections?: number;
     pipelining?: number;
     duration?: number;
+    /** Number of requests to send, instead of a duration. */
+    amount?: number;
     timeout?: number;
     servername?: string;
   }

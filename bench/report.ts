@@ -1,6 +1,7 @@
 // The benchmark's results: the targets they are judged by, and the table printed at the end.
 import type { GrowthPoint, HostileFigures, LargePodFigures } from './measure-core.ts';
 import type { MemoryFigures, RouteComparison } from './measure-http.ts';
+import type { InstructionResults } from './measure-instructions.ts';
 import type { SizeFigures } from './measure-size.ts';
 import type { StartFigures } from './measure-start.ts';
 
@@ -24,6 +25,8 @@ export interface BenchResults {
   readonly growth: readonly GrowthPoint[];
   readonly hostile: readonly HostileFigures[];
   readonly size: SizeFigures;
+  /** Instructions per request under callgrind (`--instructions`), or why they were not counted. */
+  readonly instructions: InstructionResults;
   readonly targets: readonly Target[];
 }
 
@@ -91,6 +94,25 @@ export function judgeSize(size: SizeFigures, coldStart: StartFigures): Target[] 
   return [
     { name: "bytes added to Istio's hello pod", target: '≤ 4,500', measured: String(size.addedBytes), met: size.addedBytes <= 4500 },
     { name: 'cold start to /readyz (median)', target: '≤ 500 ms', measured: `${coldStart.medianMs.toFixed(0)} ms`, met: coldStart.medianMs <= 500 },
+  ];
+}
+
+/** Section (8): instructions per request, or why they were not counted. */
+function instructionSection(counted: InstructionResults): string[] {
+  if (!counted.measured) return [`(8) instructions per request: not measured — ${counted.reason}`, ''];
+  return [
+    `(8) user-space instructions per request under callgrind (${counted.valgrind}; each server warmed with ${counted.comparisons[0]?.warmupRequests ?? 0} requests per pod first; kernel work not counted)`,
+    table(
+      ['pod', 'requests', 'bare k instr/req', '/mutate k instr/req', 'bare ÷ /mutate'],
+      counted.comparisons.map((c) => [
+        c.pod,
+        String(c.mutate.requests),
+        num(c.bare.instructionsPerRequest / 1000, 0),
+        num(c.mutate.instructionsPerRequest / 1000, 0),
+        c.ratio.toFixed(2),
+      ]),
+    ),
+    '',
   ];
 }
 
@@ -165,6 +187,7 @@ export function formatReport(results: BenchResults): string {
       results.hostile.map((h) => [h.name, String(h.reviewBytes), num(h.jsonParseMicros / 1000, 2), num(h.admitMicros / 1000, 3), h.admitToParseRatio.toFixed(2), h.result]),
     ),
     '',
+    ...instructionSection(results.instructions),
     'targets',
     table(
       ['target', 'wanted', 'measured', ''],

@@ -4,6 +4,10 @@
 //
 //   npm run bench              the full run recorded in BENCHMARKS.md (about two minutes)
 //   npm run bench -- --quick   shorter runs, for trying changes (figures not comparable)
+//   npm run bench -- --instructions
+//                              also counts instructions per request under valgrind's callgrind
+//                              (bare server and /mutate, both pods): the figure that does not drift
+//                              with the machine's load; about six minutes more
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -11,6 +15,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { measureGrowth, measureHostile, measureLargePod } from './measure-core.ts';
 import { compareRoutes, memoryUnderLoad } from './measure-http.ts';
+import { measureInstructions, type InstructionResults } from './measure-instructions.ts';
 import { measurePodSize } from './measure-size.ts';
 import { measureColdStart } from './measure-start.ts';
 import { largePod as makeLargePod, reviewOf, typicalPod } from './pods.ts';
@@ -18,9 +23,15 @@ import { freePort, importBuilt, ROOT } from './processes.ts';
 import { formatReport, judge, judgeSize, type BenchResults } from './report.ts';
 
 const quick = process.argv.includes('--quick');
+const instructions = process.argv.includes('--instructions');
+const unknown = process.argv.slice(2).filter((a) => a !== '--quick' && a !== '--instructions');
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown argument ${unknown.join(' ')} (known: --quick, --instructions)\n`);
+  process.exit(2);
+}
 const settings = quick
-  ? { secondsPerRun: 2, memorySeconds: 10, startRuns: 2, rounds: 3 }
-  : { secondsPerRun: 6, memorySeconds: 60, startRuns: 5, rounds: 7 };
+  ? { secondsPerRun: 2, memorySeconds: 10, startRuns: 2, rounds: 3, warmupRequests: 3_000, countedRequests: 500 }
+  : { secondsPerRun: 6, memorySeconds: 60, startRuns: 5, rounds: 7, warmupRequests: 6_000, countedRequests: 2_000 };
 
 function commit(): string {
   try {
@@ -57,10 +68,20 @@ try {
   const routes = await compareRoutes(certDir, bundle.caCert, { typical: review, 'large (64 KB, 1,500 env vars)': largeReview }, settings.secondsPerRun);
   log(`memory under ${settings.memorySeconds} s of load…`);
   const memory = await memoryUnderLoad(certDir, bundle.caCert, await freePort(), review, settings.memorySeconds);
+  let counted: InstructionResults = { measured: false, reason: 'not asked for (npm run bench -- --instructions)' };
+  if (instructions) {
+    log(`instructions per request under callgrind: ${settings.warmupRequests} warm-up and ${settings.countedRequests} counted requests per pod and server…`);
+    counted = await measureInstructions(
+      certDir,
+      { typical: review, 'large (64 KB, 1,500 env vars)': largeReview },
+      { warmup: settings.warmupRequests, measured: settings.countedRequests },
+    );
+    if (!counted.measured) log(`instructions not measured: ${counted.reason}`);
+  }
 
   const results: BenchResults = {
     generatedAt: new Date().toISOString(),
-    command: `npm run bench${quick ? ' -- --quick' : ''}`,
+    command: `npm run bench${quick || instructions ? ` --${quick ? ' --quick' : ''}${instructions ? ' --instructions' : ''}` : ''}`,
     conditions: {
       node: process.version,
       cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -77,6 +98,7 @@ try {
     growth,
     hostile,
     size,
+    instructions: counted,
     targets: [...judge(routes, largePod, growth, hostile), ...judgeSize(size, coldStart)],
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });

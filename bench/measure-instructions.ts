@@ -1,0 +1,194 @@
+// Instructions per request, counted by valgrind's callgrind: `npm run bench -- --instructions`.
+//
+// Wall-clock and CPU-time figures on a shared machine drift by ±20 % between runs of the same build;
+// the number of instructions a server executes per request much less (repeatable within a few per
+// cent). Each server (bench/bare-server.ts, bench/server.ts) runs under `valgrind --tool=callgrind`
+// with instrumentation off; after a warm-up long enough for V8 to finish optimising the hot code,
+// instrumentation is switched on (`callgrind_control -i on`) for a fixed number of requests only,
+// and the count is dumped and read. User-space instructions of every thread of the process are
+// counted; the kernel's share (TLS syscalls, the network stack) is not.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon, { type Result } from 'autocannon';
+import { cleanEnv, ROOT } from './processes.ts';
+
+/** Instructions per request of one server for one review. */
+export interface InstructionFigures {
+  readonly server: string;
+  readonly path: string;
+  readonly requests: number;
+  readonly instructionsPerRequest: number;
+}
+
+/** One pod: the bare server against /mutate, by instructions. */
+export interface InstructionComparison {
+  readonly pod: string;
+  readonly warmupRequests: number;
+  readonly bare: InstructionFigures;
+  readonly mutate: InstructionFigures;
+  /** bare ÷ /mutate: the direction of the throughput targets (1 = as cheap as the bare server). */
+  readonly ratio: number;
+}
+
+export type InstructionResults =
+  | { readonly measured: true; readonly valgrind: string; readonly comparisons: readonly InstructionComparison[] }
+  | { readonly measured: false; readonly reason: string };
+
+const CONNECTIONS = 10;
+/** Under valgrind a server starts and answers tens of times slower: generous limits. */
+const START_LIMIT_MS = 180_000;
+
+/** The version line of a command, or undefined when it cannot be run. */
+function versionOf(command: string, args: readonly string[]): string | undefined {
+  const run = spawnSync(command, args, { encoding: 'utf8', timeout: 30_000 });
+  return run.status === 0 ? `${run.stdout}${run.stderr}`.trim().split('\n')[0] : undefined;
+}
+
+/** Sends `amount` requests over `CONNECTIONS` connections and resolves with autocannon's result. */
+async function send(port: number, path: string, body: string, amount: number): Promise<Result> {
+  return await autocannon({
+    url: `https://127.0.0.1:${port}${path}`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections: CONNECTIONS,
+    amount,
+    // A request under instrumentation can take tens of milliseconds; none should time out.
+    timeout: 60,
+    servername: 'localhost',
+  });
+}
+
+function control(pid: number, ...args: string[]): void {
+  const run = spawnSync('callgrind_control', [...args, String(pid)], { encoding: 'utf8', timeout: 120_000 });
+  if (run.status !== 0) throw new Error(`callgrind_control ${args.join(' ')} failed: ${run.stderr || run.stdout}`);
+}
+
+/** Reads the event total of a callgrind dump (its `totals:` line, else its `summary:` line). */
+export function totalOf(dump: string): number {
+  const match = /^totals:\s*(\d+)/m.exec(dump) ?? /^summary:\s*(\d+)/m.exec(dump);
+  if (match === null) throw new Error('the callgrind dump holds no totals line');
+  return Number(match[1]);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  try {
+    await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs `script` under callgrind, sends `warmup` requests of each review, then for each counts the
+ * instructions of `measured` requests.
+ */
+async function countServer(
+  script: string,
+  server: string,
+  path: string,
+  certDir: string,
+  bodies: Readonly<Record<string, string>>,
+  warmup: number,
+  measured: number,
+): Promise<Record<string, InstructionFigures>> {
+  const outDir = mkdtempSync(join(tmpdir(), 'envoy-injector-callgrind-'));
+  const child = spawn(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      // V8 writes and rewrites machine code in anonymous memory: valgrind must notice.
+      '--smc-check=all-non-file',
+      `--callgrind-out-file=${join(outDir, 'callgrind.out.%p')}`,
+      process.execPath,
+      '--import',
+      'tsx',
+      script,
+    ],
+    { cwd: ROOT, env: cleanEnv({ BENCH_CERT_DIR: certDir }), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4_000);
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${script} under valgrind did not listen within ${START_LIMIT_MS} ms`)), START_LIMIT_MS);
+      createInterface({ input: child.stdout! }).once('line', (line) => {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { port: number }).port);
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${script} under valgrind exited with code ${code}: ${stderr}`));
+      });
+    });
+    const figures: Record<string, InstructionFigures> = {};
+    let dumps = 0;
+    for (const [pod, body] of Object.entries(bodies)) {
+      const warm = await send(port, path, body, warmup);
+      if (warm['2xx'] !== warmup) throw new Error(`${server}: ${warmup - warm['2xx']} of ${warmup} warm-up requests failed`);
+      control(child.pid!, '-z');
+      control(child.pid!, '-i', 'on');
+      const run = await send(port, path, body, measured);
+      control(child.pid!, '-i', 'off');
+      control(child.pid!, '-d');
+      dumps += 1;
+      if (run['2xx'] !== measured) throw new Error(`${server}: ${measured - run['2xx']} of ${measured} measured requests failed`);
+      // The dump is written asynchronously by the traced process: wait for the file.
+      const name = `callgrind.out.${child.pid}.${dumps}`;
+      let dump: string | undefined;
+      for (let waited = 0; dump === undefined && waited < 120_000; waited += 200) {
+        if (readdirSync(outDir).includes(name)) {
+          const text = readFileSync(join(outDir, name), 'utf8');
+          if (/^totals:/m.test(text)) dump = text;
+        }
+        if (dump === undefined) await sleep(200);
+      }
+      if (dump === undefined) throw new Error(`${server}: callgrind wrote no dump ${name}`);
+      figures[pod] = { server, path, requests: measured, instructionsPerRequest: totalOf(dump) / measured };
+    }
+    return figures;
+  } finally {
+    await stopChild(child);
+    rmSync(outDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Instructions per request of the bare server and of /mutate for each review; `measured: false`
+ * with the reason when valgrind (or callgrind_control) is not installed.
+ */
+export async function measureInstructions(
+  certDir: string,
+  bodies: Readonly<Record<string, string>>,
+  { warmup, measured }: { warmup: number; measured: number },
+): Promise<InstructionResults> {
+  const valgrind = versionOf('valgrind', ['--version']);
+  if (valgrind === undefined) return { measured: false, reason: 'valgrind is not installed (apt-get install valgrind)' };
+  if (spawnSync('callgrind_control', ['-h'], { timeout: 30_000 }).error !== undefined) {
+    return { measured: false, reason: 'callgrind_control is not installed (it comes with valgrind)' };
+  }
+  const bare = await countServer('bench/bare-server.ts', 'bare node:https', '/', certDir, bodies, warmup, measured);
+  const mutate = await countServer('bench/server.ts', '/mutate', '/mutate', certDir, bodies, warmup, measured);
+  return {
+    measured: true,
+    valgrind,
+    comparisons: Object.keys(bodies).map((pod) => ({
+      pod,
+      warmupRequests: warmup,
+      bare: bare[pod]!,
+      mutate: mutate[pod]!,
+      ratio: bare[pod]!.instructionsPerRequest / mutate[pod]!.instructionsPerRequest,
+    })),
+  };
+}
