@@ -2,12 +2,13 @@
 // table; the figures also go to bench/results/latest.json. Speed is judged here, as ratios against
 // baselines measured in the same run, never in tests.
 //
-//   npm run bench              the full run recorded in BENCHMARKS.md (about two minutes)
+//   npm run bench              the full run recorded in BENCHMARKS.md (about three and a half minutes)
 //   npm run bench -- --quick   shorter runs, for trying changes (figures not comparable)
 //   npm run bench -- --instructions
 //                              also counts instructions per request under valgrind's callgrind
-//                              (bare server and /mutate, both pods): the figure that does not drift
-//                              with the machine's load; about six minutes more
+//                              (bare server and /mutate, both pods): a figure that drifts far less
+//                              with the machine's load than timings do; about six minutes more
+//                              (with --quick: fewer requests, rough counts)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
