@@ -3,10 +3,9 @@
 import { Buffer } from 'node:buffer';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:https';
-import { createInterface } from 'node:readline';
 import autocannon, { type Result } from 'autocannon';
 import { BENCH_BASELINE_PATH } from '../src/server/app.ts';
-import { cleanEnv, cpuMicros, ROOT, rssBytes, spawnInjector, stop, waitReady } from './processes.ts';
+import { cleanEnv, cpuMicros, portLine, ROOT, rssBytes, spawnInjector, stop, waitReady } from './processes.ts';
 
 /** Throughput and latency of one route. */
 export interface RouteFigures {
@@ -80,11 +79,12 @@ async function startServer(script: string, certDir: string): Promise<{ child: Ch
     env: cleanEnv({ BENCH_CERT_DIR: certDir }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
-    child.once('exit', (code) => reject(new Error(`${script} exited with code ${code}`)));
-  });
-  return { child, port };
+  try {
+    return { child, port: await portLine(child, script) };
+  } catch (error) {
+    await stop(child);
+    throw error;
+  }
 }
 
 async function measuredLoad(pid: number, port: number, path: string, body: string, seconds: number): Promise<Run> {

@@ -7,14 +7,13 @@
 // instrumentation is switched on (`callgrind_control -i on`) for a fixed number of requests only,
 // and the count is dumped and read. User-space instructions of every thread of the process are
 // counted; the kernel's share (TLS syscalls, the network stack) is not.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon, { type Result } from 'autocannon';
-import { cleanEnv, ROOT } from './processes.ts';
+import { cleanEnv, portLine, ROOT, stop } from './processes.ts';
 
 /** Instructions per request of one server for one review. */
 export interface InstructionFigures {
@@ -75,18 +74,6 @@ export function totalOf(dump: string): number {
   return Number(match[1]);
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  try {
-    await exited;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Runs `script` under callgrind, sends `warmup` requests of each review, then for each counts the
  * instructions of `measured` requests.
@@ -121,17 +108,7 @@ async function countServer(
     stderr = (stderr + chunk.toString('utf8')).slice(-4_000);
   });
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${script} under valgrind did not listen within ${START_LIMIT_MS} ms`)), START_LIMIT_MS);
-      createInterface({ input: child.stdout! }).once('line', (line) => {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { port: number }).port);
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${script} under valgrind exited with code ${code}: ${stderr}`));
-      });
-    });
+    const port = await portLine(child, `${script} under valgrind`, START_LIMIT_MS, () => stderr);
     const figures: Record<string, InstructionFigures> = {};
     let dumps = 0;
     for (const [pod, body] of Object.entries(bodies)) {
@@ -159,7 +136,7 @@ async function countServer(
     }
     return figures;
   } finally {
-    await stopChild(child);
+    await stop(child);
     rmSync(outDir, { recursive: true, force: true });
   }
 }

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -80,12 +81,35 @@ export async function waitReady(child: ChildProcess, port: number, ca: string | 
   }
 }
 
-/** Sends SIGTERM and resolves once the process has exited. */
-export async function stop(child: ChildProcess): Promise<void> {
+/** Sends SIGTERM, then SIGKILL if the process still runs after `killAfterMs`; resolves once it has exited. */
+export async function stop(child: ChildProcess, killAfterMs = 60_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
-  await exited;
+  const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  try {
+    await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Resolves with the port a benchmark server script prints as its first line (`{"port": N}`);
+ * rejects if it exits first or prints nothing within `limitMs`.
+ */
+export function portLine(child: ChildProcess, what: string, limitMs = 60_000, stderr: () => string = () => ''): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not listen within ${limitMs} ms`)), limitMs);
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with code ${code}${stderr() === '' ? '' : `: ${stderr()}`}`));
+    });
+  });
 }
 
 /** Resident set size of process `pid` in bytes, from /proc (the benchmark runs on Linux). */
