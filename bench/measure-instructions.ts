@@ -67,13 +67,6 @@ function control(pid: number, ...args: string[]): void {
   if (run.status !== 0) throw new Error(`callgrind_control ${args.join(' ')} failed: ${run.stderr || run.stdout}`);
 }
 
-/** Reads the event total of a callgrind dump (its `totals:` line, else its `summary:` line). */
-export function totalOf(dump: string): number {
-  const match = /^totals:\s*(\d+)/m.exec(dump) ?? /^summary:\s*(\d+)/m.exec(dump);
-  if (match === null) throw new Error('the callgrind dump holds no totals line');
-  return Number(match[1]);
-}
-
 /**
  * Runs `script` under callgrind, sends `warmup` requests of each review, then for each counts the
  * instructions of `measured` requests.
@@ -123,16 +116,14 @@ async function countServer(
       if (run['2xx'] !== measured) throw new Error(`${server}: ${measured - run['2xx']} of ${measured} measured requests failed`);
       // The dump is written asynchronously by the traced process: wait for the file.
       const name = `callgrind.out.${child.pid}.${dumps}`;
-      let dump: string | undefined;
-      for (let waited = 0; dump === undefined && waited < 120_000; waited += 200) {
-        if (readdirSync(outDir).includes(name)) {
-          const text = readFileSync(join(outDir, name), 'utf8');
-          if (/^totals:/m.test(text)) dump = text;
-        }
-        if (dump === undefined) await sleep(200);
+      // Its last line, `totals: N`, says the file is complete; N is the instruction count.
+      let total: RegExpExecArray | null = null;
+      for (let waited = 0; total === null && waited < 120_000; waited += 200) {
+        if (readdirSync(outDir).includes(name)) total = /^totals:\s*(\d+)/m.exec(readFileSync(join(outDir, name), 'utf8'));
+        if (total === null) await sleep(200);
       }
-      if (dump === undefined) throw new Error(`${server}: callgrind wrote no dump ${name}`);
-      figures[pod] = { server, path, requests: measured, instructionsPerRequest: totalOf(dump) / measured };
+      if (total === null) throw new Error(`${server}: callgrind wrote no complete dump ${name}`);
+      figures[pod] = { server, path, requests: measured, instructionsPerRequest: Number(total[1]) / measured };
     }
     return figures;
   } finally {
