@@ -2,7 +2,9 @@
 // the baseline route of the same server, and the injector's resident memory under a minute of load.
 import { Buffer } from 'node:buffer';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { join } from 'node:path';
 import autocannon, { type Result } from 'autocannon';
 import { BENCH_BASELINE_PATH } from '../src/server/app.ts';
 import { cleanEnv, cpuMicros, portLine, ROOT, rssBytes, spawnInjector, stop, waitReady } from './processes.ts';
@@ -56,15 +58,22 @@ function quantile(values: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
 }
 
-/** POSTs `body` once and returns the parsed answer (to check a route before loading it). */
-function postOnce(port: number, ca: string, path: string, body: string): Promise<{ status: number; json: Record<string, any> }> {
+/** POSTs `body` once and returns the answer, as text and parsed (to check a route before loading it). */
+function postOnce(port: number, ca: string, path: string, body: string): Promise<{ status: number; text: string; json: Record<string, any> }> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, path, method: 'POST', ca, servername: 'localhost', agent: false, headers: { 'content-type': 'application/json' } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, any> }));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          try {
+            resolve({ status: res.statusCode ?? 0, text, json: JSON.parse(text) as Record<string, any> });
+          } catch (error) {
+            reject(error);
+          }
+        });
       },
     );
     req.on('error', reject);
@@ -73,10 +82,10 @@ function postOnce(port: number, ca: string, path: string, body: string): Promise
 }
 
 /** Starts a benchmark server script (it prints its port) and resolves with it. */
-async function startServer(script: string, certDir: string): Promise<{ child: ChildProcess; port: number }> {
+async function startServer(script: string, certDir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: ROOT,
-    env: cleanEnv({ BENCH_CERT_DIR: certDir }),
+    env: cleanEnv({ BENCH_CERT_DIR: certDir, ...env }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
@@ -119,6 +128,10 @@ export interface RouteComparison {
   readonly secondsPerRoute: number;
   /** bench/bare-server.ts: node:https in its own process, parse and allow. */
   readonly bare: RouteFigures;
+  /** The same bare server parsing the review and sending /mutate's recorded answer to it. */
+  readonly bareWithAnswer: RouteFigures;
+  /** Bytes of /mutate's answer (the AdmissionReview JSON) to this review. */
+  readonly answerBytes: number;
   /** The webhook's own baseline route (same fastify server, no injection). */
   readonly baseline: RouteFigures;
   readonly mutate: RouteFigures;
@@ -127,16 +140,49 @@ export interface RouteComparison {
   /** /mutate throughput relative to the baseline route's. */
   readonly baselineRatio: number;
   /**
+   * The bare server sending /mutate's answer, relative to it allowing (throughput): the most that
+   * /mutate ÷ bare could be with an answer of this size, were making it free.
+   */
+  readonly answerCeiling: number;
+  /** /mutate throughput relative to the bare server sending the same answer: the cost of making it. */
+  readonly makingRatio: number;
+  /**
    * The same from the servers' CPU time per request (bare ÷ /mutate): what the ratio would be were
    * each server alone on its core, unaffected by the client sharing the machine.
    */
   readonly serverCapacityRatio: number;
 }
 
+/** The path at which the bare server sends /mutate's recorded answer to the `index`th pod's review. */
+const recordedPath = (index: number) => `/recorded/${index}`;
+
 /**
- * For each pod, loads the bare server, the baseline route and /mutate with the same review, in the
- * order bare, baseline, mutate, mutate, baseline, bare (so a drift in the machine's load weighs on
- * all alike), after a warm-up of each. The bare server and the webhook run in processes of their own.
+ * Asks /mutate once for each review and records its answer as the bare server's recorded answers
+ * (bench/bare-server.ts): the text around the review's uid, written to a file in `dir`.
+ */
+async function recordAnswers(port: number, ca: string, bodies: readonly string[], dir: string): Promise<{ file: string; answers: string[] }> {
+  const around: Record<string, [string, string]> = {};
+  const answers: string[] = [];
+  for (const [index, body] of bodies.entries()) {
+    const injected = await postOnce(port, ca, '/mutate', body);
+    if (injected.status !== 200 || typeof injected.json['response']?.['patch'] !== 'string') throw new Error(`/mutate did not inject: ${injected.text}`);
+    const uid = JSON.stringify((JSON.parse(body) as { request: { uid: string } }).request.uid);
+    const at = injected.text.indexOf(uid);
+    if (at < 0 || injected.text.lastIndexOf(uid) !== at) throw new Error(`the review's uid is not once in /mutate's answer: ${injected.text}`);
+    around[recordedPath(index)] = [injected.text.slice(0, at), injected.text.slice(at + uid.length)];
+    answers.push(injected.text);
+  }
+  const file = join(dir, 'recorded-answers.json');
+  writeFileSync(file, JSON.stringify(around));
+  return { file, answers };
+}
+
+/**
+ * For each pod, loads the bare server (allowing, then sending /mutate's answer), the baseline route
+ * and /mutate with the same review, in the order bare, bare with the answer, baseline, mutate,
+ * mutate, baseline, bare with the answer, bare (so a drift in the machine's load weighs on all
+ * alike), after a warm-up of each. The bare server and the webhook run in processes of their own.
+ * The recorded answers are written to `certDir` (the run's temporary directory).
  */
 export async function compareRoutes(
   certDir: string,
@@ -146,27 +192,34 @@ export async function compareRoutes(
 ): Promise<RouteComparison[]> {
   const webhook = await startServer('bench/server.ts', certDir);
   try {
-    const bare = await startServer('bench/bare-server.ts', certDir);
+    const recorded = await recordAnswers(webhook.port, ca, Object.values(bodies), certDir);
+    const bare = await startServer('bench/bare-server.ts', certDir, { BENCH_RECORDED_ANSWERS: recorded.file });
     try {
       const comparisons: RouteComparison[] = [];
-      for (const [pod, body] of Object.entries(bodies)) {
-        // Every target answers what it should before anything is measured.
-        const injected = await postOnce(webhook.port, ca, '/mutate', body);
-        if (injected.status !== 200 || typeof injected.json['response']?.['patch'] !== 'string') throw new Error(`/mutate did not inject: ${JSON.stringify(injected)}`);
+      for (const [index, [pod, body]] of Object.entries(bodies).entries()) {
+        // Every target answers what it should before anything is measured; the bare server's
+        // recorded answer is /mutate's, byte for byte.
         for (const [port, path] of [[webhook.port, BENCH_BASELINE_PATH], [bare.port, '/']] as const) {
           const allowed = await postOnce(port, ca, path, body);
           if (allowed.status !== 200 || allowed.json['response']?.['allowed'] !== true) throw new Error(`${path} failed: ${JSON.stringify(allowed)}`);
         }
+        const answer = recorded.answers[index]!;
+        const replayed = await postOnce(bare.port, ca, recordedPath(index), body);
+        if (replayed.status !== 200 || replayed.text !== answer) throw new Error(`the bare server's recorded answer differs from /mutate's: ${replayed.text}`);
         await load(bare.port, '/', body, 2);
+        await load(bare.port, recordedPath(index), body, 2);
         await load(webhook.port, BENCH_BASELINE_PATH, body, 2);
         await load(webhook.port, '/mutate', body, 2);
         const b1 = await measuredLoad(bare.child.pid!, bare.port, '/', body, secondsPerRun);
+        const a1 = await measuredLoad(bare.child.pid!, bare.port, recordedPath(index), body, secondsPerRun);
         const r1 = await measuredLoad(webhook.child.pid!, webhook.port, BENCH_BASELINE_PATH, body, secondsPerRun);
         const m1 = await measuredLoad(webhook.child.pid!, webhook.port, '/mutate', body, secondsPerRun);
         const m2 = await measuredLoad(webhook.child.pid!, webhook.port, '/mutate', body, secondsPerRun);
         const r2 = await measuredLoad(webhook.child.pid!, webhook.port, BENCH_BASELINE_PATH, body, secondsPerRun);
+        const a2 = await measuredLoad(bare.child.pid!, bare.port, recordedPath(index), body, secondsPerRun);
         const b2 = await measuredLoad(bare.child.pid!, bare.port, '/', body, secondsPerRun);
         const bareFigures = summarize('bare node:https', [b1, b2]);
+        const withAnswerFigures = summarize("bare, /mutate's answer", [a1, a2]);
         const baselineFigures = summarize(BENCH_BASELINE_PATH, [r1, r2]);
         const mutateFigures = summarize('/mutate', [m1, m2]);
         comparisons.push({
@@ -175,10 +228,14 @@ export async function compareRoutes(
           connections: CONNECTIONS,
           secondsPerRoute: 2 * secondsPerRun,
           bare: bareFigures,
+          bareWithAnswer: withAnswerFigures,
+          answerBytes: Buffer.byteLength(answer),
           baseline: baselineFigures,
           mutate: mutateFigures,
           throughputRatio: mutateFigures.requestsPerSecond / bareFigures.requestsPerSecond,
           baselineRatio: mutateFigures.requestsPerSecond / baselineFigures.requestsPerSecond,
+          answerCeiling: withAnswerFigures.requestsPerSecond / bareFigures.requestsPerSecond,
+          makingRatio: mutateFigures.requestsPerSecond / withAnswerFigures.requestsPerSecond,
           serverCapacityRatio: bareFigures.serverCpuMicrosPerRequest / mutateFigures.serverCpuMicrosPerRequest,
         });
       }

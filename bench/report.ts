@@ -60,7 +60,7 @@ export function judge(routes: readonly RouteComparison[], largePod: LargePodFigu
     ...routes.map((r) => ({
       name: `/mutate ÷ bare node:https, ${r.pod} pod`,
       target: '≥ 0.80 ×',
-      measured: `${r.throughputRatio.toFixed(2)} × (server CPU: ${r.serverCapacityRatio.toFixed(2)})`,
+      measured: `${r.throughputRatio.toFixed(2)} × (server CPU: ${r.serverCapacityRatio.toFixed(2)}; ceiling with this ${r.answerBytes}-byte answer: ${r.answerCeiling.toFixed(2)})`,
       met: r.throughputRatio >= 0.8,
     })),
     {
@@ -125,10 +125,10 @@ export function formatReport(results: BenchResults): string {
     `  load average before ${conditions.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}, after ${conditions.loadAverageAfter.map((l) => l.toFixed(2)).join(' ')}; ${num(conditions.wallSeconds, 0)} s`,
     '',
     ...routes.flatMap((r) => [
-      `(1) ${r.pod} pod: /mutate vs a bare node:https server (own process) and the baseline route (${r.reviewBytes}-byte review, ${r.connections} connections, ${r.secondsPerRoute} s each)`,
+      `(1) ${r.pod} pod: /mutate vs a bare node:https server (own process; allowing, and sending /mutate's answer) and the baseline route (${r.reviewBytes}-byte review, ${r.connections} connections, ${r.secondsPerRoute} s each)`,
       table(
         ['server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'requests', 'non-2xx', 'errors'],
-        [r.bare, r.baseline, r.mutate].map((f) => [
+        [r.bare, r.bareWithAnswer, r.baseline, r.mutate].map((f) => [
           f.path,
           num(f.requestsPerSecond, 0),
           num(f.p50Ms, 2),
@@ -140,6 +140,7 @@ export function formatReport(results: BenchResults): string {
         ]),
       ),
       `  /mutate ÷ bare: ${r.throughputRatio.toFixed(2)} (from server CPU per request: ${r.serverCapacityRatio.toFixed(2)}); /mutate ÷ baseline route: ${r.baselineRatio.toFixed(2)}`,
+      `  the answer's size: bare sending /mutate's ${r.answerBytes}-byte answer ÷ bare allowing ${r.answerCeiling.toFixed(2)} (the most /mutate ÷ bare can be with this answer); /mutate ÷ bare sending it ${r.makingRatio.toFixed(2)} (the cost of making it)`,
       '',
     ]),
     `(2) large pod: ${largePod.envVars} env vars, ${largePod.podBytes} bytes of pod JSON (${largePod.reviewBytes}-byte review); CPU per call`,
