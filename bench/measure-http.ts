@@ -126,6 +126,8 @@ export interface RouteComparison {
   readonly reviewBytes: number;
   readonly connections: number;
   readonly secondsPerRoute: number;
+  /** Seconds of load each server got for this pod before the measured runs. */
+  readonly warmupSeconds: number;
   /** bench/bare-server.ts: node:https in its own process, parse and allow. */
   readonly bare: RouteFigures;
   /** The same bare server parsing the review and sending /mutate's recorded answer to it. */
@@ -181,7 +183,10 @@ async function recordAnswers(port: number, ca: string, bodies: readonly string[]
  * For each pod, loads the bare server (allowing, then sending /mutate's answer), the baseline route
  * and /mutate with the same review, in the order bare, bare with the answer, baseline, mutate,
  * mutate, baseline, bare with the answer, bare (so a drift in the machine's load weighs on all
- * alike), after a warm-up of each. The bare server and the webhook run in processes of their own.
+ * alike), after a warm-up of each of `warmupSeconds`: long enough for V8 to have optimised most of
+ * the hot code (`node --trace-opt`: a /mutate server still compiles through its first ~30 k typical
+ * admissions, and its optimising compiler's CPU counts as the server's). The bare server and the
+ * webhook run in processes of their own.
  * The recorded answers are written to `certDir` (the run's temporary directory).
  */
 export async function compareRoutes(
@@ -189,6 +194,7 @@ export async function compareRoutes(
   ca: string,
   bodies: Readonly<Record<string, string>>,
   secondsPerRun: number,
+  warmupSeconds: number,
 ): Promise<RouteComparison[]> {
   const webhook = await startServer('bench/server.ts', certDir);
   try {
@@ -206,10 +212,10 @@ export async function compareRoutes(
         const answer = recorded.answers[index]!;
         const replayed = await postOnce(bare.port, ca, recordedPath(index), body);
         if (replayed.status !== 200 || replayed.text !== answer) throw new Error(`the bare server's recorded answer differs from /mutate's: ${replayed.text}`);
-        await load(bare.port, '/', body, 2);
-        await load(bare.port, recordedPath(index), body, 2);
-        await load(webhook.port, BENCH_BASELINE_PATH, body, 2);
-        await load(webhook.port, '/mutate', body, 2);
+        await load(bare.port, '/', body, warmupSeconds);
+        await load(bare.port, recordedPath(index), body, warmupSeconds);
+        await load(webhook.port, BENCH_BASELINE_PATH, body, warmupSeconds);
+        await load(webhook.port, '/mutate', body, warmupSeconds);
         const b1 = await measuredLoad(bare.child.pid!, bare.port, '/', body, secondsPerRun);
         const a1 = await measuredLoad(bare.child.pid!, bare.port, recordedPath(index), body, secondsPerRun);
         const r1 = await measuredLoad(webhook.child.pid!, webhook.port, BENCH_BASELINE_PATH, body, secondsPerRun);
@@ -227,6 +233,7 @@ export async function compareRoutes(
           reviewBytes: Buffer.byteLength(body),
           connections: CONNECTIONS,
           secondsPerRoute: 2 * secondsPerRun,
+          warmupSeconds,
           bare: bareFigures,
           bareWithAnswer: withAnswerFigures,
           answerBytes: Buffer.byteLength(answer),

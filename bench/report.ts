@@ -127,7 +127,7 @@ export function formatReport(results: BenchResults): string {
     `  load average before ${conditions.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}, after ${conditions.loadAverageAfter.map((l) => l.toFixed(2)).join(' ')}; ${num(conditions.wallSeconds, 0)} s`,
     '',
     ...routes.flatMap((r) => [
-      `(1) ${r.pod} pod: /mutate vs a bare node:https server (own process; allowing, and sending /mutate's answer) and the baseline route (${r.reviewBytes}-byte review, ${r.connections} connections, ${r.secondsPerRoute} s each)`,
+      `(1) ${r.pod} pod: /mutate vs a bare node:https server (own process; allowing, and sending /mutate's answer) and the baseline route (${r.reviewBytes}-byte review, ${r.connections} connections, ${r.secondsPerRoute} s each after ${r.warmupSeconds} s of warm-up)`,
       table(
         ['server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'requests', 'non-2xx', 'errors'],
         [r.bare, r.bareWithAnswer, r.baseline, r.mutate].map((f) => [

@@ -31,8 +31,8 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const settings = quick
-  ? { secondsPerRun: 2, memorySeconds: 10, startRuns: 2, rounds: 3, warmupRequests: 3_000, countedRequests: 500 }
-  : { secondsPerRun: 6, memorySeconds: 60, startRuns: 5, rounds: 7, warmupRequests: 6_000, countedRequests: 2_000 };
+  ? { secondsPerRun: 2, warmupSeconds: 2, memorySeconds: 10, startRuns: 2, rounds: 3, warmupRequests: 3_000, countedRequests: 500 }
+  : { secondsPerRun: 6, warmupSeconds: 8, memorySeconds: 60, startRuns: 5, rounds: 7, warmupRequests: 6_000, countedRequests: 2_000 };
 
 function commit(): string {
   try {
@@ -66,7 +66,7 @@ try {
   log('cold start…');
   const coldStart = await measureColdStart(certDir, bundle.caCert, settings.startRuns);
   log(`/mutate vs a bare node:https server, typical and large pod (${2 * (6 * settings.secondsPerRun + 6)} s)…`);
-  const routes = await compareRoutes(certDir, bundle.caCert, { typical: review, 'large (64 KB, 1,500 env vars)': largeReview }, settings.secondsPerRun);
+  const routes = await compareRoutes(certDir, bundle.caCert, { typical: review, 'large (64 KB, 1,500 env vars)': largeReview }, settings.secondsPerRun, settings.warmupSeconds);
   log(`memory under ${settings.memorySeconds} s of load…`);
   const memory = await memoryUnderLoad(certDir, bundle.caCert, await freePort(), review, settings.memorySeconds);
   let counted: InstructionResults = { measured: false, reason: 'not asked for (npm run bench -- --instructions)' };
