@@ -5,8 +5,9 @@
 //
 // With BENCH_RECORDED_ANSWERS (a JSON file of path → [text before the uid, text after it]), a POST
 // to one of those paths is parsed the same way and answered with /mutate's recorded answer around
-// this review's uid: the bytes /mutate sends, without the work of making them. What that costs
-// over the plain allow is the part of the gap that the answer's size alone explains.
+// this review's uid: the body /mutate sends (the headers are node's, not fastify's: a few bytes),
+// without the work of making it. What that costs over the plain allow is the part of the gap that
+// the answer's size alone explains.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { join } from 'node:path';

@@ -14,7 +14,9 @@
 // requests, `node --trace-opt`). So each count is split: the compiler's jobs (the inclusive count
 // of `OptimizingCompileDispatcher::CompileTask::RunInternal`, read with callgrind_annotate) and the
 // rest, the steady-state work of a request, which barely moved between those two warm-ups (bare
-// 368 k → 356 k, /mutate 607 k → 593 k, typical pod). The ratio is taken of the rest.
+// 368 k → 356 k, /mutate 607 k → 593 k, typical pod). The ratio is taken of the rest. A job already
+// running when counting starts may be counted in the rest (callgrind sees its call only from then
+// on), so the rest is at most a little high.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,8 +32,8 @@ export interface InstructionFigures {
   readonly requests: number;
   /** Everything counted, divided by the requests. */
   readonly instructionsPerRequest: number;
-  /** Of which the optimising compiler's background jobs (still at work after the warm-up). */
-  readonly compilerInstructionsPerRequest: number;
+  /** Of which the optimising compiler's background jobs (still at work after the warm-up); undefined when not found in the dump. */
+  readonly compilerInstructionsPerRequest: number | undefined;
   /** The rest: what a request costs once the code is optimised. */
   readonly steadyInstructionsPerRequest: number;
 }
@@ -80,14 +82,17 @@ async function send(port: number, path: string, body: string, amount: number): P
 /** The function whose inclusive count is the optimising compiler's background work (V8 11, Node 20). */
 const COMPILER_JOB = 'v8::internal::OptimizingCompileDispatcher::CompileTask::RunInternal()';
 
-/** The inclusive instruction count of COMPILER_JOB in a callgrind dump (0 when it did not run). */
-export function compilerInstructions(dump: string): number {
+/**
+ * The inclusive instruction count of COMPILER_JOB in a callgrind dump, or undefined when the dump
+ * has no such function (it did not run, or this Node's V8 names it otherwise).
+ */
+function compilerInstructions(dump: string): number | undefined {
   const run = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', dump], { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 * 1024 * 1024 });
   if (run.status !== 0) throw new Error(`callgrind_annotate ${dump} failed: ${run.stderr || run.error?.message}`);
   // Lines read `   124,310,745 (17.33%)  ???:v8::internal::…::RunInternal() [/usr/bin/node]`.
-  const line = run.stdout.split('\n').find((l) => l.includes(`:${COMPILER_JOB} `));
+  const line = run.stdout.split('\n').find((l) => l.includes(`:${COMPILER_JOB} `) || l.endsWith(`:${COMPILER_JOB}`));
   const count = line === undefined ? undefined : /^\s*([\d,]+)\s/.exec(line)?.[1];
-  return count === undefined ? 0 : Number(count.replaceAll(',', ''));
+  return count === undefined ? undefined : Number(count.replaceAll(',', ''));
 }
 
 function control(pid: number, ...args: string[]): void {
@@ -158,8 +163,8 @@ async function countServer(
         path,
         requests: measured,
         instructionsPerRequest: counted / measured,
-        compilerInstructionsPerRequest: compiler / measured,
-        steadyInstructionsPerRequest: (counted - compiler) / measured,
+        compilerInstructionsPerRequest: compiler === undefined ? undefined : compiler / measured,
+        steadyInstructionsPerRequest: (counted - (compiler ?? 0)) / measured,
       };
     }
     return figures;
@@ -171,7 +176,7 @@ async function countServer(
 
 /**
  * Instructions per request of the bare server and of /mutate for each review; `measured: false`
- * with the reason when valgrind (or callgrind_control) is not installed.
+ * with the reason when valgrind (or callgrind_control, or callgrind_annotate) is not installed.
  */
 export async function measureInstructions(
   certDir: string,

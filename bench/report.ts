@@ -1,7 +1,7 @@
 // The benchmark's results: the targets they are judged by, and the table printed at the end.
 import type { GrowthPoint, HostileFigures, LargePodFigures } from './measure-core.ts';
 import type { MemoryFigures, RouteComparison } from './measure-http.ts';
-import type { InstructionResults } from './measure-instructions.ts';
+import type { InstructionFigures, InstructionResults } from './measure-instructions.ts';
 import type { SizeFigures } from './measure-size.ts';
 import type { StartFigures } from './measure-start.ts';
 
@@ -97,6 +97,12 @@ export function judgeSize(size: SizeFigures, coldStart: StartFigures): Target[] 
   ];
 }
 
+/** "steady + compiler" in k instructions per request; without the compiler's part when it was not found. */
+function instructionCell(f: InstructionFigures): string {
+  const steady = num(f.steadyInstructionsPerRequest / 1000, 0);
+  return f.compilerInstructionsPerRequest === undefined ? `${steady} (compiler not found)` : `${steady} + ${num(f.compilerInstructionsPerRequest / 1000, 0)}`;
+}
+
 /** Section (8): instructions per request, or why they were not counted. */
 function instructionSection(counted: InstructionResults): string[] {
   if (!counted.measured) return [`(8) instructions per request: not measured — ${counted.reason}`, ''];
@@ -108,8 +114,8 @@ function instructionSection(counted: InstructionResults): string[] {
       counted.comparisons.map((c) => [
         c.pod,
         String(c.mutate.requests),
-        `${num(c.bare.steadyInstructionsPerRequest / 1000, 0)} + ${num(c.bare.compilerInstructionsPerRequest / 1000, 0)}`,
-        `${num(c.mutate.steadyInstructionsPerRequest / 1000, 0)} + ${num(c.mutate.compilerInstructionsPerRequest / 1000, 0)}`,
+        instructionCell(c.bare),
+        instructionCell(c.mutate),
         c.ratio.toFixed(2),
         c.totalRatio.toFixed(2),
       ]),
