@@ -33,6 +33,8 @@ declare module 'autocannon' {
   /** A running benchmark: awaitable for its result, and emitting one `response` per answer. */
   export interface Instance extends PromiseLike<Result> {
     on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTimeMs: number) => void): this;
+    /** Stops sending; the result then holds what was answered so far. */
+    stop(): void;
   }
   function autocannon(options: Options): Instance;
   export default autocannon;

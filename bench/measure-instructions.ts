@@ -3,20 +3,20 @@
 // Wall-clock and CPU-time figures on a shared machine drift by ±20 % between runs of the same build;
 // the number of instructions a server executes per request much less (repeatable within a few per
 // cent). Each server (bench/bare-server.ts, bench/server.ts) runs under `valgrind --tool=callgrind`
-// with instrumentation off; after a warm-up, instrumentation is switched on (`callgrind_control -i
-// on`) for a fixed number of requests only, and the count is dumped and read. User-space
-// instructions of every thread of the process are counted; the kernel's share (TLS syscalls, the
-// network stack) is not.
+// with instrumentation off and gets, per review, one autocannon run over 10 connections: after the
+// warm-up's answers, instrumentation is switched on (`callgrind_control -i on`) for a fixed number
+// of answers, then off, and the count is dumped and read. User-space instructions of every thread of
+// the process are counted; the kernel's share (TLS syscalls, the network stack) is not.
 //
-// The warm-up does not end V8's optimising: after 4,000 and even 24,000 warm-up requests its
-// background compiler (TurboFan jobs) still made 17–30 % of the counted instructions, twice as many
-// for /mutate as for the bare server (a natively run server stops compiling after some 30–70 k
-// requests, `node --trace-opt`). So each count is split: the compiler's jobs (the inclusive count
-// of `OptimizingCompileDispatcher::CompileTask::RunInternal`, read with callgrind_annotate) and the
-// rest, the steady-state work of a request, which barely moved between those two warm-ups (bare
-// 368 k → 356 k, /mutate 607 k → 593 k, typical pod). The ratio is taken of the rest. A job already
-// running when counting starts may be counted in the rest (callgrind sees its call only from then
-// on), so the rest is at most a little high.
+// One run rather than a warm-up run and a counted run (as until 15h): a new run opens new
+// connections, and the counted window then held their TLS handshakes and a burst of V8's optimising
+// compiler — TurboFan jobs were 17–30 % of such counts, after 4,000 and even 24,000 warm-up
+// requests; on the warm connections they are 2–7 % (typical pod, 6,000 warm-up). Each count is
+// still split: the compiler's jobs (the inclusive count of
+// `OptimizingCompileDispatcher::CompileTask::RunInternal`, read with callgrind_annotate) and the
+// rest, the work of the requests; the ratio is taken of the rest. A job already running when
+// counting starts may be counted in the rest (callgrind sees its call only from then on), so the
+// rest is at most a little high.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,19 +64,41 @@ function versionOf(command: string, args: readonly string[]): string | undefined
   return run.status === 0 ? `${run.stdout}${run.stderr}`.trim().split('\n')[0] : undefined;
 }
 
-/** Sends `amount` requests over `CONNECTIONS` connections and resolves with autocannon's result. */
-async function send(port: number, path: string, body: string, amount: number): Promise<Result> {
-  return await autocannon({
+/** Requests sent after the counted ones, so that the load stays the same until counting stops. */
+const TAIL = 5 * CONNECTIONS;
+
+/**
+ * Sends `warmup` + `measured` + TAIL requests over CONNECTIONS connections as one autocannon run,
+ * calling `start` once `warmup` answers have come and `end` once `measured` more have. One run, so
+ * the connections (and their TLS handshakes, ~2 M instructions each) are made before counting
+ * starts, as on a server that keeps its connections to the API server.
+ */
+async function sendCounted(port: number, path: string, body: string, warmup: number, measured: number, start: () => void, end: () => void): Promise<Result> {
+  const instance = autocannon({
     url: `https://127.0.0.1:${port}${path}`,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body,
     connections: CONNECTIONS,
-    amount,
-    // A request under instrumentation can take tens of milliseconds; none should time out.
+    amount: warmup + measured + TAIL,
     timeout: 60,
     servername: 'localhost',
   });
+  let answered = 0;
+  let failure: unknown;
+  instance.on('response', () => {
+    answered += 1;
+    try {
+      if (answered === warmup) start();
+      else if (answered === warmup + measured) end();
+    } catch (error) {
+      failure ??= error;
+      instance.stop();
+    }
+  });
+  const result = await instance;
+  if (failure !== undefined) throw failure;
+  return result;
 }
 
 /** The function whose inclusive count is the optimising compiler's background work (V8 11, Node 20). */
@@ -138,15 +160,28 @@ async function countServer(
     const figures: Record<string, InstructionFigures> = {};
     let dumps = 0;
     for (const [pod, body] of Object.entries(bodies)) {
-      const warm = await send(port, path, body, warmup);
-      if (warm['2xx'] !== warmup) throw new Error(`${server}: ${warmup - warm['2xx']} of ${warmup} warm-up requests failed`);
-      control(child.pid!, '-z');
-      control(child.pid!, '-i', 'on');
-      const run = await send(port, path, body, measured);
-      control(child.pid!, '-i', 'off');
+      let counting = false;
+      const run = await sendCounted(
+        port,
+        path,
+        body,
+        warmup,
+        measured,
+        () => {
+          control(child.pid!, '-z');
+          control(child.pid!, '-i', 'on');
+          counting = true;
+        },
+        () => {
+          control(child.pid!, '-i', 'off');
+          counting = false;
+        },
+      );
+      const sent = warmup + measured + TAIL;
+      if (run['2xx'] !== sent) throw new Error(`${server}: ${sent - run['2xx']} of ${sent} requests failed`);
+      if (counting) throw new Error(`${server}: counting did not stop`);
       control(child.pid!, '-d');
       dumps += 1;
-      if (run['2xx'] !== measured) throw new Error(`${server}: ${measured - run['2xx']} of ${measured} measured requests failed`);
       // The dump is written asynchronously by the traced process: wait for the file.
       const name = `callgrind.out.${child.pid}.${dumps}`;
       // Its last line, `totals: N`, says the file is complete; N is the instruction count.
