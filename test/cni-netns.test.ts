@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { admissionContext } from '../src/core/context.ts';
 import { injectPod } from '../src/core/inject.ts';
-import { connectIn, REPO, requireRootAndTools, runInitIptables, sh, startStandIn, withTopology, type Listener } from './support/netns.ts';
+import { connectIn, REPO, requireRootAndTools, runInitIptables, sh, startStandIn, waitForReady, withTopology, type Listener } from './support/netns.ts';
 import { testConfig, testRuntime } from './support/config.ts';
 
 const TIMEOUT = { timeout: 240_000 };
@@ -133,16 +133,7 @@ async function createNode(t: TestContext, pods: readonly Obj[]): Promise<Node> {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     children.push(api);
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      let err = '';
-      api.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-      api.stdout.setEncoding('utf8').on('data', (c: string) => {
-        out += c;
-        if (out.includes('READY')) resolve();
-      });
-      api.on('exit', (code) => reject(new Error(`fake API server exited (${code}): ${err}`)));
-    });
+    await waitForReady(api, 'fake API server');
   } catch (error) {
     await node.remove();
     throw error;

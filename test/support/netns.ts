@@ -243,20 +243,44 @@ except OSError as e:
     print("ERROR %s" % type(e).__name__, end="")
 `;
 
+/** How long a helper process may take to say READY (a loaded 2-core machine starts python slowly). */
+const READY_LIMIT_MS = 60_000;
+
+/**
+ * Resolves once `child` prints READY on its stdout; rejects, with what it wrote to stderr, when it
+ * exits first or says nothing within READY_LIMIT_MS (the caller stops it). `what` names it in errors.
+ */
+export function waitForReady(child: ChildProcess, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const settle = (error?: Error) => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => settle(new Error(`${what} exited (${code ?? signal}) before it was ready: ${err}`));
+    const timer = setTimeout(() => settle(new Error(`${what} was not ready within ${READY_LIMIT_MS} ms: ${err}`)), READY_LIMIT_MS);
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      if (out.includes('READY')) settle();
+    });
+    child.on('exit', onExit);
+  });
+}
+
 /** Starts a stand-in server (see SERVER) in namespace `ns`; resolves once it listens. */
 export async function startStandIn(ns: string, listeners: readonly Listener[], identity?: { uid: number; gid: number }): Promise<ChildProcess> {
   const config = JSON.stringify({ listeners, ...(identity ?? {}) });
   const child = spawn('ip', ['netns', 'exec', ns, pythonExecutable(), '-c', SERVER, config], { stdio: ['pipe', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-    child.stdout.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-      if (out.includes('READY')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`stand-in server in ${ns} exited (${code}): ${err}`)));
-  });
+  try {
+    await waitForReady(child, `stand-in server in ${ns}`);
+  } catch (error) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    throw error;
+  }
   return child;
 }
 
@@ -331,17 +355,9 @@ export async function createTopology(options: { ipv6?: boolean } = {}): Promise<
       const child = spawn('ip', ['netns', 'exec', ns, pythonExecutable(), '-c', SERVER, config], {
         stdio: ['pipe', 'pipe', 'pipe'],
       });
+      // Stopped by remove() whatever happens here.
       servers.push(child);
-      await new Promise<void>((resolve, reject) => {
-        let out = '';
-        let err = '';
-        child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-        child.stdout.setEncoding('utf8').on('data', (c: string) => {
-          out += c;
-          if (out.includes('READY')) resolve();
-        });
-        child.on('exit', (code) => reject(new Error(`stand-in server in ${ns} exited (${code}): ${err}`)));
-      });
+      await waitForReady(child, `stand-in server in ${ns}`);
     },
     async connect(ns, target) {
       return sh('ip', ['netns', 'exec', ns, pythonExecutable(), '-c', CLIENT, JSON.stringify(target)]);
