@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon, { type Result } from 'autocannon';
 import { BENCH_BASELINE_PATH } from '../src/server/app.ts';
-import { cleanEnv, cpuMicros, portLine, ROOT, rssBytes, spawnInjector, stop, waitReady } from './processes.ts';
+import { cleanEnv, cpuMicros, portLine, reviewLoad, ROOT, rssBytes, spawnInjector, stop, waitReady } from './processes.ts';
 
 /** Throughput and latency of one route. */
 export interface RouteFigures {
@@ -35,15 +35,7 @@ const CONNECTIONS = 10;
 
 /** Loads `path` for `seconds`; collects each successful answer's latency into `latencies` if given. */
 async function load(port: number, path: string, body: string, seconds: number, latencies?: number[]): Promise<Result> {
-  const instance = autocannon({
-    url: `https://127.0.0.1:${port}${path}`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-    connections: CONNECTIONS,
-    duration: seconds,
-    servername: 'localhost',
-  });
+  const instance = autocannon({ ...reviewLoad(port, path, body, CONNECTIONS), duration: seconds });
   // autocannon's own histogram has whole milliseconds; the answers here take less than one.
   if (latencies !== undefined) {
     instance.on('response', (_client, statusCode, _bytes, ms) => {
@@ -197,8 +189,11 @@ export async function compareRoutes(
   secondsPerRun: number,
   warmupSeconds: number,
 ): Promise<RouteComparison[]> {
-  const webhook = await startServer('bench/server.ts', certDir);
   const scratch = mkdtempSync(join(tmpdir(), 'envoy-injector-bench-answers-'));
+  const webhook = await startServer('bench/server.ts', certDir).catch((error: unknown) => {
+    rmSync(scratch, { recursive: true, force: true });
+    throw error;
+  });
   try {
     const recorded = await recordAnswers(webhook.port, ca, Object.values(bodies), scratch);
     const bare = await startServer('bench/bare-server.ts', certDir, { BENCH_RECORDED_ANSWERS: recorded.file });

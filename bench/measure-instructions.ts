@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon, { type Result } from 'autocannon';
-import { cleanEnv, portLine, ROOT, stop } from './processes.ts';
+import { cleanEnv, portLine, reviewLoad, ROOT, stop } from './processes.ts';
 
 /** Instructions per request of one server for one review. */
 export interface InstructionFigures {
@@ -74,16 +74,8 @@ const TAIL = 5 * CONNECTIONS;
  * starts, as on a server that keeps its connections to the API server.
  */
 async function sendCounted(port: number, path: string, body: string, warmup: number, measured: number, start: () => void, end: () => void): Promise<Result> {
-  const instance = autocannon({
-    url: `https://127.0.0.1:${port}${path}`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-    connections: CONNECTIONS,
-    amount: warmup + measured + TAIL,
-    timeout: 60,
-    servername: 'localhost',
-  });
+  // A request under instrumentation can take tens of milliseconds; none should time out.
+  const instance = autocannon({ ...reviewLoad(port, path, body, CONNECTIONS), amount: warmup + measured + TAIL, timeout: 60 });
   let answered = 0;
   let failure: unknown;
   instance.on('response', () => {
@@ -123,8 +115,8 @@ function control(pid: number, ...args: string[]): void {
 }
 
 /**
- * Runs `script` under callgrind, sends `warmup` requests of each review, then for each counts the
- * instructions of `measured` requests.
+ * Runs `script` under callgrind and, for each review, one run of requests (sendCounted): counts the
+ * instructions of `measured` requests after `warmup` of them.
  */
 async function countServer(
   script: string,

@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Options } from 'autocannon';
 
 /** The repository root (the benchmark runs from any working directory). */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -119,6 +120,21 @@ export function rssBytes(pid: number): number {
     if (match) return Number(match[1]) * 1024;
   }
   throw new Error('resident memory can only be read from /proc (Linux)');
+}
+
+/**
+ * autocannon's options for POSTing `body` as a JSON review to `path` of a benchmark server over TLS
+ * (its certificate names localhost), over `connections` connections; the caller adds how long.
+ */
+export function reviewLoad(port: number, path: string, body: string, connections: number): Options {
+  return {
+    url: `https://127.0.0.1:${port}${path}`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections,
+    servername: 'localhost',
+  };
 }
 
 /** CPU time (user + system, all threads) process `pid` has used so far, in microseconds. */
