@@ -53,7 +53,8 @@ const certDir = mkdtempSync(join(tmpdir(), 'envoy-injector-bench-'));
 try {
   const { bundle } = await ensureLocalCertificates(certDir, [], 30);
   const review = JSON.stringify(reviewOf(typicalPod()));
-  const largeReview = JSON.stringify(reviewOf(makeLargePod()));
+  // The two pods of the throughput and instruction rows.
+  const reviews = { typical: review, 'large (64 KB, 1,500 env vars)': JSON.stringify(reviewOf(makeLargePod())) };
 
   log('bytes added to a pod…');
   const size = await measurePodSize();
@@ -66,17 +67,13 @@ try {
   log('cold start…');
   const coldStart = await measureColdStart(certDir, bundle.caCert, settings.startRuns);
   log(`/mutate vs a bare node:https server, typical and large pod (${2 * (8 * settings.secondsPerRun + 4 * settings.warmupSeconds)} s)…`);
-  const routes = await compareRoutes(certDir, bundle.caCert, { typical: review, 'large (64 KB, 1,500 env vars)': largeReview }, settings.secondsPerRun, settings.warmupSeconds);
+  const routes = await compareRoutes(certDir, bundle.caCert, reviews, settings.secondsPerRun, settings.warmupSeconds);
   log(`memory under ${settings.memorySeconds} s of load…`);
   const memory = await memoryUnderLoad(certDir, bundle.caCert, await freePort(), review, settings.memorySeconds);
   let counted: InstructionResults = { measured: false, reason: 'not asked for (npm run bench -- --instructions)' };
   if (instructions) {
     log(`instructions per request under callgrind: ${settings.warmupRequests} warm-up and ${settings.countedRequests} counted requests per pod and server…`);
-    counted = await measureInstructions(
-      certDir,
-      { typical: review, 'large (64 KB, 1,500 env vars)': largeReview },
-      { warmup: settings.warmupRequests, measured: settings.countedRequests },
-    );
+    counted = await measureInstructions(certDir, reviews, { warmup: settings.warmupRequests, measured: settings.countedRequests });
     if (!counted.measured) log(`instructions not measured: ${counted.reason}`);
   }
 
