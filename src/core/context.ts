@@ -14,16 +14,20 @@ export interface AdmissionFacts {
   readonly workloadKind?: string | undefined;
 }
 
-/** Returns the admission context of `facts`, leaving out what is not known. */
+/**
+ * Returns the admission context of `facts`, leaving out what is not known. Every admission makes
+ * one: the known facts are added one by one to a literal (fast shape transitions), not spread.
+ */
 export function admissionContext(facts: AdmissionFacts): AdmissionContext {
-  return {
+  const context: { -readonly [K in keyof AdmissionContext]: AdmissionContext[K] } = {
     kind: facts.kind ?? 'Pod',
     operation: facts.operation ?? 'CREATE',
     namespace: facts.namespace,
-    ...(facts.subResource === undefined || facts.subResource === '' ? {} : { subResource: facts.subResource }),
-    ...(facts.namespaceLabels === undefined ? {} : { namespaceLabels: facts.namespaceLabels }),
-    ...(facts.namespaceAnnotations === undefined ? {} : { namespaceAnnotations: facts.namespaceAnnotations }),
-    ...(facts.namespaceAnnotationsUnknown === true ? { namespaceAnnotationsUnknown: true } : {}),
-    ...(facts.workloadKind === undefined ? {} : { workloadKind: facts.workloadKind }),
   };
+  if (facts.subResource !== undefined && facts.subResource !== '') context.subResource = facts.subResource;
+  if (facts.namespaceLabels !== undefined) context.namespaceLabels = facts.namespaceLabels;
+  if (facts.namespaceAnnotations !== undefined) context.namespaceAnnotations = facts.namespaceAnnotations;
+  if (facts.namespaceAnnotationsUnknown === true) context.namespaceAnnotationsUnknown = true;
+  if (facts.workloadKind !== undefined) context.workloadKind = facts.workloadKind;
+  return context;
 }
