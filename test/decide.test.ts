@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { admissionContext } from '../src/core/context.ts';
 import { decide } from '../src/core/decide.ts';
 import { injectPod } from '../src/core/inject.ts';
+import { readPod } from '../src/core/pod.ts';
 import { REASONS, type ReasonCode } from '../src/core/reasons.ts';
 import type { AdmissionContext, InjectorConfig, InjectorRuntime } from '../src/core/types.ts';
 import { testConfig, testRuntime } from './support/config.ts';
@@ -370,6 +371,18 @@ test('invalid annotations are all listed in one message with value and what is a
   assert.match(message, /envoy-injector\.io\/log-level="chatty" \(accepted: one of trace, debug/);
 });
 
+test('a container port counts as TCP unless it names another protocol', () => {
+  const read = readPod({
+    spec: {
+      containers: [
+        { name: 'a', ports: [{ containerPort: 80 }, { containerPort: 81, protocol: null }, { containerPort: 82, protocol: 'UDP' }, { containerPort: 83, protocol: 'TCP' }] },
+      ],
+    },
+  });
+  assert.ok(read.ok);
+  assert.deepEqual(read.pod.containers[0]?.tcpPorts, [80, 81, 83]);
+});
+
 test('malformed pods are denied with the path of the problem, never thrown', () => {
   const ctx: AdmissionContext = admissionContext({ namespace: 'demo' });
   const cases: [unknown, RegExp][] = [
@@ -379,6 +392,11 @@ test('malformed pods are denied with the path of the problem, never thrown', () 
     [{ spec: { containers: [{ image: 'x' }] } }, /spec\.containers\[0\]\.name is missing/],
     [{ metadata: { annotations: { a: 1 } }, spec: { containers: [{ name: 'a' }] } }, /metadata\.annotations\["a"\] must be a string/],
     [{ spec: { containers: [{ name: 'a', ports: [{ containerPort: '80' }] }] } }, /containerPort must be a whole number/],
+    [{ spec: { containers: [{ name: 'a', ports: [{ containerPort: 80.5 }] }] } }, /spec\.containers\[0\]\.ports\[0\]\.containerPort must be a whole number\.$/],
+    [{ spec: { containers: [{ name: 'a', ports: 'http' }] } }, /spec\.containers\[0\]\.ports must be a list\.$/],
+    [{ spec: { containers: [{ name: 'a', ports: [{ containerPort: 80 }, 8080] }] } }, /spec\.containers\[0\]\.ports\[1\] must be an object\.$/],
+    [{ spec: { initContainers: [{ name: 'i', ports: [{ containerPort: null }] }], containers: [{ name: 'a' }] } }, /spec\.initContainers\[0\]\.ports\[0\]\.containerPort is missing\.$/],
+    [{ spec: { containers: [{ name: 'a', ports: [{ containerPort: 80, protocol: 6 }] }] } }, /spec\.containers\[0\]\.ports\[0\]\.protocol must be a string\.$/],
   ];
   for (const [object, message] of cases) {
     const { decision } = decide(object, ctx, config, testRuntime);

@@ -15,6 +15,7 @@ import { escapeEnvReferences } from './env-expansion.ts';
 import { injectPod } from './inject.ts';
 import { createPatch, type PatchShape } from './patch.ts';
 import { planFacts, planFromFacts, type PlanFacts } from './plan.ts';
+import type { ResolvedSetting } from './overrides.ts';
 import type { PodView } from './pod.ts';
 import type { Warning } from './reasons.ts';
 import { SETTINGS, type SettingsTable } from './settings.ts';
@@ -217,6 +218,15 @@ function renderPatch(template: Template, facts: PlanFacts): { base64: string; by
 }
 
 /**
+ * The template keys made so far for each resolved settings list, by pod shape. resolveSettings
+ * gives every pod of a combination of annotation texts the same (frozen) list, so its replicas get
+ * the same key string: no JSON of ~40 settings per admission, and a string whose hash the template
+ * cache's lookups already know. A list it resolved afresh (a key too long to remember) is new
+ * each time and so is its entry here, dropped with the list.
+ */
+const KEYS = new WeakMap<readonly ResolvedSetting[], Map<string, string>>();
+
+/**
  * Returns the template key of an injected pod: everything its patch is rendered from besides the
  * two slots. The effective proxy config is a pure function of the settings' annotation texts in
  * play (resolveSettings reads nothing else of the pod or its namespace; the config, runtime and
@@ -231,7 +241,11 @@ function templateKey(pod: PodView, facts: PlanFacts, decision: Extract<Decision,
     (pod.hasVolumes ? 'V' : 'v') +
     (facts.defaultContainerChosen ? 'D' : 'd') +
     (facts.firstContainer === undefined ? 'f' : 'F');
-  return shape + JSON.stringify(decision.settings.map((s) => s.text ?? null));
+  let byShape = KEYS.get(decision.settings);
+  if (byShape === undefined) KEYS.set(decision.settings, (byShape = new Map()));
+  let key = byShape.get(shape);
+  if (key === undefined) byShape.set(shape, (key = shape + JSON.stringify(decision.settings.map((s) => s.text ?? null))));
+  return key;
 }
 
 /** Returns the fast path for pods admitted under `config` and `runtime`, with an LRU of `capacity` templates. */

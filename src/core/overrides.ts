@@ -144,6 +144,9 @@ const annotationKeysOf = perTable((table) =>
   podSettings(table).flatMap((s) => (s.pod?.annotation === undefined ? [] : [annotationKey(s.pod.annotation)])),
 );
 
+/** textsKey of a pod and namespace that give no setting's annotation: one `-` per setting. */
+const noTextsKeyOf = perTable((table) => '-'.repeat(annotationKeysOf(table).length));
+
 /**
  * Returns what resolveSettings reads of the annotations, as one string: each setting's own and
  * inherited text (length-prefixed, so no two combinations meet), and the namespace's name when
@@ -154,9 +157,15 @@ function textsKey(
   namespace: NamespaceDefaults | undefined,
   table: SettingsTable,
 ): string {
+  const annotations = annotationKeysOf(table);
+  // Most pods set none of them and inherit none: their key is the same string every time, one
+  // whose hash the memo's lookups already know (no string built and hashed per admission).
+  if (!annotations.some((annotation) => podAnnotations[annotation] !== undefined || namespace?.annotations[annotation] !== undefined)) {
+    return noTextsKeyOf(table);
+  }
   let key = '';
   let inherited = false;
-  for (const annotation of annotationKeysOf(table)) {
+  for (const annotation of annotations) {
     const own = podAnnotations[annotation];
     if (own !== undefined) {
       key += `p${own.length}:${own}`;

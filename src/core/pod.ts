@@ -105,13 +105,20 @@ function readContainers(
     if (!isObject(item)) throw new PodShapeError(`${path} must be an object`);
     const name = optionalString(item, 'name', `${path}.name`);
     if (name === undefined || name === '') throw new PodShapeError(`${path}.name is missing`);
-    const tcpPorts = (optionalArray(item, 'ports', `${path}.ports`) ?? []).flatMap((port, i) => {
+    // A loop whose paths are spelt only for an error: this runs for every port of every admission.
+    const ports = optionalArray(item, 'ports', `${path}.ports`) ?? [];
+    const tcpPorts: number[] = [];
+    for (let i = 0; i < ports.length; i++) {
+      const port = ports[i];
       if (!isObject(port)) throw new PodShapeError(`${path}.ports[${i}] must be an object`);
-      const containerPort = optionalInteger(port, 'containerPort', `${path}.ports[${i}].containerPort`);
-      if (containerPort === undefined) throw new PodShapeError(`${path}.ports[${i}].containerPort is missing`);
-      const protocol = optionalString(port, 'protocol', `${path}.ports[${i}].protocol`) ?? 'TCP';
-      return protocol === 'TCP' ? [containerPort] : [];
-    });
+      const { containerPort, protocol } = port;
+      if (containerPort === undefined || containerPort === null) throw new PodShapeError(`${path}.ports[${i}].containerPort is missing`);
+      if (typeof containerPort !== 'number' || !Number.isInteger(containerPort)) {
+        throw new PodShapeError(`${path}.ports[${i}].containerPort must be a whole number`);
+      }
+      if (protocol !== undefined && protocol !== null && typeof protocol !== 'string') throw new PodShapeError(`${path}.ports[${i}].protocol must be a string`);
+      if ((protocol ?? 'TCP') === 'TCP') tcpPorts.push(containerPort);
+    }
     const securityContext = optionalObject(item, 'securityContext', `${path}.securityContext`);
     const runAsUser = optionalInteger(securityContext, 'runAsUser', `${path}.securityContext.runAsUser`) ?? pod.runAsUser;
     const runAsGroup = optionalInteger(securityContext, 'runAsGroup', `${path}.securityContext.runAsGroup`) ?? pod.runAsGroup;
@@ -177,6 +184,13 @@ function runsOnWindows(spec: JsonObject): boolean {
   });
 }
 
+/** The kinds of the pod's owners, read leniently (the API server validates ownerReferences). */
+function ownerKindsOf(ownerReferences: readonly Json[]): string[] {
+  const kinds: string[] = [];
+  for (const ref of ownerReferences) if (isObject(ref) && typeof ref['kind'] === 'string') kinds.push(ref['kind']);
+  return kinds;
+}
+
 /** Checks that `object` has the shape of a pod and returns a view of it, or the first problem found. */
 export function readPod(object: unknown): ReadPodResult {
   try {
@@ -228,7 +242,7 @@ export function readPod(object: unknown): ReadPodResult {
           'terminationGracePeriodSeconds',
           'spec.terminationGracePeriodSeconds',
         ),
-        ownerKinds: ownerReferences.flatMap((ref) => (isObject(ref) && typeof ref['kind'] === 'string' ? [ref['kind']] : [])),
+        ownerKinds: ownerKindsOf(ownerReferences),
       },
     };
   } catch (error) {
