@@ -129,7 +129,7 @@ export function admit(
   namespace?: NamespaceDefaultsLookup,
 ): AdmissionOutcome {
   const { record, review, injection } = admitDecoded(withNamespace(decodeReview(body), namespace), config, runtime);
-  // The flat outcome of the reference API (the CLI and tests); the server reads the record itself.
+  // The flat outcome of the reference API (tests, bench/measure-core.ts); the server reads the record itself.
   const { path: _path, ...counted } = record;
   return { ...counted, review, ...(injection === undefined ? {} : { injection }) };
 }
