@@ -257,6 +257,11 @@ test('the model and the core agree on a re-invoked pod with an init container af
   }
 });
 
+// The generators' reach is checked on one fixed sample: with a new seed each run, the rarest
+// decision here (proxy-port-conflict, ~10 in 1,000 cases; 3 to 16 over 150 seeds) was absent from
+// one CI run. A fixed seed keeps the check of what the generators can make, without the chance.
+const COVERAGE_SEED = 20261204;
+
 test('the generators reach every decision: injected, skipped and denied pods all occur', () => {
   const setup = SETUPS[0]!;
   const seen = new Map<string, number>();
@@ -266,7 +271,7 @@ test('the generators reach every decision: injected, skipped and denied pods all
       const { action, reasons } = expectOutcome(generated, ctx, setup);
       for (const key of [action, ...reasons]) seen.set(key, (seen.get(key) ?? 0) + 1);
     }),
-    params(1_000),
+    { numRuns: 1_000, seed: COVERAGE_SEED },
   );
   // A generator that drifted into producing only skips would test nothing.
   assert.ok((seen.get('inject') ?? 0) > 300, `injected: ${JSON.stringify([...seen])}`);
