@@ -16,7 +16,9 @@
 // `OptimizingCompileDispatcher::CompileTask::RunInternal`, read with callgrind_annotate) and the
 // rest, the work of the requests; the ratio is taken of the rest. A job already running when
 // counting starts may be counted in the rest (callgrind sees its call only from then on), so the
-// rest is at most a little high.
+// rest is at most a little high. Of the rest, the inclusive count of `JSON.parse` is reported too:
+// the review's parse, the same work in both servers (for the typical pod ~60 % of the bare
+// server's instructions), so the figures show how much of the budget the webhook's own work has.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +38,11 @@ export interface InstructionFigures {
   readonly compilerInstructionsPerRequest: number | undefined;
   /** The rest: what a request costs once the code is optimised. */
   readonly steadyInstructionsPerRequest: number;
+  /**
+   * Of the rest, `JSON.parse` (inclusive): the review's parse, which both servers do alike; the
+   * share of a request that no work of the webhook's own can make cheaper. Undefined when not found.
+   */
+  readonly parseInstructionsPerRequest: number | undefined;
 }
 
 /** One pod: the bare server against /mutate, by instructions. */
@@ -95,18 +102,25 @@ async function sendCounted(port: number, path: string, body: string, warmup: num
 
 /** The function whose inclusive count is the optimising compiler's background work (V8 11, Node 20). */
 const COMPILER_JOB = 'v8::internal::OptimizingCompileDispatcher::CompileTask::RunInternal()';
+/** The C++ side of `JSON.parse` (V8 11, Node 20): both servers parse the same review with it. */
+const JSON_PARSE = 'v8::internal::Builtin_JsonParse(int, unsigned long*, v8::internal::Isolate*)';
 
 /**
- * The inclusive instruction count of COMPILER_JOB in a callgrind dump, or undefined when the dump
- * has no such function (it did not run, or this Node's V8 names it otherwise).
+ * The inclusive instruction counts of `functions` in a callgrind dump, one callgrind_annotate pass;
+ * a function missing from the dump (it did not run, or this Node's V8 names it otherwise) has none.
  */
-function compilerInstructions(dump: string): number | undefined {
+function inclusiveCounts(dump: string, functions: readonly string[]): Map<string, number> {
   const run = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', dump], { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 * 1024 * 1024 });
   if (run.status !== 0) throw new Error(`callgrind_annotate ${dump} failed: ${run.stderr || run.error?.message}`);
-  // Lines read `   124,310,745 (17.33%)  ???:v8::internal::…::RunInternal() [/usr/bin/node]`.
-  const line = run.stdout.split('\n').find((l) => l.includes(`:${COMPILER_JOB} `) || l.endsWith(`:${COMPILER_JOB}`));
-  const count = line === undefined ? undefined : /^\s*([\d,]+)\s/.exec(line)?.[1];
-  return count === undefined ? undefined : Number(count.replaceAll(',', ''));
+  const lines = run.stdout.split('\n');
+  const counts = new Map<string, number>();
+  for (const name of functions) {
+    // Lines read `   124,310,745 (17.33%)  ???:v8::internal::…::RunInternal() [/usr/bin/node]`.
+    const line = lines.find((l) => l.includes(`:${name} `) || l.endsWith(`:${name}`));
+    const count = line === undefined ? undefined : /^\s*([\d,]+)\s/.exec(line)?.[1];
+    if (count !== undefined) counts.set(name, Number(count.replaceAll(',', '')));
+  }
+  return counts;
 }
 
 function control(pid: number, ...args: string[]): void {
@@ -179,7 +193,9 @@ async function countServer(
       }
       if (total === null) throw new Error(`${server}: callgrind wrote no complete dump ${name}`);
       const counted = Number(total[1]);
-      const compiler = compilerInstructions(join(outDir, name));
+      const counts = inclusiveCounts(join(outDir, name), [COMPILER_JOB, JSON_PARSE]);
+      const compiler = counts.get(COMPILER_JOB);
+      const parse = counts.get(JSON_PARSE);
       figures[pod] = {
         server,
         path,
@@ -187,6 +203,7 @@ async function countServer(
         instructionsPerRequest: counted / measured,
         compilerInstructionsPerRequest: compiler === undefined ? undefined : compiler / measured,
         steadyInstructionsPerRequest: (counted - (compiler ?? 0)) / measured,
+        parseInstructionsPerRequest: parse === undefined ? undefined : parse / measured,
       };
     }
     return figures;

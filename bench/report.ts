@@ -103,14 +103,25 @@ function instructionCell(f: InstructionFigures): string {
   return f.compilerInstructionsPerRequest === undefined ? `${steady} (compiler not found)` : `${steady} + ${num(f.compilerInstructionsPerRequest / 1000, 0)}`;
 }
 
+/** JSON.parse's k instructions per request, or "?" when it was not found in the dump. */
+function parseCell(f: InstructionFigures): string {
+  return f.parseInstructionsPerRequest === undefined ? '?' : num(f.parseInstructionsPerRequest / 1000, 0);
+}
+
+/** The steady k instructions per request without JSON.parse's, or "?" when it was not found. */
+function beyondParseCell(f: InstructionFigures): string {
+  return f.parseInstructionsPerRequest === undefined ? '?' : num((f.steadyInstructionsPerRequest - f.parseInstructionsPerRequest) / 1000, 0);
+}
+
 /** Section (8): instructions per request, or why they were not counted. */
 function instructionSection(counted: InstructionResults): string[] {
   if (!counted.measured) return [`(8) instructions per request: not measured — ${counted.reason}`, ''];
   return [
     `(8) user-space instructions per request under callgrind (${counted.valgrind}; each server warmed with ${counted.comparisons[0]?.warmupRequests ?? 0} requests per pod first; kernel work not counted)`,
     `    k instr/req: without the optimising compiler's background jobs (still at work after the warm-up) + those jobs`,
+    `    of which JSON.parse: the review's parse (in both servers alike); beyond it: the rest without the parse, each server's own work`,
     table(
-      ['pod', 'requests', 'bare k instr/req', '/mutate k instr/req', 'bare ÷ /mutate', 'with the compiler'],
+      ['pod', 'requests', 'bare k instr/req', '/mutate k instr/req', 'bare ÷ /mutate', 'with the compiler', 'of which JSON.parse, bare / /mutate', 'beyond it, bare / /mutate'],
       counted.comparisons.map((c) => [
         c.pod,
         String(c.mutate.requests),
@@ -118,6 +129,8 @@ function instructionSection(counted: InstructionResults): string[] {
         instructionCell(c.mutate),
         c.ratio.toFixed(2),
         c.totalRatio.toFixed(2),
+        `${parseCell(c.bare)} / ${parseCell(c.mutate)}`,
+        `${beyondParseCell(c.bare)} / ${beyondParseCell(c.mutate)}`,
       ]),
     ),
     '',
