@@ -39,8 +39,8 @@ export interface InstructionFigures {
   /** The rest: what a request costs once the code is optimised. */
   readonly steadyInstructionsPerRequest: number;
   /**
-   * Of the rest, `JSON.parse` (inclusive): the review's parse, which both servers do alike; the
-   * share of a request that no work of the webhook's own can make cheaper. Undefined when not found.
+   * Of the rest, `JSON.parse` (inclusive): the review's parse, which both servers do alike, so
+   * what is left beyond it is each server's own work. Undefined when not found in the dump.
    */
   readonly parseInstructionsPerRequest: number | undefined;
 }
